@@ -1,0 +1,239 @@
+//! Provider failures that know whose fault they are and whether a retry can help.
+
+use std::time::Duration;
+
+/// Whose fault a failure is: decides the gateway's answer and whether to page someone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The provider failed or misbehaved (5xx, timeouts, garbage payloads, rate limits).
+    Upstream,
+    /// Our own configuration is wrong (credentials rejected, account out of funds).
+    Config,
+    /// The caller asked for something that does not exist or cannot be done.
+    Caller,
+}
+
+/// A vendor record that could not be mapped onto the canonical model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("record {record}: field {field}: {reason}")]
+pub struct MappingError {
+    /// The vendor's id of the record (or its position when it has none).
+    pub record: String,
+    /// The offending field.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl MappingError {
+    /// A mapping error for `field` of `record`.
+    pub fn new(record: impl Into<String>, field: &'static str, reason: impl Into<String>) -> Self {
+        MappingError {
+            record: record.into(),
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Why a provider call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider refused our credentials or our account with it (401, 402, 403).
+    #[error("{provider} refused our credentials (HTTP {status}): {message}")]
+    Unauthorized {
+        /// Provider instance name.
+        provider: String,
+        /// The provider's HTTP status.
+        status: u16,
+        /// The provider's message.
+        message: String,
+    },
+    /// The thing asked for does not exist at the provider (404).
+    #[error("{provider}: not found: {message}")]
+    NotFound {
+        /// Provider instance name.
+        provider: String,
+        /// The provider's message.
+        message: String,
+    },
+    /// The provider rejected the request as malformed (400): a caller's or our fault.
+    #[error("{provider} rejected the request (HTTP {status}): {message}")]
+    Rejected {
+        /// Provider instance name.
+        provider: String,
+        /// The provider's HTTP status.
+        status: u16,
+        /// The provider's message.
+        message: String,
+    },
+    /// The provider's rate limit was hit (429).
+    #[error("{provider} is rate limiting us")]
+    RateLimited {
+        /// Provider instance name.
+        provider: String,
+        /// How long the provider asked us to wait, when it said.
+        retry_after: Option<Duration>,
+        /// The provider's message.
+        message: String,
+    },
+    /// The provider could not be reached or failed (5xx, timeout, connection error, 408, 424).
+    #[error("{provider} is unavailable: {message}")]
+    Unavailable {
+        /// Provider instance name.
+        provider: String,
+        /// The provider's HTTP status, when it answered.
+        status: Option<u16>,
+        /// What happened.
+        message: String,
+    },
+    /// The provider answered with a body we cannot read, or an error envelope on a 2xx.
+    #[error("{provider} sent a bad payload: {message}")]
+    BadPayload {
+        /// Provider instance name.
+        provider: String,
+        /// The provider's HTTP status.
+        status: Option<u16>,
+        /// What is wrong (the vendor's message when it sent one).
+        message: String,
+    },
+    /// A record could not be mapped onto the canonical model.
+    #[error("{provider} sent a record we cannot map: {source}")]
+    Mapping {
+        /// Provider instance name.
+        provider: String,
+        /// Which record and field.
+        source: MappingError,
+    },
+    /// The provider cannot do this (a missing capability).
+    #[error("{provider} does not support {capability}")]
+    Unsupported {
+        /// Provider instance name.
+        provider: String,
+        /// The capability, e.g. `"customer scope"`.
+        capability: String,
+    },
+    /// Our configuration of the provider is unusable (bad base URL, missing secret).
+    #[error("{provider} is misconfigured: {message}")]
+    Config {
+        /// Provider instance name.
+        provider: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ProviderError {
+    /// The provider lacks `capability`.
+    pub fn unsupported(provider: &str, capability: impl Into<String>) -> Self {
+        ProviderError::Unsupported {
+            provider: provider.to_owned(),
+            capability: capability.into(),
+        }
+    }
+
+    /// Whose fault the failure is.
+    pub fn fault(&self) -> Fault {
+        match self {
+            ProviderError::Unauthorized { .. } | ProviderError::Config { .. } => Fault::Config,
+            ProviderError::NotFound { .. }
+            | ProviderError::Rejected { .. }
+            | ProviderError::Unsupported { .. } => Fault::Caller,
+            ProviderError::RateLimited { .. }
+            | ProviderError::Unavailable { .. }
+            | ProviderError::BadPayload { .. }
+            | ProviderError::Mapping { .. } => Fault::Upstream,
+        }
+    }
+
+    /// Whether the same request may succeed if sent again later.
+    ///
+    /// Rate limits are retryable only after [`ProviderError::retry_after`]; the gateway's
+    /// outbound lane honours that instead of retrying blindly.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::Unavailable { .. } | ProviderError::RateLimited { .. }
+        )
+    }
+
+    /// How long the provider asked us to wait.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ProviderError::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The provider instance that failed.
+    pub fn provider(&self) -> &str {
+        match self {
+            ProviderError::Unauthorized { provider, .. }
+            | ProviderError::NotFound { provider, .. }
+            | ProviderError::Rejected { provider, .. }
+            | ProviderError::RateLimited { provider, .. }
+            | ProviderError::Unavailable { provider, .. }
+            | ProviderError::BadPayload { provider, .. }
+            | ProviderError::Mapping { provider, .. }
+            | ProviderError::Unsupported { provider, .. }
+            | ProviderError::Config { provider, .. } => provider,
+        }
+    }
+
+    /// The provider's HTTP status, when it answered with one.
+    pub fn upstream_status(&self) -> Option<u16> {
+        match self {
+            ProviderError::Unauthorized { status, .. } | ProviderError::Rejected { status, .. } => {
+                Some(*status)
+            }
+            ProviderError::RateLimited { .. } => Some(429),
+            ProviderError::Unavailable { status, .. }
+            | ProviderError::BadPayload { status, .. } => *status,
+            ProviderError::NotFound { .. } => Some(404),
+            ProviderError::Mapping { .. }
+            | ProviderError::Unsupported { .. }
+            | ProviderError::Config { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_and_retryability() {
+        let unavailable = ProviderError::Unavailable {
+            provider: "okra".into(),
+            status: Some(503),
+            message: "down".into(),
+        };
+        assert_eq!(unavailable.fault(), Fault::Upstream);
+        assert!(unavailable.is_retryable());
+        assert_eq!(unavailable.upstream_status(), Some(503));
+
+        let limited = ProviderError::RateLimited {
+            provider: "okra".into(),
+            retry_after: Some(Duration::from_secs(60)),
+            message: "slow down".into(),
+        };
+        assert_eq!(limited.retry_after(), Some(Duration::from_secs(60)));
+        assert_eq!(limited.upstream_status(), Some(429));
+
+        let auth = ProviderError::Unauthorized {
+            provider: "mono".into(),
+            status: 401,
+            message: "bad key".into(),
+        };
+        assert_eq!(auth.fault(), Fault::Config);
+        assert!(!auth.is_retryable());
+
+        let unsupported = ProviderError::unsupported("mono", "customer scope");
+        assert_eq!(unsupported.fault(), Fault::Caller);
+        assert_eq!(
+            unsupported.to_string(),
+            "mono does not support customer scope"
+        );
+        assert_eq!(unsupported.provider(), "mono");
+    }
+}

@@ -1,0 +1,91 @@
+//! The canonical model every bank-data provider is mapped onto, and the `Provider` trait.
+//!
+//! This crate owns the vocabulary the rest of the workspace speaks: [`Money`], [`Transaction`],
+//! [`TransactionQuery`], [`Page`], [`Capabilities`], the refresh types, [`ProviderError`] and the
+//! async [`Provider`] trait that each adapter (`okra`, `mono`) implements. It must never know an
+//! HTTP server, an HTTP client or a vendor's wire format: those live in the adapters and the
+//! gateway, and this crate's `Cargo.toml` depends on none of them.
+
+mod error;
+mod money;
+mod query;
+mod transaction;
+
+pub use error::{Fault, MappingError, ProviderError};
+pub use money::{Currency, Money, MoneyError};
+pub use query::{
+    Capabilities, DateRange, Page, PageRequest, RefreshDelivery, RefreshOutcome, RefreshRequest,
+    RefreshStyle, Scope, ScopeKind, TransactionQuery,
+};
+pub use transaction::{Direction, RawRecord, Transaction, TransactionId, TransactionIdError};
+
+pub use time::Date;
+
+use async_trait::async_trait;
+
+/// A bank-data provider, as seen by the gateway.
+///
+/// An adapter implements the three required methods; everything providers do alike (walking all
+/// pages of a scope, refusing what they cannot do) is a default method here, written once.
+#[async_trait]
+pub trait Provider: Send + Sync + std::fmt::Debug {
+    /// The configured instance name (`"okra"`), used in gateway ids and error reports.
+    fn name(&self) -> &str;
+
+    /// The kind of provider (`"okra"`, `"mono"`).
+    fn kind(&self) -> &'static str;
+
+    /// What this provider can do natively.
+    fn capabilities(&self) -> &Capabilities;
+
+    /// Reads one provider page of the query's scope.
+    ///
+    /// `query.page.limit` is clamped by the adapter to what the provider allows; the returned
+    /// page says which limit was used. Filters the provider lacks natively (see
+    /// [`Capabilities`]) are *not* applied: the caller applies them.
+    async fn list_page(&self, query: &TransactionQuery)
+    -> Result<Page<Transaction>, ProviderError>;
+
+    /// Reads one transaction by the provider's own id.
+    async fn get_transaction(&self, provider_id: &str) -> Result<Transaction, ProviderError> {
+        let _ = provider_id;
+        Err(ProviderError::unsupported(self.name(), "get_by_id"))
+    }
+
+    /// Reads every transaction of the query's scope, in the provider's order.
+    ///
+    /// The default walks the pages one after another with the provider's largest page size,
+    /// stopping at the last page; adapters with a cheaper bulk read override it.
+    async fn list_all(&self, query: &TransactionQuery) -> Result<Vec<Transaction>, ProviderError> {
+        let limit = self.capabilities().max_page_size;
+        let mut page_no = 1;
+        let mut all = Vec::new();
+        loop {
+            let q = query.with_page(PageRequest::new(page_no, limit));
+            let page = self.list_page(&q).await?;
+            let got = page.items.len();
+            all.extend(page.items);
+            match page.next_page {
+                Some(next) if next > page_no && got > 0 => page_no = next,
+                _ => break,
+            }
+        }
+        Ok(all)
+    }
+
+    /// Asks the provider for fresh data on an account.
+    ///
+    /// Polling-style providers (Okra) return [`RefreshOutcome::Completed`] once the provider
+    /// reports the extraction done (bounded polling inside); webhook-style providers return
+    /// [`RefreshOutcome::AwaitingDelivery`] and later POST to `request.callback_url`.
+    async fn refresh(&self, request: &RefreshRequest) -> Result<RefreshOutcome, ProviderError> {
+        let _ = request;
+        Err(ProviderError::unsupported(self.name(), "refresh"))
+    }
+
+    /// Reads a refresh result the provider delivered to our callback URL.
+    fn parse_delivery(&self, body: &[u8]) -> Result<RefreshDelivery, ProviderError> {
+        let _ = body;
+        Err(ProviderError::unsupported(self.name(), "refresh_delivery"))
+    }
+}

@@ -1,0 +1,785 @@
+//! Exact money: integer minor units plus an ISO 4217 currency.
+//!
+//! Every vendor value enters the gateway through one of the two parsers here, at the edge of an
+//! adapter, with no binary floating point anywhere on the way:
+//!
+//! * [`Money::from_decimal_str`] for amounts vendors send as strings (`"200.00"`, `"1,200.50"`,
+//!   `" 7.5 "`). It is strict: digits beyond the currency's minor unit are accepted only when they
+//!   are zeros (`"200.000"` is 20000 kobo, `"0.005"` is an error for NGN).
+//! * [`Money::from_json_number`] for amounts vendors send as JSON numbers (`52.5`, `0.01`, `1e2`,
+//!   `-0.0`). It reads the number's *text* exactly, so no binary rounding happens here. Vendors
+//!   that compute those numbers in binary floating point produce noise such as
+//!   `0.30000000000000004`; the rule is: **digits beyond the currency's decimals are accepted only
+//!   when the value lies within one millionth of a minor unit of a whole minor unit**, and then the
+//!   value is rounded to that whole minor unit (`0.30000000000000004 -> 30`,
+//!   `0.29999999999999998 -> 30`). A real fraction of a minor unit (`0.005` for NGN) is rejected.
+//!
+//! Both parsers work on the decimal digits themselves, with no limit on their count, so they are
+//! exact for any input; the only limit is the `i64` range of the result.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// An ISO 4217 currency: its three-letter code and how many decimals its minor unit has.
+///
+/// The currencies the gateway's providers use are predefined ([`Currency::NGN`] and a few
+/// others); [`Currency::new`] builds any other one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Currency {
+    code: [u8; 3],
+    decimals: u8,
+}
+
+impl Currency {
+    /// Nigerian naira (minor unit: kobo, 2 decimals).
+    pub const NGN: Currency = Currency::known(*b"NGN", 2);
+    /// US dollar.
+    pub const USD: Currency = Currency::known(*b"USD", 2);
+    /// Euro.
+    pub const EUR: Currency = Currency::known(*b"EUR", 2);
+    /// Pound sterling.
+    pub const GBP: Currency = Currency::known(*b"GBP", 2);
+    /// Ghanaian cedi.
+    pub const GHS: Currency = Currency::known(*b"GHS", 2);
+    /// Kenyan shilling.
+    pub const KES: Currency = Currency::known(*b"KES", 2);
+    /// South African rand.
+    pub const ZAR: Currency = Currency::known(*b"ZAR", 2);
+    /// West African CFA franc (no minor unit).
+    pub const XOF: Currency = Currency::known(*b"XOF", 0);
+    /// Japanese yen (no minor unit).
+    pub const JPY: Currency = Currency::known(*b"JPY", 0);
+    /// Kuwaiti dinar (3 decimals).
+    pub const KWD: Currency = Currency::known(*b"KWD", 3);
+
+    const KNOWN: [Currency; 10] = [
+        Currency::NGN,
+        Currency::USD,
+        Currency::EUR,
+        Currency::GBP,
+        Currency::GHS,
+        Currency::KES,
+        Currency::ZAR,
+        Currency::XOF,
+        Currency::JPY,
+        Currency::KWD,
+    ];
+
+    const fn known(code: [u8; 3], decimals: u8) -> Currency {
+        Currency { code, decimals }
+    }
+
+    /// A currency from its code and the number of decimals of its minor unit (at most 4).
+    pub fn new(code: &str, decimals: u8) -> Result<Currency, MoneyError> {
+        let bytes: [u8; 3] = code
+            .as_bytes()
+            .try_into()
+            .map_err(|_| MoneyError::UnknownCurrency(code.to_owned()))?;
+        if !bytes.iter().all(u8::is_ascii_uppercase) || decimals > 4 {
+            return Err(MoneyError::UnknownCurrency(code.to_owned()));
+        }
+        Ok(Currency {
+            code: bytes,
+            decimals,
+        })
+    }
+
+    /// One of the predefined currencies by its code (`"NGN"`, case-insensitive).
+    pub fn from_code(code: &str) -> Result<Currency, MoneyError> {
+        let upper = code.trim().to_ascii_uppercase();
+        Currency::KNOWN
+            .into_iter()
+            .find(|c| c.code() == upper)
+            .ok_or_else(|| MoneyError::UnknownCurrency(code.to_owned()))
+    }
+
+    /// The three-letter code, e.g. `"NGN"`.
+    pub fn code(&self) -> &str {
+        // The bytes are checked ASCII uppercase letters at construction.
+        std::str::from_utf8(&self.code).unwrap_or("XXX")
+    }
+
+    /// How many decimals the minor unit has (2 for NGN: 1 naira = 100 kobo).
+    pub fn decimals(&self) -> u8 {
+        self.decimals
+    }
+}
+
+impl fmt::Debug for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl FromStr for Currency {
+    type Err = MoneyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Currency::from_code(s)
+    }
+}
+
+impl Serialize for Currency {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for Currency {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let code = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Currency::from_code(&code).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Why an amount could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    /// The text is not a decimal number at all (`"abc"`, `""`, `"1.2.3"`).
+    #[error("not a decimal number: {0:?}")]
+    NotANumber(String),
+    /// A spelling of NaN or infinity, which no amount can be.
+    #[error("not a finite number: {0:?}")]
+    NotFinite(String),
+    /// More decimals than the currency's minor unit has, and not binary floating-point noise.
+    #[error("{text:?} has more decimals than {currency} allows ({decimals})")]
+    TooPrecise {
+        /// The offending text.
+        text: String,
+        /// The currency it was read in.
+        currency: Currency,
+        /// How many decimals that currency allows.
+        decimals: u8,
+    },
+    /// The value does not fit in `i64` minor units.
+    #[error("{0:?} is out of range")]
+    Overflow(String),
+    /// A currency code that is not known or not well formed.
+    #[error("unknown currency {0:?}")]
+    UnknownCurrency(String),
+    /// Arithmetic between two different currencies.
+    #[error("currency mismatch: {0} and {1}")]
+    CurrencyMismatch(Currency, Currency),
+}
+
+/// An exact amount: a signed count of the currency's minor units (kobo for NGN).
+///
+/// The sign is the amount's own; canonical transactions keep amounts positive and carry the
+/// direction separately, while balances may be negative (overdrawn accounts).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Money {
+    minor: i64,
+    currency: Currency,
+}
+
+/// How the digits beyond the currency's decimals are treated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ExcessDigits {
+    /// Only zeros are allowed (decimal strings).
+    Zeros,
+    /// Binary floating-point noise is rounded away (JSON numbers).
+    FloatNoise,
+}
+
+impl Money {
+    /// An amount of `minor` minor units of `currency`.
+    pub const fn from_minor(minor: i64, currency: Currency) -> Money {
+        Money { minor, currency }
+    }
+
+    /// Zero in `currency`.
+    pub const fn zero(currency: Currency) -> Money {
+        Money { minor: 0, currency }
+    }
+
+    /// The amount in minor units (kobo for NGN).
+    pub const fn minor(&self) -> i64 {
+        self.minor
+    }
+
+    /// The amount's currency.
+    pub const fn currency(&self) -> Currency {
+        self.currency
+    }
+
+    /// Whether the amount is above zero.
+    pub const fn is_positive(&self) -> bool {
+        self.minor > 0
+    }
+
+    /// Whether the amount is below zero.
+    pub const fn is_negative(&self) -> bool {
+        self.minor < 0
+    }
+
+    /// The absolute amount, or `None` for `i64::MIN` minor units.
+    pub fn checked_abs(&self) -> Option<Money> {
+        self.minor
+            .checked_abs()
+            .map(|minor| Money { minor, ..*self })
+    }
+
+    /// The negated amount, or `None` on overflow.
+    pub fn checked_neg(&self) -> Option<Money> {
+        self.minor
+            .checked_neg()
+            .map(|minor| Money { minor, ..*self })
+    }
+
+    /// The sum of two amounts of the same currency.
+    pub fn checked_add(&self, other: Money) -> Result<Money, MoneyError> {
+        if self.currency != other.currency {
+            return Err(MoneyError::CurrencyMismatch(self.currency, other.currency));
+        }
+        self.minor
+            .checked_add(other.minor)
+            .map(|minor| Money { minor, ..*self })
+            .ok_or_else(|| MoneyError::Overflow(format!("{self} + {other}")))
+    }
+
+    /// Reads a decimal string such as `"200.00"`, `"1,200.50"`, `" 7.5 "` or `"-3"`.
+    ///
+    /// Surrounding white space and a leading `+`/`-` are accepted, as are thousands separators
+    /// (`,` between groups of three digits in the integer part). Digits beyond the currency's
+    /// decimals must be zeros. Exponents are not accepted in strings.
+    pub fn from_decimal_str(text: &str, currency: Currency) -> Result<Money, MoneyError> {
+        let parsed = Decimal::parse(text, Syntax::DecimalString)?;
+        parsed.to_money(text, currency, ExcessDigits::Zeros)
+    }
+
+    /// Reads the text of a JSON number such as `52.5`, `0.01`, `1e2` or `-0.0`, exactly.
+    ///
+    /// See the module docs for the floating-point noise rule. Pass the number's source text
+    /// (e.g. from `serde_json::Number::to_string()` with `arbitrary_precision`, or the raw JSON
+    /// token); `serde_json` prints an `f64` with the shortest text that round-trips, which is the
+    /// text the vendor sent for every number that came from an `f64`.
+    pub fn from_json_number(text: &str, currency: Currency) -> Result<Money, MoneyError> {
+        let parsed = Decimal::parse(text, Syntax::JsonNumber)?;
+        parsed.to_money(text, currency, ExcessDigits::FloatNoise)
+    }
+
+    /// The amount as a plain decimal string with exactly the currency's decimals (`"52.50"`).
+    pub fn to_decimal_string(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let decimals = u32::from(self.currency.decimals);
+        let magnitude = self.minor.unsigned_abs();
+        let scale = 10u64.pow(decimals);
+        let sign = if self.minor < 0 { "-" } else { "" };
+        if decimals == 0 {
+            write!(f, "{sign}{magnitude}")
+        } else {
+            let whole = magnitude / scale;
+            let frac = magnitude % scale;
+            write!(f, "{sign}{whole}.{frac:0width$}", width = decimals as usize)
+        }
+    }
+}
+
+impl fmt::Debug for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self, self.currency)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Syntax {
+    DecimalString,
+    JsonNumber,
+}
+
+/// A parsed decimal number: sign, significant digits and a power-of-ten exponent.
+///
+/// The value is `(-1)^negative * digits * 10^exponent`, with `digits` an ASCII digit string
+/// without leading zeros (empty for zero).
+struct Decimal {
+    negative: bool,
+    digits: Vec<u8>,
+    exponent: i64,
+}
+
+/// Largest exponent magnitude we bother to represent; anything beyond overflows `i64` or is zero.
+const EXPONENT_LIMIT: i64 = 1_000_000;
+
+impl Decimal {
+    fn parse(text: &str, syntax: Syntax) -> Result<Decimal, MoneyError> {
+        let not_a_number = || MoneyError::NotANumber(text.to_owned());
+        let trimmed = match syntax {
+            Syntax::DecimalString => text.trim(),
+            Syntax::JsonNumber => text,
+        };
+        let lowered = trimmed.trim_start_matches(['+', '-']).to_ascii_lowercase();
+        if matches!(lowered.as_str(), "nan" | "inf" | "infinity") {
+            return Err(MoneyError::NotFinite(text.to_owned()));
+        }
+
+        let bytes = trimmed.as_bytes();
+        let mut pos = 0;
+        let mut negative = false;
+        match bytes.first() {
+            Some(b'-') => {
+                negative = true;
+                pos += 1;
+            }
+            Some(b'+') if syntax == Syntax::DecimalString => pos += 1,
+            _ => {}
+        }
+
+        // Integer part, with thousands separators in decimal strings.
+        let int_start = pos;
+        let mut int_digits = Vec::new();
+        let mut group_len = 0usize;
+        let mut saw_separator = false;
+        while let Some(&b) = bytes.get(pos) {
+            match b {
+                b'0'..=b'9' => {
+                    int_digits.push(b);
+                    group_len += 1;
+                }
+                b',' if syntax == Syntax::DecimalString => {
+                    let first_group_ok = saw_separator || (1..=3).contains(&group_len);
+                    if !first_group_ok || (saw_separator && group_len != 3) {
+                        return Err(not_a_number());
+                    }
+                    saw_separator = true;
+                    group_len = 0;
+                }
+                _ => break,
+            }
+            pos += 1;
+        }
+        if saw_separator && group_len != 3 {
+            return Err(not_a_number());
+        }
+        if syntax == Syntax::JsonNumber {
+            // JSON forbids leading zeros ("01") and requires an integer part.
+            let int_text = &bytes[int_start..pos];
+            if int_text.is_empty() || (int_text.len() > 1 && int_text[0] == b'0') {
+                return Err(not_a_number());
+            }
+        }
+
+        // Fraction.
+        let mut frac_digits = Vec::new();
+        if bytes.get(pos) == Some(&b'.') {
+            pos += 1;
+            while let Some(&b) = bytes.get(pos).filter(|b| b.is_ascii_digit()) {
+                frac_digits.push(b);
+                pos += 1;
+            }
+            if frac_digits.is_empty() && syntax == Syntax::JsonNumber {
+                return Err(not_a_number());
+            }
+        }
+        if int_digits.is_empty() && frac_digits.is_empty() {
+            return Err(not_a_number());
+        }
+
+        // Exponent (JSON numbers only).
+        let mut exponent: i64 = 0;
+        if syntax == Syntax::JsonNumber && matches!(bytes.get(pos), Some(b'e' | b'E')) {
+            pos += 1;
+            let mut exp_negative = false;
+            match bytes.get(pos) {
+                Some(b'-') => {
+                    exp_negative = true;
+                    pos += 1;
+                }
+                Some(b'+') => pos += 1,
+                _ => {}
+            }
+            let exp_start = pos;
+            while let Some(&b) = bytes.get(pos).filter(|b| b.is_ascii_digit()) {
+                // Saturate: a huge exponent is reported as overflow (or becomes zero) below.
+                exponent = (exponent * 10 + i64::from(b - b'0')).min(EXPONENT_LIMIT);
+                pos += 1;
+            }
+            if pos == exp_start {
+                return Err(not_a_number());
+            }
+            if exp_negative {
+                exponent = -exponent;
+            }
+        }
+        if pos != bytes.len() {
+            return Err(not_a_number());
+        }
+
+        let frac_len = i64::try_from(frac_digits.len()).map_err(|_| not_a_number())?;
+        let mut digits = int_digits;
+        digits.extend_from_slice(&frac_digits);
+        let first_non_zero = digits.iter().position(|&d| d != b'0');
+        let digits = match first_non_zero {
+            Some(i) => digits.split_off(i),
+            None => Vec::new(),
+        };
+        Ok(Decimal {
+            negative,
+            digits,
+            exponent: exponent - frac_len,
+        })
+    }
+
+    /// Converts to minor units of `currency`, applying the rule for excess digits.
+    fn to_money(
+        &self,
+        text: &str,
+        currency: Currency,
+        excess: ExcessDigits,
+    ) -> Result<Money, MoneyError> {
+        let overflow = || MoneyError::Overflow(text.to_owned());
+        let too_precise = || MoneyError::TooPrecise {
+            text: text.to_owned(),
+            currency,
+            decimals: currency.decimals,
+        };
+        if self.digits.is_empty() {
+            return Ok(Money::zero(currency));
+        }
+        // value in minor units = digits * 10^shift
+        let shift = self.exponent + i64::from(currency.decimals);
+        let len = i64::try_from(self.digits.len()).map_err(|_| overflow())?;
+        // Split the digits into the whole minor units and the excess beyond them.
+        let whole_len = (len + shift).clamp(0, len) as usize;
+        let (whole, excess_digits) = self.digits.split_at(whole_len);
+        // Trailing zeros needed after the whole digits when shift > 0.
+        let trailing_zeros = shift.max(0);
+        // i64 holds at most 19 digits: anything longer overflows.
+        if whole_len as i64 + trailing_zeros > 19 {
+            return Err(overflow());
+        }
+        let mut magnitude: i128 = 0;
+        for &d in whole {
+            magnitude = magnitude * 10 + i128::from(d - b'0');
+        }
+        for _ in 0..trailing_zeros {
+            magnitude *= 10;
+        }
+
+        // Digits beyond the minor unit: the leading zeros that shift < -len implies, then the
+        // excess digits themselves.
+        let leading_zeros = (-(len + shift)).max(0) as usize;
+        if excess_digits.iter().any(|&d| d != b'0') {
+            match excess {
+                ExcessDigits::Zeros => return Err(too_precise()),
+                ExcessDigits::FloatNoise => match round_float_noise(leading_zeros, excess_digits) {
+                    Some(true) => magnitude += 1,
+                    Some(false) => {}
+                    None => return Err(too_precise()),
+                },
+            }
+        }
+
+        let signed = if self.negative { -magnitude } else { magnitude };
+        let minor = i64::try_from(signed).map_err(|_| overflow())?;
+        Ok(Money::from_minor(minor, currency))
+    }
+}
+
+/// Decides whether the fraction of a minor unit `0.<leading_zeros zeros><digits>` is float noise.
+///
+/// `Some(false)`: within a millionth of zero, round down; `Some(true)`: within a millionth of one,
+/// round up; `None`: a real fraction of a minor unit.
+fn round_float_noise(leading_zeros: usize, digits: &[u8]) -> Option<bool> {
+    // The first six digits of the fraction decide it; the rest matter only for an exact tie.
+    let nth = |i: usize| -> u8 {
+        if i < leading_zeros {
+            b'0'
+        } else {
+            digits.get(i - leading_zeros).copied().unwrap_or(b'0')
+        }
+    };
+    let first_six: Vec<u8> = (0..6).map(nth).collect();
+    let rest_is_zero = || {
+        let skip = 6usize.saturating_sub(leading_zeros);
+        digits.iter().skip(skip).all(|&d| d == b'0')
+    };
+    // x <= 0.000001
+    if first_six[..5].iter().all(|&d| d == b'0')
+        && (first_six[5] == b'0' || (first_six[5] == b'1' && rest_is_zero()))
+    {
+        return Some(false);
+    }
+    // x >= 0.999999, i.e. 1 - x <= 0.000001
+    if first_six.iter().all(|&d| d == b'9') {
+        return Some(true);
+    }
+    None
+}
+
+impl Serialize for Money {
+    /// Serialized as `{"minor": 5250, "currency": "NGN", "value": "52.50"}`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Money", 3)?;
+        st.serialize_field("minor", &self.minor)?;
+        st.serialize_field("currency", &self.currency)?;
+        st.serialize_field("value", &self.to_string())?;
+        st.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    /// Reads `{"minor", "currency"}`; a `value` present must agree with `minor`.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Repr {
+            minor: i64,
+            currency: Currency,
+            value: Option<String>,
+        }
+        let repr = Repr::deserialize(d)?;
+        let money = Money::from_minor(repr.minor, repr.currency);
+        if let Some(value) = repr.value {
+            let parsed =
+                Money::from_decimal_str(&value, repr.currency).map_err(serde::de::Error::custom)?;
+            if parsed != money {
+                return Err(serde::de::Error::custom(format!(
+                    "value {value:?} disagrees with minor {}",
+                    repr.minor
+                )));
+            }
+        }
+        Ok(money)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(text: &str) -> Result<i64, MoneyError> {
+        Money::from_json_number(text, Currency::NGN).map(|m| m.minor())
+    }
+
+    fn string(text: &str) -> Result<i64, MoneyError> {
+        Money::from_decimal_str(text, Currency::NGN).map(|m| m.minor())
+    }
+
+    #[test]
+    fn json_numbers_from_the_vendor_docs() {
+        assert_eq!(json("0.01"), Ok(1));
+        assert_eq!(json("52.5"), Ok(5250));
+        assert_eq!(json("0.03"), Ok(3));
+        assert_eq!(json("3.21"), Ok(321));
+        assert_eq!(json("1e2"), Ok(10000));
+        assert_eq!(json("1E+2"), Ok(10000));
+        assert_eq!(json("5e-1"), Ok(50));
+        assert_eq!(json("-0.0"), Ok(0));
+        assert_eq!(json("0"), Ok(0));
+        assert_eq!(json("-12.34"), Ok(-1234));
+    }
+
+    #[test]
+    fn json_float_noise_is_rounded_to_the_whole_minor_unit() {
+        assert_eq!(json("0.30000000000000004"), Ok(30));
+        assert_eq!(json("0.29999999999999998"), Ok(30));
+        assert_eq!(json("1234567.8899999999"), Ok(123456789));
+        assert_eq!(json("100.00000000000001"), Ok(10000));
+        // Exactly one millionth of a kobo away still counts as noise.
+        assert_eq!(json("0.01000000001"), Ok(1));
+        assert_eq!(json("0.00999999"), Ok(1));
+    }
+
+    #[test]
+    fn json_real_fractions_of_a_kobo_are_rejected() {
+        for text in ["0.005", "1.001", "0.0100001", "1.5e-2", "0.009999"] {
+            assert!(
+                matches!(json(text), Err(MoneyError::TooPrecise { .. })),
+                "{text} should be rejected, got {:?}",
+                json(text)
+            );
+        }
+    }
+
+    #[test]
+    fn json_rejects_non_json_spellings() {
+        for text in [
+            "", "abc", "1.", ".5", "01", "+1", "1e", "1,000", " 1", "0x10", "1.2.3",
+        ] {
+            assert!(
+                matches!(json(text), Err(MoneyError::NotANumber(_))),
+                "{text:?}: {:?}",
+                json(text)
+            );
+        }
+        for text in ["NaN", "nan", "Infinity", "-Infinity", "inf", "-inf"] {
+            assert!(
+                matches!(json(text), Err(MoneyError::NotFinite(_))),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn decimal_strings() {
+        assert_eq!(string("200.00"), Ok(20000));
+        assert_eq!(string("1,200.50"), Ok(120050));
+        assert_eq!(string("1,234,567.89"), Ok(123456789));
+        assert_eq!(string(" 7.5 "), Ok(750));
+        assert_eq!(string("200.000"), Ok(20000));
+        assert_eq!(string("200"), Ok(20000));
+        assert_eq!(string("0.07"), Ok(7));
+        assert_eq!(string("-3"), Ok(-300));
+        assert_eq!(string("+3"), Ok(300));
+        assert_eq!(string("0"), Ok(0));
+        assert_eq!(string(".5"), Ok(50));
+        assert_eq!(string("5."), Ok(500));
+    }
+
+    #[test]
+    fn decimal_strings_rejected() {
+        assert!(matches!(
+            string("0.005"),
+            Err(MoneyError::TooPrecise { .. })
+        ));
+        assert!(matches!(
+            string("0.30000000000000004"),
+            Err(MoneyError::TooPrecise { .. })
+        ));
+        for text in [
+            "abc", "", " ", "1,2", "12,34.5", "1,,000", ",100", "1,0000", "1e2", "1.2.3", "--1",
+            ".",
+        ] {
+            assert!(
+                matches!(string(text), Err(MoneyError::NotANumber(_))),
+                "{text:?}: {:?}",
+                string(text)
+            );
+        }
+        for text in ["NaN", "inf", "-Infinity", " nan "] {
+            assert!(
+                matches!(string(text), Err(MoneyError::NotFinite(_))),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn overflow_is_an_error() {
+        assert_eq!(string("92233720368547758.07"), Ok(i64::MAX));
+        assert_eq!(string("-92233720368547758.08"), Ok(i64::MIN));
+        for text in [
+            "92233720368547758.08",
+            "-92233720368547758.09",
+            "1000000000000000000000",
+        ] {
+            assert!(
+                matches!(string(text), Err(MoneyError::Overflow(_))),
+                "{text}"
+            );
+        }
+        assert!(matches!(json("1e17"), Err(MoneyError::Overflow(_))));
+        assert!(matches!(
+            json("1e999999999999999999"),
+            Err(MoneyError::Overflow(_))
+        ));
+        assert_eq!(json("1e-999999999999999999"), Ok(0));
+    }
+
+    #[test]
+    fn other_currencies_use_their_own_decimals() {
+        assert_eq!(
+            Money::from_decimal_str("5", Currency::JPY).map(|m| m.minor()),
+            Ok(5)
+        );
+        assert!(Money::from_decimal_str("5.1", Currency::JPY).is_err());
+        assert_eq!(
+            Money::from_decimal_str("1.234", Currency::KWD).map(|m| m.minor()),
+            Ok(1234)
+        );
+        assert_eq!(Money::from_minor(1234, Currency::KWD).to_string(), "1.234");
+        assert_eq!(Money::from_minor(-5, Currency::JPY).to_string(), "-5");
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(Money::from_minor(5250, Currency::NGN).to_string(), "52.50");
+        assert_eq!(Money::from_minor(1, Currency::NGN).to_string(), "0.01");
+        assert_eq!(Money::from_minor(-1, Currency::NGN).to_string(), "-0.01");
+        assert_eq!(
+            Money::from_minor(i64::MIN, Currency::NGN).to_string(),
+            "-92233720368547758.08"
+        );
+    }
+
+    #[test]
+    fn serde_shape() {
+        let m = Money::from_minor(5250, Currency::NGN);
+        let v = serde_json::to_value(m).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"minor": 5250, "currency": "NGN", "value": "52.50"})
+        );
+        assert_eq!(serde_json::from_value::<Money>(v).unwrap(), m);
+        let bad = serde_json::json!({"minor": 5250, "currency": "NGN", "value": "52.51"});
+        assert!(serde_json::from_value::<Money>(bad).is_err());
+    }
+
+    #[test]
+    fn currency_codes() {
+        assert_eq!(Currency::from_code("ngn"), Ok(Currency::NGN));
+        assert!(Currency::from_code("XYZ").is_err());
+        assert_eq!(Currency::new("ABC", 1).map(|c| c.decimals()), Ok(1));
+        assert!(Currency::new("abc", 2).is_err());
+        assert!(Currency::new("ABCD", 2).is_err());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn currency() -> impl Strategy<Value = Currency> {
+            prop::sample::select(Currency::KNOWN.to_vec())
+        }
+
+        proptest! {
+            #[test]
+            fn format_then_parse_round_trips(minor in any::<i64>(), currency in currency()) {
+                let money = Money::from_minor(minor, currency);
+                let text = money.to_string();
+                prop_assert_eq!(Money::from_decimal_str(&text, currency), Ok(money));
+                prop_assert_eq!(Money::from_json_number(&text, currency), Ok(money));
+            }
+
+            #[test]
+            fn grouped_strings_parse_like_plain_ones(minor in 0i64..i64::MAX) {
+                let plain = Money::from_minor(minor, Currency::NGN).to_string();
+                let (whole, frac) = plain.split_once('.').unwrap();
+                let mut grouped = String::new();
+                for (i, ch) in whole.chars().enumerate() {
+                    if i > 0 && (whole.len() - i) % 3 == 0 {
+                        grouped.push(',');
+                    }
+                    grouped.push(ch);
+                }
+                let text = format!("{grouped}.{frac}");
+                prop_assert_eq!(Money::from_decimal_str(&text, Currency::NGN).map(|m| m.minor()), Ok(minor));
+            }
+
+            #[test]
+            fn parsing_any_string_never_panics(text in ".*") {
+                let _ = Money::from_decimal_str(&text, Currency::NGN);
+                let _ = Money::from_json_number(&text, Currency::NGN);
+            }
+
+            #[test]
+            fn parsing_number_like_strings_never_panics(text in "[-+]?[0-9,]{0,25}(\\.[0-9]{0,25})?([eE][-+]?[0-9]{0,22})?") {
+                let _ = Money::from_decimal_str(&text, Currency::NGN);
+                let _ = Money::from_json_number(&text, Currency::NGN);
+            }
+
+        }
+    }
+}
