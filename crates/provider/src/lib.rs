@@ -9,6 +9,7 @@
 mod error;
 mod money;
 mod query;
+mod secret;
 mod transaction;
 
 pub use error::{Fault, MappingError, ProviderError};
@@ -17,6 +18,7 @@ pub use query::{
     Capabilities, DateRange, Page, PageRequest, RefreshDelivery, RefreshOutcome, RefreshRequest,
     RefreshStyle, Scope, ScopeKind, TransactionQuery,
 };
+pub use secret::Secret;
 pub use transaction::{Direction, RawRecord, Transaction, TransactionId, TransactionIdError};
 
 pub use time::Date;
