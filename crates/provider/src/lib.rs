@@ -43,8 +43,10 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     /// Reads one provider page of the query's scope.
     ///
     /// `query.page.limit` is clamped by the adapter to what the provider allows; the returned
-    /// page says which limit was used. Filters the provider lacks natively (see
-    /// [`Capabilities`]) are *not* applied: the caller applies them.
+    /// page says which limit was used. Filters the provider lacks natively for the scope (see
+    /// [`Capabilities::filters_dates`], [`Capabilities::filters_direction`]) are *not* applied:
+    /// the caller applies them. A scope the provider cannot read is
+    /// [`ProviderError::Unsupported`].
     async fn list_page(&self, query: &TransactionQuery)
     -> Result<Page<Transaction>, ProviderError>;
 
@@ -85,9 +87,15 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         Err(ProviderError::unsupported(self.name(), "refresh"))
     }
 
-    /// Reads a refresh result the provider delivered to our callback URL.
-    fn parse_delivery(&self, body: &[u8]) -> Result<RefreshDelivery, ProviderError> {
-        let _ = body;
+    /// Reads a refresh result the provider delivered to our callback URL for the refresh of
+    /// `expected_account_id`; the transactions are mapped as belonging to that account, and the
+    /// delivery reports the account the payload itself names so the caller can refuse a mismatch.
+    fn parse_delivery(
+        &self,
+        expected_account_id: &str,
+        body: &[u8],
+    ) -> Result<RefreshDelivery, ProviderError> {
+        let _ = (expected_account_id, body);
         Err(ProviderError::unsupported(self.name(), "refresh_delivery"))
     }
 }

@@ -208,10 +208,10 @@ pub enum RefreshStyle {
 pub struct Capabilities {
     /// The scopes the provider can read.
     pub scopes: Vec<ScopeKind>,
-    /// Whether the provider filters by booking date itself.
-    pub date_filter: bool,
-    /// Whether the provider filters by direction itself.
-    pub direction_filter: bool,
+    /// The scopes on which the provider filters by booking date itself.
+    pub date_filter: Vec<ScopeKind>,
+    /// The scopes on which the provider filters by direction itself.
+    pub direction_filter: Vec<ScopeKind>,
     /// Whether a transaction can be read by its id.
     pub get_by_id: bool,
     /// The provider's page size when none is asked for.
@@ -228,6 +228,16 @@ impl Capabilities {
     /// Whether the provider can read `scope`.
     pub fn supports(&self, scope: ScopeKind) -> bool {
         self.scopes.contains(&scope)
+    }
+
+    /// Whether the provider filters `scope` by booking date itself.
+    pub fn filters_dates(&self, scope: ScopeKind) -> bool {
+        self.date_filter.contains(&scope)
+    }
+
+    /// Whether the provider filters `scope` by direction itself.
+    pub fn filters_direction(&self, scope: ScopeKind) -> bool {
+        self.direction_filter.contains(&scope)
     }
 }
 
@@ -252,7 +262,7 @@ pub enum RefreshOutcome {
 /// A refresh result a provider delivered to our callback URL.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RefreshDelivery {
-    /// The account the delivery is for, when the payload says.
+    /// The account the payload says it is for, when it says (compare with the expected one).
     pub account_id: Option<String>,
     /// The delivered transactions, mapped onto the canonical model.
     pub transactions: Vec<Transaction>,
