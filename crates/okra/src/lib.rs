@@ -1,1 +1,68 @@
-//! placeholder
+//! The Okra adapter: Okra's transaction endpoints behind the canonical [`provider::Provider`].
+//!
+//! This crate owns everything Okra-specific: the wire types (`wire`, never exported), the pure
+//! mapping onto the canonical model (`mapping`) and the HTTP client with its error mapping and
+//! refresh polling ([`OkraProvider`]). It depends on no crate of ours but `provider`.
+//!
+//! # Readings of Okra's docs
+//!
+//! Okra's pages are silent or loose in places; these are the readings this adapter takes (each
+//! covered by a test):
+//!
+//! * **Amounts** (`debit`/`credit`) are read from the JSON text, never through `f64`: a number
+//!   with [`provider::Money::from_json_number`] (its float-noise rule turns
+//!   `0.30000000000000004` into 30 kobo), a string with
+//!   [`provider::Money::from_decimal_str`] (and, when it has more decimals than kobo, like a
+//!   number's text: a stringified float), `null`/absent/blank as no amount.
+//! * **Direction** is whichever of `debit`/`credit` carries a non-zero amount; both or neither
+//!   is a mapping error naming the record, never a guess. A **negative** amount is a mapping
+//!   error too (the field is the direction; a sign would make it ambiguous).
+//! * **Currency** is the configured one (NGN by default) unless a record has a `currency`
+//!   field (not documented, read defensively); an unknown code is a mapping error.
+//! * **Dates**: `trans_date`/`cleared_date` are read as ISO 8601 timestamps or plain dates and
+//!   give the calendar date *as written* (no timezone conversion: `2024-03-05T23:30:00-01:00` is
+//!   5 March). When empty or unreadable, `unformatted_*` is tried, which also accepts bank forms:
+//!   `2024/03/05`, day-first `05/03/2024` (Nigerian banks write day first), `05-Mar-2024`,
+//!   `05 Mar 2024`, two-digit years as 20xx. No usable booking date is a mapping error; an
+//!   unusable cleared date is simply absent.
+//! * **Ids**: the transaction id is `id`, falling back to `_id`; neither is a mapping error
+//!   naming the record's position. `account` and `customer` are objects with `_id` or plain id
+//!   strings; a record without an account id is a mapping error; the customer is optional.
+//!   `bank` is an object with `name` or a plain name.
+//! * **Narration** is `notes.desc` (Okra has no narration field); absent is empty.
+//!   **Reference** is `ref`, trimmed, blank as none (`"0"` is kept: it is what the bank sent).
+//! * **The docs' own examples** have empty ids and dates: mapping them is a mapping error
+//!   (`id` first), and the fixture tests assert exactly that.
+//! * **Pagination** numbers may be numbers, numeric strings, `null` or absent; `nextPage` may also
+//!   be `false`. The next page is `nextPage`, else `page + 1` when `hasNextPage`, else (neither
+//!   given) `page + 1` while `page < totalPages`; a "next" page not after the current one is
+//!   none, so walks end. A `transaction` list that is `null` is empty.
+//! * **Requests** send `page`/`limit` as JSON numbers, `limit` clamped to 1..=100.
+//!   `getByCustomerDate` is sent with `customer_id` (the docs' name). Okra requires `from` and
+//!   `to`: an open end is sent as `1970-01-01` / `9999-12-31` (deterministic, no clock).
+//! * **Date filtering** is native only for the customer and all scopes; `getByAccount` and
+//!   `getByNuban` are not filtered here (the gateway does it).
+//! * **getById** returns a list; an empty list is not found; the first record is the answer.
+//! * **Errors**: 401/402/403 unauthorized; 404 not found; 429 rate limited with `Retry-After`
+//!   (seconds or an HTTP date; without the header, Okra's "try again in N seconds" message);
+//!   408, 5xx, timeouts and connection errors unavailable; other 4xx rejected; redirects are not
+//!   followed and, like any other non-2xx, are a bad payload; on a 2xx, a body that is not an
+//!   envelope or `status: "error"` is a bad payload carrying Okra's message.
+//! * **Refresh**: the `callback_url` is resolved against the base URL when relative, a last path
+//!   segment `undefined` is replaced by `callback` (as Okra's own sample client does), and a URL
+//!   whose origin differs from the base URL's is refused as a
+//!   [`provider::ProviderError::BadPayload`] before anything is sent to it (it would carry our
+//!   secret to a stranger; the fault is the payload's). The callback is polled with the same
+//!   Bearer auth: first after `initial_delay`, doubling up to `max_delay`, until `completed` is
+//!   true (or `running` false without `completed: false`, or a status word such as
+//!   `completed`/`done`); `failed`/`error` words are unavailable; retryable poll errors (5xx,
+//!   timeouts, 429 whose `Retry-After` stretches the wait) keep polling; other errors end it; the
+//!   deadline passing is unavailable.
+
+mod client;
+mod mapping;
+mod wire;
+
+pub use client::{
+    DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, OkraConfig, OkraProvider, PollPolicy, WIDE_FROM, WIDE_TO,
+};
