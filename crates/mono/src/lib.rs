@@ -1,1 +1,126 @@
-//! placeholder
+//! The Mono-style adapter: the vendor's `account_transactions` endpoint behind the
+//! [`provider::Provider`] trait.
+//!
+//! Built like the Okra adapter: `wire` holds the vendor's JSON as documented (tolerant of the
+//! variants below), `mapping` is pure functions from wire to the canonical model, and `client`
+//! owns the one shared `reqwest::Client`, the headers, the status mapping and the `Provider`
+//! implementation ([`MonoProvider`]). Vendor wire types never leave this crate; no
+//! amount ever passes through binary floating point.
+//!
+//! # The contract
+//!
+//! `GET {base_url}/api/v1/financial/account_transactions` with `Authorization: <secret key>`
+//! (raw, no `Bearer`) and `AppId: <app id>`; query `account_id`, `start_date`/`end_date`
+//! (`YYYY-MM-DD`), `trans_type` (`debit`/`credit`), `page`, `length`, `response_mode`
+//! (`paginated`, `not_paginated`, `webhook` + `callback_url`). Answer
+//! `{"entity": {"transactions": [...], "total", "previous_page", "next_page", "total_pages",
+//! "current_page"}}`, or `{"error": "..."}`.
+//!
+//! # Tolerant readings and decisions where the vendor docs are silent
+//!
+//! Wire:
+//! - `id`: a JSON number (kept as its exact literal text, `1454` -> `"1454"`) or a string
+//!   (trimmed). Missing or blank is a mapping error named by the record's position (`#3`).
+//! - `amount`, `available_balance`: a decimal string (thousands separators and surrounding
+//!   spaces allowed: `" 1,200.50 "`) read with `Money::from_decimal_str`, or a JSON number read
+//!   from its raw JSON text with `Money::from_json_number` (binary noise such as
+//!   `0.30000000000000004` rounds to the whole kobo; a real fraction of a kobo is an error).
+//! - `previous_page`: `""` or a number (or a numeric string, or null); must be readable, unused.
+//! - `next_page`: a number or numeric string -> the next page; `""`, `null`, absent or `0` -> last
+//!   page. `total`, `total_pages`, `current_page`: number or numeric string; `""`/null/absent ->
+//!   unknown. Anything else in a paging field is a bad payload.
+//! - `transactions` must be an array (absent or null is a bad payload, `[]` is an empty page).
+//!   Each record is parsed on its own, so a bad one fails the read as
+//!   `ProviderError::Mapping` naming its id (or position) and field.
+//! - `{error}` on a 2xx status is a bad payload carrying the vendor's message.
+//!
+//! Mapping:
+//! - `trans_type`: `debit`/`credit` in any letter case, surrounding spaces ignored; anything
+//!   else, blank or missing is a mapping error.
+//! - `amount` must be above zero: `trans_type` carries the sign, so a zero or negative amount
+//!   contradicts the canonical model (amount always positive) and is a mapping error rather than
+//!   a guess at what the vendor meant.
+//! - `available_balance` -> `balance_after`: the literal `"0"` every documented record shows is
+//!   kept as zero (it is what the vendor says); absent, null or `""` -> `None`, never invented.
+//!   A negative balance (overdraft) is kept.
+//! - `transaction_date` -> `booked_on` (required), `value_date` -> `value_on` (absent, null or
+//!   blank -> `None`). `YYYY-MM-DD`; a time-of-day suffix after `T` or a space
+//!   (`2020-09-22T10:00:00Z`) is tolerated and the calendar date as written is kept, with no
+//!   timezone conversion. Any other shape is a mapping error.
+//! - `reference`: string or number, trimmed; blank/null/absent -> `None`. The docs' `"0"` is
+//!   kept as `Some("0")`: the adapter does not guess which values are placeholders.
+//! - `narration` as sent (absent -> `""`); `bank_name` -> `bank` (blank -> `None`).
+//! - `raw` is the record's exact JSON text; `account_id` is the queried account;
+//!   `customer_id` is `None`; the id is `TransactionId::new(<instance name>, <id text>)`.
+//!
+//! Requests:
+//! - `list_page` always sends both `page` and `length` (`query.page.limit` clamped to 1..=200),
+//!   so the page size is never the vendor's implicit 10.
+//! - `list_all` with `bulk_read` sends `response_mode=not_paginated` (plus the filters) once;
+//!   without it, it walks `paginated` pages of `page_size` from page 1 following `next_page`,
+//!   stopping at the last page or an empty page, and fails with a bad payload when `next_page`
+//!   does not advance (rather than loop or silently truncate).
+//! - `refresh` sends `response_mode=webhook&callback_url=...` and expects a 2xx whose body is
+//!   otherwise ignored (its shape is undocumented) unless it carries `{error}`.
+//! - The webhook delivery (undocumented; our reading) is
+//!   `{"account_id": "...", "entity": {...as not_paginated...}}`, `account_id` optional.
+//!
+//! Errors: 401, 402 (balance low), 403 -> `Unauthorized` (our configuration's fault); 400, 405
+//! and other 4xx -> `Rejected`; 404 -> `NotFound`; 408, 424, 5xx, timeouts, connection errors ->
+//! `Unavailable`; 429 -> `RateLimited` with `Retry-After` (seconds or HTTP date); an unreadable
+//! body or `{error}` on a 2xx -> `BadPayload`. The vendor's `{error}` message is carried along.
+
+use std::time::Duration;
+
+use provider::{Currency, Secret};
+
+mod client;
+mod mapping;
+mod wire;
+
+pub use client::MonoProvider;
+
+/// How to reach and read one Mono-style provider instance.
+#[derive(Debug, Clone)]
+pub struct MonoConfig {
+    /// Provider instance name: in every `TransactionId`, `Transaction::provider` and error.
+    pub name: String,
+    /// The vendor's base URL, e.g. `https://api.dojah.io` (a path prefix is kept).
+    pub base_url: url::Url,
+    /// Sent as `Authorization: <secret>` (no `Bearer`); never logged or printed.
+    pub secret_key: Secret,
+    /// Sent as `AppId: <app id>`; never logged or printed.
+    pub app_id: Secret,
+    /// How long to wait for a connection (default 2 s).
+    pub connect_timeout: Duration,
+    /// How long a whole request may take (default 10 s).
+    pub request_timeout: Duration,
+    /// `length` per page when `list_all` walks pages (default 100, at most 200).
+    pub page_size: u32,
+    /// Whether `list_all` reads the account in one `not_paginated` call (default true).
+    pub bulk_read: bool,
+    /// The currency amounts are in (default NGN).
+    pub currency: Currency,
+}
+
+impl MonoConfig {
+    /// A configuration with the defaults above.
+    pub fn new(
+        name: impl Into<String>,
+        base_url: url::Url,
+        secret_key: Secret,
+        app_id: Secret,
+    ) -> Self {
+        MonoConfig {
+            name: name.into(),
+            base_url,
+            secret_key,
+            app_id,
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
+            page_size: 100,
+            bulk_read: true,
+            currency: Currency::NGN,
+        }
+    }
+}

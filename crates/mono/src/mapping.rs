@@ -1,0 +1,819 @@
+//! Pure functions from the Mono-style wire format onto the canonical model.
+//!
+//! Nothing here does I/O: the client hands over response bytes and gets canonical values or a
+//! [`ProviderError`] back, so every reading is unit-tested without a network. The tolerant
+//! readings and the decisions where the vendor docs are silent are listed in the crate docs.
+
+use std::time::Duration;
+
+use provider::{
+    Currency, Date, Direction, MappingError, Money, ProviderError, RawRecord, RefreshDelivery,
+    Transaction, TransactionId,
+};
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use crate::wire::{
+    MonoDelivery, MonoEntity, MonoEnvelope, MonoError, MonoRecordId, MonoScalar, MonoTransaction,
+};
+
+/// What the mapping needs to know besides the payload.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MapContext<'a> {
+    /// The provider instance name (goes into ids and errors).
+    pub provider: &'a str,
+    /// The account the records belong to (the queried one).
+    pub account_id: &'a str,
+    /// The currency amounts are read in.
+    pub currency: Currency,
+}
+
+/// An `entity` mapped onto canonical transactions, with its paging facts.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MappedEntity {
+    /// The records, in the vendor's order.
+    pub transactions: Vec<Transaction>,
+    /// `total`, when given.
+    pub total: Option<u64>,
+    /// `total_pages`, when given.
+    pub total_pages: Option<u32>,
+    /// `current_page`, when given.
+    pub current_page: Option<u32>,
+    /// `next_page`: `None` on the last page.
+    pub next_page: Option<u32>,
+}
+
+/// Reads a 2xx `account_transactions` body: `{entity}`, or `{error}` (a bad payload).
+pub(crate) fn read_entity(
+    body: &[u8],
+    status: u16,
+    ctx: &MapContext<'_>,
+) -> Result<MappedEntity, ProviderError> {
+    let bad = |message: String| bad_payload(ctx.provider, Some(status), message);
+    let envelope: MonoEnvelope = serde_json::from_slice(body)
+        .map_err(|e| bad(format!("unreadable account_transactions body: {e}")))?;
+    if let Some(error) = envelope.error.filter(|e| !e.is_null()) {
+        return Err(bad(format!(
+            "error on HTTP {status}: {}",
+            error_text(&error)
+        )));
+    }
+    let entity = envelope
+        .entity
+        .ok_or_else(|| bad("body has neither entity nor error".to_owned()))?;
+    map_entity(entity, ctx).map_err(|e| e.into_error(ctx.provider, Some(status)))
+}
+
+/// Reads a webhook delivery for the refresh of `ctx.account_id`.
+pub(crate) fn read_delivery(
+    body: &[u8],
+    ctx: &MapContext<'_>,
+) -> Result<RefreshDelivery, ProviderError> {
+    let bad = |message: String| bad_payload(ctx.provider, None, message);
+    let delivery: MonoDelivery = serde_json::from_slice(body)
+        .map_err(|e| bad(format!("unreadable webhook delivery: {e}")))?;
+    if let Some(error) = delivery.error.filter(|e| !e.is_null()) {
+        return Err(bad(format!(
+            "delivery reports an error: {}",
+            error_text(&error)
+        )));
+    }
+    let entity = delivery
+        .entity
+        .ok_or_else(|| bad("delivery has no entity".to_owned()))?;
+    let account_id = match delivery.account_id {
+        None => None,
+        Some(MonoScalar::Text(text) | MonoScalar::Number(text)) => {
+            Some(text.trim().to_owned()).filter(|id| !id.is_empty())
+        }
+        Some(MonoScalar::Other(text)) => {
+            return Err(bad(format!("delivery account_id is not an id: {text}")));
+        }
+    };
+    let mapped = map_entity(entity, ctx).map_err(|e| e.into_error(ctx.provider, None))?;
+    Ok(RefreshDelivery {
+        account_id,
+        transactions: mapped.transactions,
+    })
+}
+
+/// Why an entity could not be mapped, before the HTTP status is known.
+#[derive(Debug)]
+enum EntityError {
+    /// The entity's own shape is wrong (paging fields, missing transactions).
+    Shape(String),
+    /// A record could not be mapped.
+    Record(MappingError),
+}
+
+impl EntityError {
+    fn into_error(self, provider: &str, status: Option<u16>) -> ProviderError {
+        match self {
+            EntityError::Shape(message) => bad_payload(provider, status, message),
+            EntityError::Record(source) => ProviderError::Mapping {
+                provider: provider.to_owned(),
+                source,
+            },
+        }
+    }
+}
+
+fn map_entity(entity: MonoEntity, ctx: &MapContext<'_>) -> Result<MappedEntity, EntityError> {
+    let records = entity
+        .transactions
+        .ok_or_else(|| EntityError::Shape("entity has no transactions array".to_owned()))?;
+    let count = |field: &'static str, value: Option<MonoScalar>| {
+        page_number(field, value).map_err(EntityError::Shape)
+    };
+    let total = count("total", entity.total)?;
+    let total_pages =
+        count("total_pages", entity.total_pages)?.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    let current_page =
+        count("current_page", entity.current_page)?.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    // Page 0 does not exist: read as "no next page".
+    let next_page = count("next_page", entity.next_page)?
+        .filter(|&n| n > 0)
+        .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    // previous_page must be readable ("" or a number) but says nothing we need.
+    count("previous_page", entity.previous_page)?;
+    let transactions = records
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| map_transaction(raw, i, ctx))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(EntityError::Record)?;
+    Ok(MappedEntity {
+        transactions,
+        total,
+        total_pages,
+        current_page,
+        next_page,
+    })
+}
+
+/// Maps one record; `position` (0-based) names it when it has no readable id.
+pub(crate) fn map_transaction(
+    raw: &RawValue,
+    position: usize,
+    ctx: &MapContext<'_>,
+) -> Result<Transaction, MappingError> {
+    let positional = || format!("#{position}");
+    let wire: MonoTransaction = serde_json::from_str(raw.get()).map_err(|e| {
+        // Name the record by its id when even that much can be read.
+        let name = serde_json::from_str::<MonoRecordId>(raw.get())
+            .ok()
+            .and_then(|r| r.id)
+            .and_then(|id| id_text(id).ok())
+            .unwrap_or_else(positional);
+        MappingError::new(name, "record", e.to_string())
+    })?;
+    let id = match wire.id.map(id_text) {
+        Some(Ok(id)) => id,
+        Some(Err(reason)) => return Err(MappingError::new(positional(), "id", reason)),
+        None => return Err(MappingError::new(positional(), "id", "is missing")),
+    };
+    let err = |field: &'static str, reason: String| MappingError::new(id.clone(), field, reason);
+
+    let direction = match wire.trans_type.as_deref() {
+        Some(text) => text
+            .parse::<Direction>()
+            .map_err(|reason| err("trans_type", reason))?,
+        None => return Err(err("trans_type", "is missing".to_owned())),
+    };
+    let amount = match wire.amount {
+        Some(value) => read_money(&value, ctx.currency).map_err(|r| err("amount", r))?,
+        None => return Err(err("amount", "is missing".to_owned())),
+    };
+    if !amount.is_positive() {
+        return Err(err(
+            "amount",
+            format!("must be above zero (trans_type carries the sign), got {amount}"),
+        ));
+    }
+    let balance_after = match wire.available_balance {
+        None => None,
+        Some(MonoScalar::Text(text)) if text.trim().is_empty() => None,
+        Some(value) => {
+            Some(read_money(&value, ctx.currency).map_err(|r| err("available_balance", r))?)
+        }
+    };
+    let booked_on = match non_blank(wire.transaction_date) {
+        Some(text) => parse_date(&text).map_err(|r| err("transaction_date", r))?,
+        None => return Err(err("transaction_date", "is missing".to_owned())),
+    };
+    let value_on = match non_blank(wire.value_date) {
+        Some(text) => Some(parse_date(&text).map_err(|r| err("value_date", r))?),
+        None => None,
+    };
+    let reference = match wire.reference {
+        Some(MonoScalar::Text(text) | MonoScalar::Number(text)) => {
+            Some(text.trim().to_owned()).filter(|r| !r.is_empty())
+        }
+        Some(MonoScalar::Other(text)) => {
+            return Err(err(
+                "reference",
+                format!("expected a string or number, got {text}"),
+            ));
+        }
+        None => None,
+    };
+
+    Ok(Transaction {
+        id: TransactionId::new(ctx.provider, id.as_str()),
+        provider: ctx.provider.to_owned(),
+        provider_transaction_id: id,
+        account_id: ctx.account_id.to_owned(),
+        customer_id: None,
+        direction,
+        amount,
+        balance_after,
+        booked_on,
+        value_on,
+        narration: wire.narration.unwrap_or_default(),
+        reference,
+        bank: non_blank(wire.bank_name).map(|b| b.trim().to_owned()),
+        raw: RawRecord::from_json(raw.get().to_owned()),
+    })
+}
+
+/// An amount from a decimal string or the exact text of a JSON number.
+fn read_money(value: &MonoScalar, currency: Currency) -> Result<Money, String> {
+    match value {
+        MonoScalar::Text(text) => Money::from_decimal_str(text, currency),
+        MonoScalar::Number(text) => Money::from_json_number(text, currency),
+        MonoScalar::Other(text) => return Err(format!("expected a decimal string, got {text}")),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// A record id: a string (trimmed, not blank) or a number's literal text.
+fn id_text(id: MonoScalar) -> Result<String, String> {
+    match id {
+        MonoScalar::Text(text) | MonoScalar::Number(text) if !text.trim().is_empty() => {
+            Ok(text.trim().to_owned())
+        }
+        MonoScalar::Text(_) | MonoScalar::Number(_) => Err("is blank".to_owned()),
+        MonoScalar::Other(text) => Err(format!("expected a string or number, got {text}")),
+    }
+}
+
+/// A `YYYY-MM-DD` date, tolerating a time-of-day suffix (`2020-09-22T10:00:00Z`,
+/// `2020-09-22 10:00:00`): the calendar date as written is kept, no timezone is applied.
+pub(crate) fn parse_date(text: &str) -> Result<Date, String> {
+    let text = text.trim();
+    let day = match text.get(..10) {
+        Some(day) if text.len() == 10 => day,
+        Some(day) if matches!(text.as_bytes().get(10), Some(b'T' | b't' | b' ')) => day,
+        _ => return Err(format!("expected YYYY-MM-DD, got {text:?}")),
+    };
+    Date::parse(day, format_description!("[year]-[month]-[day]"))
+        .map_err(|e| format!("expected YYYY-MM-DD, got {text:?}: {e}"))
+}
+
+/// A date as the vendor's query parameters spell it: `YYYY-MM-DD`.
+pub(crate) fn format_date(date: Date) -> String {
+    date.format(format_description!("[year]-[month]-[day]"))
+        .unwrap_or_else(|_| date.to_string())
+}
+
+/// A paging number: a JSON number or numeric string; `""`, `null` or absent is `None`.
+fn page_number(field: &'static str, value: Option<MonoScalar>) -> Result<Option<u64>, String> {
+    let text = match value {
+        None => return Ok(None),
+        Some(MonoScalar::Text(text)) if text.trim().is_empty() => return Ok(None),
+        Some(MonoScalar::Text(text) | MonoScalar::Number(text) | MonoScalar::Other(text)) => text,
+    };
+    text.trim()
+        .parse::<u64>()
+        .map(Some)
+        .map_err(|_| format!("entity.{field}: expected a page count or number, got {text:?}"))
+}
+
+fn non_blank(text: Option<String>) -> Option<String> {
+    text.filter(|t| !t.trim().is_empty())
+}
+
+fn bad_payload(provider: &str, status: Option<u16>, message: String) -> ProviderError {
+    ProviderError::BadPayload {
+        provider: provider.to_owned(),
+        status,
+        message,
+    }
+}
+
+/// The vendor's `error` value as text (a string as is, anything else as JSON).
+fn error_text(error: &serde_json::Value) -> String {
+    match error {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The vendor's message from an error body: `{"error": "..."}`, else the body's text (cut
+/// short), so a log line or error never carries a whole HTML page.
+pub(crate) fn vendor_message(body: &[u8]) -> String {
+    if let Some(message) = error_in_ack(body) {
+        return message;
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "(empty body)".to_owned();
+    }
+    match text.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// The vendor's message when a body is a JSON object with a non-null `error`.
+pub(crate) fn error_in_ack(body: &[u8]) -> Option<String> {
+    let body: MonoError = serde_json::from_slice(body).ok()?;
+    body.error.filter(|e| !e.is_null()).map(|e| error_text(&e))
+}
+
+/// `Retry-After` as seconds (`"60"`) or an HTTP date (`"Wed, 21 Oct 2015 07:28:00 GMT"`), seen
+/// from `now`; a date in the past means "now" (zero).
+pub(crate) fn parse_retry_after(value: &str, now: OffsetDateTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = time::PrimitiveDateTime::parse(
+        value,
+        format_description!(
+            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+        ),
+    )
+    .ok()?
+    .assume_utc();
+    let wait = date - now;
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOCS_SAMPLE: &str = include_str!("../tests/fixtures/account_transactions.json");
+
+    fn ctx() -> MapContext<'static> {
+        MapContext {
+            provider: "mono-ng",
+            account_id: "acc_1",
+            currency: Currency::NGN,
+        }
+    }
+
+    fn entity(body: &str) -> Result<MappedEntity, ProviderError> {
+        read_entity(body.as_bytes(), 200, &ctx())
+    }
+
+    /// One record built from the docs' first record with `field` replaced by `value` (raw JSON),
+    /// or removed when `value` is `None`.
+    fn record_with(field: &str, value: Option<&str>) -> String {
+        let mut fields = vec![
+            ("id", "1454"),
+            ("transaction_date", r#""2020-09-22""#),
+            ("value_date", r#""2020-09-22""#),
+            ("trans_type", r#""debit""#),
+            ("bank_name", r#""Guaranty Trust Bank""#),
+            ("amount", r#""200.00""#),
+            ("available_balance", r#""0""#),
+            ("reference", r#""0""#),
+            ("narration", r#""Airtime Purchase""#),
+        ];
+        match value {
+            Some(v) => match fields.iter_mut().find(|(k, _)| *k == field) {
+                Some(slot) => slot.1 = v,
+                None => fields.push((field, v)),
+            },
+            None => fields.retain(|(k, _)| *k != field),
+        }
+        let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        format!("{{{}}}", body.join(","))
+    }
+
+    fn map_one(record: &str) -> Result<Transaction, MappingError> {
+        let raw = RawValue::from_string(record.to_owned()).unwrap();
+        map_transaction(&raw, 0, &ctx())
+    }
+
+    fn amount_of(field: &str, value: &str) -> Result<Transaction, MappingError> {
+        map_one(&record_with(field, Some(value)))
+    }
+
+    fn page_body(paging: &str) -> String {
+        format!(
+            r#"{{"entity":{{"transactions":[{}],{paging}}}}}"#,
+            record_with("id", Some("1"))
+        )
+    }
+
+    fn date(y: i32, m: u8, d: u8) -> Date {
+        Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d).unwrap()
+    }
+
+    #[test]
+    fn the_docs_sample_maps_record_by_record() {
+        let page = entity(DOCS_SAMPLE).unwrap();
+        assert_eq!(page.total, Some(115));
+        assert_eq!(page.total_pages, Some(2));
+        assert_eq!(page.current_page, Some(1));
+        assert_eq!(page.next_page, Some(2));
+        let ids: Vec<_> = page
+            .transactions
+            .iter()
+            .map(|t| t.provider_transaction_id.as_str())
+            .collect();
+        assert_eq!(ids, ["1454", "1455", "1456"]);
+
+        let first = &page.transactions[0];
+        assert_eq!(first.id, TransactionId::new("mono-ng", "1454"));
+        assert_eq!(first.provider, "mono-ng");
+        assert_eq!(first.account_id, "acc_1");
+        assert_eq!(first.customer_id, None);
+        assert_eq!(first.direction, Direction::Debit);
+        assert_eq!(first.amount, Money::from_minor(20000, Currency::NGN));
+        assert_eq!(first.balance_after, Some(Money::zero(Currency::NGN)));
+        assert_eq!(first.booked_on, date(2020, 9, 22));
+        assert_eq!(first.value_on, Some(date(2020, 9, 22)));
+        assert_eq!(
+            first.narration,
+            "Airtime Purchase USSD-101CT0000000002019935870-2349057014101"
+        );
+        assert_eq!(first.reference.as_deref(), Some("0"));
+        assert_eq!(first.bank.as_deref(), Some("Guaranty Trust Bank"));
+        let raw: serde_json::Value =
+            serde_json::from_str(first.raw.as_ref().unwrap().get()).unwrap();
+        assert_eq!(raw["id"], 1454);
+        assert_eq!(raw["amount"], "200.00");
+
+        let second = &page.transactions[1];
+        assert_eq!(second.amount.minor(), 30000);
+        assert_eq!(second.booked_on, date(2020, 9, 21));
+    }
+
+    #[test]
+    fn raw_record_is_the_exact_text_received() {
+        let record =
+            r#"{"id": 7, "amount": 1.50, "trans_type":"credit","transaction_date":"2020-01-01"}"#;
+        let tx = map_one(record).unwrap();
+        assert_eq!(tx.raw.unwrap().get(), record);
+        assert_eq!(tx.amount.minor(), 150);
+    }
+
+    #[test]
+    fn amounts_as_strings() {
+        for (text, minor) in [
+            (r#""1,200.50""#, 120050),
+            (r#""0.07""#, 7),
+            (r#""200""#, 20000),
+            (r#"" 7.5 ""#, 750),
+            (r#""1,234,567.89""#, 123456789),
+        ] {
+            assert_eq!(
+                amount_of("amount", text).unwrap().amount.minor(),
+                minor,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn amounts_as_json_numbers_are_read_from_their_text() {
+        for (text, minor) in [
+            ("200", 20000),
+            ("0.07", 7),
+            ("52.5", 5250),
+            ("0.30000000000000004", 30),
+            ("1e2", 10000),
+            ("12345678901234.56", 1234567890123456),
+        ] {
+            assert_eq!(
+                amount_of("amount", text).unwrap().amount.minor(),
+                minor,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_amounts_name_the_record_and_field() {
+        for text in [
+            r#""abc""#,
+            r#""0.005""#,
+            "0.005",
+            r#""""#,
+            "true",
+            "null",
+            r#""NaN""#,
+        ] {
+            let e = amount_of("amount", text).unwrap_err();
+            assert_eq!(e.record, "1454", "{text}");
+            assert_eq!(e.field, "amount", "{text}");
+        }
+        let e = map_one(&record_with("amount", None)).unwrap_err();
+        assert_eq!((e.record.as_str(), e.field), ("1454", "amount"));
+    }
+
+    #[test]
+    fn zero_and_negative_amounts_are_mapping_errors() {
+        for text in [r#""0""#, r#""0.00""#, "0", r#""-200.00""#, "-5"] {
+            let e = amount_of("amount", text).unwrap_err();
+            assert_eq!((e.record.as_str(), e.field), ("1454", "amount"), "{text}");
+        }
+    }
+
+    #[test]
+    fn trans_type_in_any_case() {
+        for (text, dir) in [
+            (r#""DEBIT""#, Direction::Debit),
+            (r#""Credit""#, Direction::Credit),
+            (r#""cReDiT ""#, Direction::Credit),
+        ] {
+            assert_eq!(amount_of("trans_type", text).unwrap().direction, dir);
+        }
+    }
+
+    #[test]
+    fn unknown_or_missing_trans_type_is_a_mapping_error() {
+        for value in [Some(r#""reversal""#), Some(r#""""#), Some("null"), None] {
+            let e = map_one(&record_with("trans_type", value)).unwrap_err();
+            assert_eq!(
+                (e.record.as_str(), e.field),
+                ("1454", "trans_type"),
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn available_balance() {
+        let balance = |v: Option<&str>| map_one(&record_with("available_balance", v)).unwrap();
+        assert_eq!(
+            balance(Some(r#""0""#)).balance_after,
+            Some(Money::zero(Currency::NGN))
+        );
+        assert_eq!(
+            balance(Some(r#""1,000.25""#))
+                .balance_after
+                .map(|m| m.minor()),
+            Some(100025)
+        );
+        assert_eq!(
+            balance(Some("-12.5")).balance_after.map(|m| m.minor()),
+            Some(-1250)
+        );
+        assert_eq!(balance(Some("null")).balance_after, None);
+        assert_eq!(balance(Some(r#""""#)).balance_after, None);
+        assert_eq!(balance(None).balance_after, None);
+        let e = map_one(&record_with("available_balance", Some(r#""x""#))).unwrap_err();
+        assert_eq!(e.field, "available_balance");
+    }
+
+    #[test]
+    fn dates() {
+        let tx = map_one(&record_with("value_date", None)).unwrap();
+        assert_eq!(tx.value_on, None);
+        assert_eq!(tx.booked_on, date(2020, 9, 22));
+        assert_eq!(amount_of("value_date", r#""""#).unwrap().value_on, None);
+        assert_eq!(amount_of("value_date", "null").unwrap().value_on, None);
+        assert_eq!(
+            amount_of("transaction_date", r#""2020-09-23T10:11:12.000Z""#)
+                .unwrap()
+                .booked_on,
+            date(2020, 9, 23)
+        );
+        assert_eq!(
+            amount_of("value_date", r#""2020-09-24 00:00:00""#)
+                .unwrap()
+                .value_on,
+            Some(date(2020, 9, 24))
+        );
+        for (field, value) in [
+            ("transaction_date", Some(r#""22/09/2020""#)),
+            ("transaction_date", Some(r#""2020-13-01""#)),
+            ("transaction_date", Some(r#""2020-09-2""#)),
+            ("transaction_date", None),
+            ("value_date", Some(r#""yesterday""#)),
+        ] {
+            let e = map_one(&record_with(field, value)).unwrap_err();
+            assert_eq!((e.record.as_str(), e.field), ("1454", field), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn ids_as_numbers_or_strings() {
+        assert_eq!(
+            amount_of("id", r#""tx-1454""#)
+                .unwrap()
+                .provider_transaction_id,
+            "tx-1454"
+        );
+        let tx = amount_of("id", "98765432109876543210").unwrap();
+        assert_eq!(tx.provider_transaction_id, "98765432109876543210");
+        assert_eq!(tx.id, TransactionId::new("mono-ng", "98765432109876543210"));
+        for value in [Some(r#""""#), Some("null"), None] {
+            let e = map_one(&record_with("id", value)).unwrap_err();
+            assert_eq!((e.record.as_str(), e.field), ("#0", "id"), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn reference_narration_and_bank() {
+        assert_eq!(
+            amount_of("reference", r#""0""#)
+                .unwrap()
+                .reference
+                .as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            amount_of("reference", "0").unwrap().reference.as_deref(),
+            Some("0")
+        );
+        assert_eq!(amount_of("reference", r#""  ""#).unwrap().reference, None);
+        assert_eq!(amount_of("reference", "null").unwrap().reference, None);
+        assert_eq!(
+            map_one(&record_with("reference", None)).unwrap().reference,
+            None
+        );
+        assert_eq!(
+            map_one(&record_with("narration", None)).unwrap().narration,
+            ""
+        );
+        assert_eq!(amount_of("bank_name", r#""""#).unwrap().bank, None);
+    }
+
+    #[test]
+    fn a_record_of_the_wrong_shape_is_named_by_position() {
+        let body = format!(
+            r#"{{"entity":{{"transactions":[{},"oops"],"total":2}}}}"#,
+            record_with("id", Some("1"))
+        );
+        match entity(&body).unwrap_err() {
+            ProviderError::Mapping { provider, source } => {
+                assert_eq!(provider, "mono-ng");
+                assert_eq!((source.record.as_str(), source.field), ("#1", "record"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A field of the wrong JSON type: the record is still named by its id.
+        let e = map_one(&record_with("narration", Some("5"))).unwrap_err();
+        assert_eq!((e.record.as_str(), e.field), ("1454", "record"));
+        let e = map_one(&record_with("reference", Some("[]"))).unwrap_err();
+        assert_eq!((e.record.as_str(), e.field), ("1454", "reference"));
+        let e = map_one(&record_with("id", Some("true"))).unwrap_err();
+        assert_eq!((e.record.as_str(), e.field), ("#0", "id"));
+    }
+
+    #[test]
+    fn paging_fields_are_tolerant() {
+        let paging = |p: &str| entity(&page_body(p)).unwrap();
+        let p = paging(
+            r#""total":"35","previous_page":"","next_page":2,"total_pages":"4","current_page":"1""#,
+        );
+        assert_eq!(
+            (p.total, p.total_pages, p.current_page, p.next_page),
+            (Some(35), Some(4), Some(1), Some(2))
+        );
+        let p = paging(
+            r#""total":35,"previous_page":3,"next_page":"","total_pages":4,"current_page":4"#,
+        );
+        assert_eq!((p.current_page, p.next_page), (Some(4), None));
+        let p = paging(r#""previous_page":"1","next_page":null"#);
+        assert_eq!((p.total, p.next_page), (None, None));
+        let p = paging(r#""next_page":"3""#);
+        assert_eq!(p.next_page, Some(3));
+        let p = paging(r#""next_page":0"#);
+        assert_eq!(p.next_page, None);
+        let p = paging(r#""total":0"#);
+        assert_eq!(p.total, Some(0));
+    }
+
+    #[test]
+    fn unreadable_paging_fields_are_bad_payloads() {
+        for paging in [
+            r#""next_page":"two""#,
+            r#""total":-1"#,
+            r#""total_pages":1.5"#,
+            r#""previous_page":true"#,
+            r#""current_page":{}"#,
+        ] {
+            assert!(
+                matches!(
+                    entity(&page_body(paging)),
+                    Err(ProviderError::BadPayload {
+                        status: Some(200),
+                        ..
+                    })
+                ),
+                "{paging}"
+            );
+        }
+    }
+
+    #[test]
+    fn envelopes_that_are_not_an_entity() {
+        let e = entity(r#"{"error":"Invalid account id"}"#).unwrap_err();
+        match e {
+            ProviderError::BadPayload {
+                status, message, ..
+            } => {
+                assert_eq!(status, Some(200));
+                assert!(message.contains("Invalid account id"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        for body in [
+            "",
+            "not json",
+            "[]",
+            "{}",
+            r#"{"entity":null}"#,
+            r#"{"entity":{}}"#,
+            r#"{"entity":{"transactions":{}}}"#,
+            "<html>502</html>",
+        ] {
+            assert!(
+                matches!(entity(body), Err(ProviderError::BadPayload { .. })),
+                "{body:?}"
+            );
+        }
+        let empty = entity(r#"{"entity":{"transactions":[],"total":0}}"#).unwrap();
+        assert!(empty.transactions.is_empty());
+    }
+
+    #[test]
+    fn deliveries() {
+        let body = format!(r#"{{"account_id":"acc_9","entity":{DOCS_SAMPLE_ENTITY}}}"#);
+        let delivery = read_delivery(body.as_bytes(), &ctx()).unwrap();
+        assert_eq!(delivery.account_id.as_deref(), Some("acc_9"));
+        assert_eq!(delivery.transactions.len(), 3);
+        // Mapped as the expected account's, whatever the payload names.
+        assert!(
+            delivery
+                .transactions
+                .iter()
+                .all(|t| t.account_id == "acc_1")
+        );
+
+        let body = format!(r#"{{"entity":{DOCS_SAMPLE_ENTITY}}}"#);
+        let delivery = read_delivery(body.as_bytes(), &ctx()).unwrap();
+        assert_eq!(delivery.account_id, None);
+
+        for body in [
+            &b""[..],
+            b"\xff\xfe",
+            b"null",
+            b"{}",
+            b"{\"account_id\":\"a\"}",
+            b"{\"error\":\"failed\"}",
+            b"{\"entity\":{\"transactions\":[1]}}",
+        ] {
+            assert!(read_delivery(body, &ctx()).is_err(), "{body:?}");
+        }
+    }
+
+    const DOCS_SAMPLE_ENTITY: &str = r#"{"transactions":[
+        {"id":1454,"transaction_date":"2020-09-22","value_date":"2020-09-22","trans_type":"debit","bank_name":"Guaranty Trust Bank","amount":"200.00","available_balance":"0","reference":"0","narration":"a"},
+        {"id":1455,"transaction_date":"2020-09-21","value_date":"2020-09-21","trans_type":"debit","bank_name":"Guaranty Trust Bank","amount":"300.00","available_balance":"0","reference":"0","narration":"b"},
+        {"id":1456,"transaction_date":"2020-09-21","value_date":"2020-09-21","trans_type":"credit","bank_name":"Guaranty Trust Bank","amount":"200.00","available_balance":"0","reference":"0","narration":"c"}
+        ],"total":3,"previous_page":"","next_page":"","total_pages":1,"current_page":1}"#;
+
+    #[test]
+    fn vendor_messages() {
+        assert_eq!(vendor_message(br#"{"error":"Low balance"}"#), "Low balance");
+        assert_eq!(vendor_message(br#"{"error":{"code":1}}"#), r#"{"code":1}"#);
+        assert_eq!(vendor_message(b"Bad Gateway"), "Bad Gateway");
+        assert_eq!(vendor_message(b""), "(empty body)");
+        assert_eq!(
+            vendor_message("x".repeat(500).as_bytes()).chars().count(),
+            201
+        );
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let now = time::macros::datetime!(2015-10-21 07:27:00 UTC);
+        assert_eq!(parse_retry_after("60", now), Some(Duration::from_secs(60)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+    }
+
+    #[test]
+    fn query_dates() {
+        assert_eq!(format_date(date(2020, 9, 2)), "2020-09-02");
+    }
+}
