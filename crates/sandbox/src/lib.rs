@@ -1,1 +1,144 @@
-//! placeholder
+//! Simulators of the Okra and Mono-style APIs over real HTTP: one seeded ledger served in each
+//! vendor's own wire format, fault injection, request counters and optional quotas.
+//!
+//! [`start`] binds a server (port 0 works) inside the caller's tokio runtime and returns a
+//! [`Sandbox`] handle that knows its base URLs, the generated [`Directory`] and controls
+//! faults, counters and quotas. The same controls are served over HTTP under `/_sandbox`.
+//!
+//! This crate writes each vendor's JSON from the vendor docs on its own: it must never depend
+//! on the adapter crates (or any crate of ours), so an adapter's misreading is not mirrored here.
+//! Amounts are integer kobo throughout; they become text only at the wire.
+
+mod config;
+mod control;
+mod directory;
+mod ledger;
+mod mono;
+mod okra;
+mod state;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use actix_web::http::StatusCode;
+use actix_web::{App, HttpResponse, HttpServer, web};
+
+pub use config::{Faults, SandboxConfig, Vendor};
+pub use directory::{AccountInfo, CustomerInfo, Directory, VendorInfo};
+pub use ledger::END_DATE;
+pub use state::Stats;
+
+use state::{Reply, Shared};
+
+/// A running sandbox. Cheap to clone; every clone controls the same server.
+#[derive(Clone)]
+pub struct Sandbox {
+    shared: Arc<Shared>,
+    handle: ServerHandle,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("addr", &self.shared.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts a sandbox on `bind` (port 0 picks a free port) in the current tokio runtime.
+pub async fn start(config: SandboxConfig, bind: SocketAddr) -> std::io::Result<Sandbox> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .build()
+        .map_err(std::io::Error::other)?;
+    let listener = TcpListener::bind(bind)?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let workers = config.workers.max(1);
+    let shared = Arc::new(Shared::new(config, addr, http));
+    let data = web::Data::from(shared.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(okra::configure)
+            .configure(mono::configure)
+            .configure(control::configure)
+            .default_service(web::to(not_found))
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    tracing::info!(%addr, "sandbox listening");
+    Ok(Sandbox { shared, handle })
+}
+
+async fn not_found() -> HttpResponse {
+    Reply::json(
+        StatusCode::NOT_FOUND,
+        &serde_json::json!({"status": "error", "error": "route not found", "message": "route not found"}),
+    )
+    .into_response()
+}
+
+impl Sandbox {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// Okra base URL, `http://ADDR/v2` (adapters append `/transactions/getByAccount`, ...).
+    pub fn okra_base_url(&self) -> String {
+        self.shared.okra_base_url()
+    }
+
+    /// Mono-style base URL, `http://ADDR` (adapters append
+    /// `/api/v1/financial/account_transactions`).
+    pub fn mono_base_url(&self) -> String {
+        self.shared.mono_base_url()
+    }
+
+    /// The configuration the sandbox was started with.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.shared.config
+    }
+
+    /// Customers, accounts and their current numbers, as `GET /_sandbox/accounts` answers.
+    pub fn directory(&self) -> Directory {
+        directory::build(&self.shared)
+    }
+
+    /// Replaces one vendor's faults.
+    pub fn set_faults(&self, vendor: Vendor, faults: Faults) {
+        self.shared.set_faults(vendor, faults);
+    }
+
+    /// Removes every fault of both vendors.
+    pub fn clear_faults(&self) {
+        self.shared.clear_faults();
+    }
+
+    /// Request counts per vendor and route since start or the last reset.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// Sets every counter back to zero.
+    pub fn reset_stats(&self) {
+        self.shared.reset_stats();
+    }
+
+    /// Sets (or with `None` removes) a vendor's quota: requests per sliding minute per API key.
+    pub fn set_quota(&self, vendor: Vendor, requests_per_minute: Option<u32>) {
+        self.shared.set_quota(vendor, requests_per_minute);
+    }
+
+    /// Stops the server without waiting for requests in flight (a hung one never ends).
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+}
