@@ -83,6 +83,14 @@ pub(crate) fn map_record(
     raw: &RawValue,
     position: &str,
 ) -> Result<Transaction, MappingError> {
+    if !raw.get().trim_start().starts_with('{') {
+        // serde would read a JSON array into the struct field by field.
+        return Err(MappingError::new(
+            position,
+            "record",
+            "not an Okra transaction: not a JSON object",
+        ));
+    }
     let record: OkraTransaction = serde_json::from_str(raw.get()).map_err(|e| {
         MappingError::new(
             record_name_of_raw(raw).unwrap_or_else(|| position.to_owned()),
@@ -398,5 +406,533 @@ pub(crate) fn refresh_state(data: &OkraCallbackData) -> RefreshState {
             RefreshState::Failed(format!("refresh reported {word:?}"))
         }
         _ => RefreshState::Running,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::OkraEnvelope;
+    use time::macros::date;
+
+    const CTX: MapContext<'static> = MapContext {
+        provider: "okra-ng",
+        currency: Currency::NGN,
+    };
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    fn map(text: &str) -> Result<Transaction, MappingError> {
+        map_record(CTX, &raw(text), "#0 of page 1")
+    }
+
+    /// A record with an id, an account and a booking date, plus `fields`.
+    fn amounts(fields: &str) -> Result<(Direction, i64), MappingError> {
+        map(&format!(
+            r#"{{"id":"t1","account":{{"_id":"acc1"}},"trans_date":"2024-03-05",{fields}}}"#
+        ))
+        .map(|t| (t.direction, t.amount.minor()))
+    }
+
+    /// A record with an id, an account and an amount, plus the date `fields`.
+    fn dates(fields: &str) -> Result<(Date, Option<Date>), MappingError> {
+        map(&format!(
+            r#"{{"id":"t1","account":{{"_id":"acc1"}},"debit":1,{fields}}}"#
+        ))
+        .map(|t| (t.booked_on, t.value_on))
+    }
+
+    fn field_of<T: std::fmt::Debug>(result: Result<T, MappingError>) -> (String, &'static str) {
+        let e = result.unwrap_err();
+        (e.record, e.field)
+    }
+
+    // ---- the docs' examples, verbatim ----
+
+    struct Fixture {
+        file: &'static str,
+        text: &'static str,
+        total: u64,
+        limit: u32,
+        total_pages: u32,
+        next_page: Option<u32>,
+        direction: Direction,
+        minor: i64,
+        reference: Option<&'static str>,
+    }
+
+    fn fixtures() -> Vec<Fixture> {
+        vec![
+            Fixture {
+                file: "getById",
+                text: include_str!("../tests/fixtures/getById.json"),
+                total: 1,
+                limit: 20,
+                total_pages: 1,
+                next_page: None,
+                direction: Direction::Debit,
+                minor: 1,
+                reference: None,
+            },
+            Fixture {
+                file: "getByAccount",
+                text: include_str!("../tests/fixtures/getByAccount.json"),
+                total: 38,
+                limit: 1,
+                total_pages: 38,
+                next_page: Some(2),
+                direction: Direction::Debit,
+                minor: 3,
+                reference: None,
+            },
+            Fixture {
+                file: "getByDate",
+                text: include_str!("../tests/fixtures/getByDate.json"),
+                total: 2339,
+                limit: 1,
+                total_pages: 2339,
+                next_page: Some(2),
+                direction: Direction::Debit,
+                minor: 5250,
+                reference: None,
+            },
+            Fixture {
+                file: "getByCustomerDate",
+                text: include_str!("../tests/fixtures/getByCustomerDate.json"),
+                total: 350,
+                limit: 1,
+                total_pages: 350,
+                next_page: Some(2),
+                direction: Direction::Debit,
+                minor: 5250,
+                reference: None,
+            },
+            Fixture {
+                file: "getByNuban",
+                text: include_str!("../tests/fixtures/getByNuban.json"),
+                total: 465,
+                limit: 1,
+                total_pages: 465,
+                next_page: Some(2),
+                direction: Direction::Credit,
+                minor: 321,
+                reference: Some("0"),
+            },
+        ]
+    }
+
+    fn data_of(text: &str) -> OkraTransactionsData {
+        let envelope: OkraEnvelope = serde_json::from_str(text).unwrap();
+        assert_eq!(envelope.status.as_deref(), Some("success"));
+        serde_json::from_str(envelope.data.unwrap().get()).unwrap()
+    }
+
+    #[test]
+    fn doc_examples_parse_and_their_empty_ids_are_a_mapping_error() {
+        for f in fixtures() {
+            let data = data_of(f.text);
+            assert_eq!(data.transaction.len(), 1, "{}", f.file);
+            let p = data.pagination.as_ref().unwrap();
+            assert_eq!(p.total_docs, Some(f.total), "{}", f.file);
+            assert_eq!(next_page(p, 1), f.next_page, "{}", f.file);
+            // The examples' `id` and `_id` are "": no transaction can be named, so no guess.
+            let err = map_page(CTX, &data, PageRequest::new(1, 1)).unwrap_err();
+            assert_eq!(
+                err,
+                MappingError::new("#0 of page 1", "id", "neither `id` nor `_id` is set"),
+                "{}",
+                f.file
+            );
+        }
+    }
+
+    #[test]
+    fn doc_example_amounts_are_exact() {
+        for f in fixtures() {
+            let data = data_of(f.text);
+            let record: OkraTransaction = serde_json::from_str(data.transaction[0].get()).unwrap();
+            let (direction, amount) = direction_and_amount(
+                "doc",
+                record.debit.as_deref(),
+                record.credit.as_deref(),
+                Currency::NGN,
+            )
+            .unwrap();
+            assert_eq!(
+                (direction, amount.minor()),
+                (f.direction, f.minor),
+                "{}",
+                f.file
+            );
+        }
+    }
+
+    #[test]
+    fn doc_examples_with_ids_and_dates_filled_in_map_completely() {
+        for f in fixtures() {
+            let mut envelope: serde_json::Value = serde_json::from_str(f.text).unwrap();
+            let rec = &mut envelope["data"]["transaction"][0];
+            rec["id"] = "5f3c1b2a9d".into();
+            rec["trans_date"] = "2020-05-01T00:00:00.000Z".into();
+            rec["account"]["_id"] = "acc_1".into();
+            let data = data_of(&envelope.to_string());
+            let page = map_page(CTX, &data, PageRequest::new(1, 1)).unwrap();
+            assert_eq!(page.total, Some(f.total), "{}", f.file);
+            assert_eq!(page.limit, f.limit, "{}", f.file);
+            assert_eq!(page.total_pages, Some(f.total_pages), "{}", f.file);
+            assert_eq!(page.next_page, f.next_page, "{}", f.file);
+            let t = &page.items[0];
+            assert_eq!(t.id, TransactionId::new("okra-ng", "5f3c1b2a9d"));
+            assert_eq!(t.provider, "okra-ng");
+            assert_eq!(t.provider_transaction_id, "5f3c1b2a9d");
+            assert_eq!(t.account_id, "acc_1");
+            assert_eq!((t.direction, t.amount.minor()), (f.direction, f.minor));
+            assert_eq!(t.amount.currency(), Currency::NGN);
+            assert_eq!(t.booked_on, date!(2020 - 05 - 01));
+            assert_eq!(t.value_on, None, "empty cleared dates are absent");
+            assert_eq!(t.customer_id, None, "empty customer _id is absent");
+            assert_eq!(t.bank, None, "empty bank name is absent");
+            assert_eq!(t.narration, "");
+            assert_eq!(t.reference.as_deref(), f.reference, "{}", f.file);
+            assert_eq!(t.raw.as_ref().unwrap().get(), data.transaction[0].get());
+        }
+    }
+
+    // ---- amounts and direction ----
+
+    #[test]
+    fn amounts_are_exact_kobo() {
+        assert_eq!(amounts(r#""debit":0.01"#), Ok((Direction::Debit, 1)));
+        assert_eq!(amounts(r#""debit":52.5"#), Ok((Direction::Debit, 5250)));
+        assert_eq!(amounts(r#""credit":3.21"#), Ok((Direction::Credit, 321)));
+        assert_eq!(
+            amounts(r#""credit":0.30000000000000004"#),
+            Ok((Direction::Credit, 30))
+        );
+        assert_eq!(
+            amounts(r#""debit":1234567.8899999999"#),
+            Ok((Direction::Debit, 123456789))
+        );
+        assert_eq!(amounts(r#""debit":1e2"#), Ok((Direction::Debit, 10000)));
+    }
+
+    #[test]
+    fn the_other_side_may_be_null_absent_zero_or_blank() {
+        assert_eq!(
+            amounts(r#""debit":null,"credit":5"#),
+            Ok((Direction::Credit, 500))
+        );
+        assert_eq!(
+            amounts(r#""debit":0,"credit":2.5"#),
+            Ok((Direction::Credit, 250))
+        );
+        assert_eq!(
+            amounts(r#""debit":7,"credit":null"#),
+            Ok((Direction::Debit, 700))
+        );
+        assert_eq!(
+            amounts(r#""debit":"","credit":2"#),
+            Ok((Direction::Credit, 200))
+        );
+        assert_eq!(
+            amounts(r#""debit":-0.0,"credit":2"#),
+            Ok((Direction::Credit, 200))
+        );
+    }
+
+    #[test]
+    fn amounts_as_numeric_strings() {
+        assert_eq!(amounts(r#""debit":"52.50""#), Ok((Direction::Debit, 5250)));
+        assert_eq!(
+            amounts(r#""credit":"1,200.50""#),
+            Ok((Direction::Credit, 120050))
+        );
+        assert_eq!(
+            amounts(r#""debit":"0.30000000000000004""#),
+            Ok((Direction::Debit, 30))
+        );
+    }
+
+    #[test]
+    fn both_or_neither_is_an_error_naming_the_record() {
+        let both = amounts(r#""debit":1,"credit":2"#).unwrap_err();
+        assert_eq!((both.record.as_str(), both.field), ("t1", "debit/credit"));
+        assert!(both.reason.contains("both"), "{}", both.reason);
+        for fields in [
+            r#""ref":"x""#,
+            r#""debit":null,"credit":null"#,
+            r#""debit":0,"credit":0.0"#,
+        ] {
+            let neither = amounts(fields).unwrap_err();
+            assert_eq!(
+                (neither.record.as_str(), neither.field),
+                ("t1", "debit/credit"),
+                "{fields}"
+            );
+        }
+    }
+
+    #[test]
+    fn unreadable_or_negative_amounts_are_errors() {
+        for (fields, field) in [
+            (r#""debit":-5"#, "debit"),
+            (r#""credit":"-5.00""#, "credit"),
+            (r#""debit":0.005"#, "debit"),
+            (r#""debit":"abc""#, "debit"),
+            (r#""credit":true"#, "credit"),
+            (r#""credit":{"value":1}"#, "credit"),
+        ] {
+            assert_eq!(
+                field_of(amounts(fields)),
+                ("t1".to_owned(), field),
+                "{fields}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_currency_wins_and_an_unknown_one_is_an_error() {
+        let t = map(
+            r#"{"id":"t1","account":"a","trans_date":"2024-03-05","debit":1.5,"currency":"usd"}"#,
+        )
+        .unwrap();
+        assert_eq!(t.amount, Money::from_minor(150, Currency::USD));
+        let e = map(
+            r#"{"id":"t1","account":"a","trans_date":"2024-03-05","debit":1.5,"currency":"XYZ"}"#,
+        );
+        assert_eq!(field_of(e), ("t1".to_owned(), "currency"));
+    }
+
+    // ---- dates ----
+
+    #[test]
+    fn date_forms() {
+        let d = date!(2024 - 03 - 05);
+        for text in [
+            "2024-03-05",
+            "2024-03-05T00:00:00.000Z",
+            "2024-03-05T10:11:12Z",
+            "2024-03-05T23:30:00-01:00",
+            "2024-03-05T00:30:00+01:00",
+            "2024-03-05 10:11:12",
+            " 2024-03-05 ",
+            "2024/03/05",
+            "05/03/2024",
+            "5/3/2024",
+            "05-03-2024",
+            "05.03.2024",
+            "05/03/2024 10:11",
+            "05-Mar-2024",
+            "05-MAR-24",
+            "05 Mar 2024",
+            "5 March 2024",
+            "05-Mar-2024 10:11:12",
+        ] {
+            assert_eq!(parse_date(text), Some(d), "{text:?}");
+        }
+        for text in [
+            "",
+            "  ",
+            "2024-02-30",
+            "2024-13-01",
+            "32/01/2024",
+            "2024-03-05X",
+            "yesterday",
+            "05-Foo-2024",
+            "1709596800",
+            "2024-3-5",
+            "ünïcode-date",
+        ] {
+            assert_eq!(parse_date(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn dates_fall_back_to_the_unformatted_fields() {
+        assert_eq!(
+            dates(
+                r#""trans_date":"2024-03-05T10:11:12Z","cleared_date":"2024-03-06T00:00:00.000Z""#
+            ),
+            Ok((date!(2024 - 03 - 05), Some(date!(2024 - 03 - 06))))
+        );
+        assert_eq!(
+            dates(r#""trans_date":"","unformatted_trans_date":"05/03/2024""#),
+            Ok((date!(2024 - 03 - 05), None))
+        );
+        assert_eq!(
+            dates(
+                r#""trans_date":"garbage","unformatted_trans_date":"05-Mar-2024","cleared_date":"","unformatted_cleared_date":"2024/03/06""#
+            ),
+            Ok((date!(2024 - 03 - 05), Some(date!(2024 - 03 - 06))))
+        );
+        assert_eq!(
+            dates(
+                r#""trans_date":null,"unformatted_trans_date":"2024-03-05T00:00:00Z","cleared_date":"nonsense""#
+            ),
+            Ok((date!(2024 - 03 - 05), None))
+        );
+    }
+
+    #[test]
+    fn no_usable_booking_date_is_an_error() {
+        for fields in [
+            r#""ref":"x""#,
+            r#""trans_date":"","unformatted_trans_date":"""#,
+            r#""trans_date":"soon","unformatted_trans_date":"later""#,
+        ] {
+            assert_eq!(
+                field_of(dates(fields)),
+                ("t1".to_owned(), "trans_date"),
+                "{fields}"
+            );
+        }
+    }
+
+    // ---- ids, references, objects ----
+
+    #[test]
+    fn ids_fall_back_to_mongo_id_and_may_be_numbers() {
+        let t = map(r#"{"_id":"m1","id":"","account":"a","trans_date":"2024-03-05","debit":1}"#)
+            .unwrap();
+        assert_eq!(t.provider_transaction_id, "m1");
+        assert_eq!(t.id, TransactionId::new("okra-ng", "m1"));
+        let t = map(r#"{"id":123,"account":"a","trans_date":"2024-03-05","debit":1}"#).unwrap();
+        assert_eq!(t.provider_transaction_id, "123");
+        let e = map(r#"{"id":" ","_id":"","account":"a","trans_date":"2024-03-05","debit":1}"#);
+        assert_eq!(field_of(e), ("#0 of page 1".to_owned(), "id"));
+    }
+
+    #[test]
+    fn account_customer_and_bank_as_objects_or_plain_strings() {
+        let t = map(r#"{"id":"t1","trans_date":"2024-03-05","debit":1,
+                "account":{"_id":"acc1","name":"Ada"},"customer":{"_id":"cus1","name":"Ada"},
+                "bank":{"name":" GTBank ","icon":""}}"#)
+        .unwrap();
+        assert_eq!(t.account_id, "acc1");
+        assert_eq!(t.customer_id.as_deref(), Some("cus1"));
+        assert_eq!(t.bank.as_deref(), Some("GTBank"));
+        let t = map(r#"{"id":"t1","trans_date":"2024-03-05","debit":1,
+                "account":"acc9","customer":"cus9","bank":"Access"}"#)
+        .unwrap();
+        assert_eq!(t.account_id, "acc9");
+        assert_eq!(t.customer_id.as_deref(), Some("cus9"));
+        assert_eq!(t.bank.as_deref(), Some("Access"));
+        for account in ["", r#","account":"""#, r#","account":{"name":"x"}"#] {
+            let e = map(&format!(
+                r#"{{"id":"t1","trans_date":"2024-03-05","debit":1{account}}}"#
+            ));
+            assert_eq!(field_of(e), ("t1".to_owned(), "account"), "{account}");
+        }
+    }
+
+    #[test]
+    fn missing_optional_fields_are_none() {
+        let text = r#"{"id":"t1","account":"a","trans_date":"2024-03-05","credit":2}"#;
+        let t = map(text).unwrap();
+        assert_eq!(t.customer_id, None);
+        assert_eq!(t.value_on, None);
+        assert_eq!(t.reference, None);
+        assert_eq!(t.bank, None);
+        assert_eq!(t.narration, "");
+        assert_eq!(t.balance_after, None);
+        assert_eq!(t.raw.unwrap().get(), text);
+    }
+
+    #[test]
+    fn narration_reference_and_extra_fields() {
+        let t = map(
+            r#"{"id":"t1","account":"a","trans_date":"2024-03-05","debit":1,
+                "notes":{"desc":" POS PURCHASE SHOPRITE ","topics":[],"actions":[""]},
+                "ref":" FT123 ","branch":"Ikeja","ner":{"TRANS_TYPE":"POS"},"ner_v":1,
+                "analyzed":[""],"manual":false,"__v":0}"#,
+        )
+        .unwrap();
+        assert_eq!(t.narration, "POS PURCHASE SHOPRITE");
+        assert_eq!(t.reference.as_deref(), Some("FT123"));
+        let t = map(r#"{"id":"t1","account":"a","trans_date":"2024-03-05","debit":1,"ref":" "}"#)
+            .unwrap();
+        assert_eq!(t.reference, None);
+        let t = map(r#"{"id":"t1","account":"a","trans_date":"2024-03-05","debit":1,"ref":42}"#)
+            .unwrap();
+        assert_eq!(t.reference.as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn a_malformed_record_is_named_and_one_bad_record_fails_the_page() {
+        let e = map(r#"{"id":"t9","account":"a","trans_date":{"when":"now"},"debit":1}"#);
+        assert_eq!(field_of(e), ("t9".to_owned(), "record"));
+        let e = map(r#"["not","a","record"]"#);
+        assert_eq!(field_of(e), ("#0 of page 1".to_owned(), "record"));
+
+        let data: OkraTransactionsData = serde_json::from_str(
+            r#"{"pagination":{"page":3},"transaction":[
+                {"id":"good","account":"a","trans_date":"2024-03-05","debit":1},
+                {"id":"bad","account":"a","trans_date":"2024-03-05","debit":1,"credit":1}]}"#,
+        )
+        .unwrap();
+        let e = map_page(CTX, &data, PageRequest::new(3, 2)).unwrap_err();
+        assert_eq!((e.record.as_str(), e.field), ("bad", "debit/credit"));
+    }
+
+    // ---- pagination ----
+
+    fn page_facts(pagination: &str) -> (u32, u32, Option<u64>, Option<u32>, Option<u32>) {
+        let data: OkraTransactionsData = serde_json::from_str(&format!(
+            r#"{{"pagination":{pagination},"transaction":[]}}"#
+        ))
+        .unwrap();
+        let p = map_page(CTX, &data, PageRequest::new(2, 50)).unwrap();
+        (p.page, p.limit, p.total, p.total_pages, p.next_page)
+    }
+
+    #[test]
+    fn pagination_facts_and_next_page() {
+        assert_eq!(
+            page_facts(
+                r#"{"totalDocs":"120","limit":"50","page":"2","totalPages":"3","nextPage":"3"}"#
+            ),
+            (2, 50, Some(120), Some(3), Some(3))
+        );
+        assert_eq!(
+            page_facts(
+                r#"{"totalDocs":100,"limit":50,"page":2,"totalPages":2,"nextPage":null,"hasNextPage":false}"#
+            ),
+            (2, 50, Some(100), Some(2), None)
+        );
+        assert_eq!(page_facts(r#"{"page":2,"hasNextPage":true}"#).4, Some(3));
+        assert_eq!(page_facts(r#"{"page":2,"totalPages":5}"#).4, Some(3));
+        assert_eq!(page_facts(r#"{"page":2,"totalPages":2}"#).4, None);
+        assert_eq!(page_facts(r#"{"page":2,"nextPage":2}"#).4, None);
+        assert_eq!(page_facts(r#"{"page":2,"nextPage":false}"#).4, None);
+        // Nothing said: the requested page and limit, and no next page.
+        assert_eq!(page_facts("{}"), (2, 50, None, None, None));
+        assert_eq!(page_facts("null"), (2, 50, None, None, None));
+    }
+
+    // ---- refresh progress ----
+
+    #[test]
+    fn refresh_progress() {
+        let state = |text: &str| refresh_state(&serde_json::from_str(text).unwrap());
+        assert_eq!(
+            state(r#"{"running":true,"completed":false}"#),
+            RefreshState::Running
+        );
+        assert_eq!(
+            state(r#"{"running":false,"completed":true,"transactions":[]}"#),
+            RefreshState::Completed
+        );
+        assert_eq!(state(r#"{"completed":"true"}"#), RefreshState::Completed);
+        assert_eq!(state(r#"{"running":false}"#), RefreshState::Completed);
+        assert_eq!(state(r#"{"status":"Completed"}"#), RefreshState::Completed);
+        assert_eq!(state(r#"{"status":"done"}"#), RefreshState::Completed);
+        assert_eq!(state(r#"{"status":"processing"}"#), RefreshState::Running);
+        assert_eq!(state("{}"), RefreshState::Running);
+        assert!(matches!(
+            state(r#"{"status":"failed"}"#),
+            RefreshState::Failed(_)
+        ));
     }
 }
