@@ -49,7 +49,9 @@ impl std::fmt::Debug for Sandbox {
 /// Starts a sandbox on `bind` (port 0 picks a free port) in the current tokio runtime.
 pub async fn start(config: SandboxConfig, bind: SocketAddr) -> std::io::Result<Sandbox> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Webhook receivers are local test servers: never route them through an environment proxy.
     let http = reqwest::Client::builder()
+        .no_proxy()
         .build()
         .map_err(std::io::Error::other)?;
     let listener = TcpListener::bind(bind)?;
