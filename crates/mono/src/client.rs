@@ -9,31 +9,76 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use provider::{
-    Capabilities, Page, PageRequest, Provider, ProviderError, RefreshDelivery, RefreshOutcome,
-    RefreshRequest, RefreshStyle, Scope, ScopeKind, Transaction, TransactionQuery,
+    Capabilities, Currency, Page, PageRequest, Provider, ProviderError, RefreshDelivery,
+    RefreshOutcome, RefreshRequest, RefreshStyle, Scope, ScopeKind, Secret, Transaction,
+    TransactionQuery,
 };
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use time::OffsetDateTime;
 use url::Url;
 
-use crate::MonoConfig;
 use crate::mapping::{self, MapContext, MappedEntity};
 
 /// The vendor's page size when `length` is not sent.
-pub(crate) const DEFAULT_PAGE_SIZE: u32 = 10;
+pub const DEFAULT_PAGE_SIZE: u32 = 10;
 /// The largest `length` the vendor documents (its OpenAPI example asks for 200).
-pub(crate) const MAX_PAGE_SIZE: u32 = 200;
+pub const MAX_PAGE_SIZE: u32 = 200;
 /// Safety net for a vendor whose `next_page` keeps advancing forever.
 const MAX_PAGES: u32 = 100_000;
 
 const ENDPOINT: [&str; 4] = ["api", "v1", "financial", "account_transactions"];
+
+/// How to reach and read one Mono-style provider instance.
+#[derive(Debug, Clone)]
+pub struct MonoConfig {
+    /// Provider instance name: in every `TransactionId`, `Transaction::provider` and error.
+    pub name: String,
+    /// The vendor's base URL, e.g. `https://api.dojah.io` (a path prefix is kept).
+    pub base_url: url::Url,
+    /// Sent as `Authorization: <secret>` (no `Bearer`); never logged or printed.
+    pub secret_key: Secret,
+    /// Sent as `AppId: <app id>`; never logged or printed.
+    pub app_id: Secret,
+    /// How long to wait for a connection (default 2 s).
+    pub connect_timeout: Duration,
+    /// How long a whole request may take (default 10 s).
+    pub request_timeout: Duration,
+    /// `length` per page when `list_all` walks pages (default 100, at most 200).
+    pub page_size: u32,
+    /// Whether `list_all` reads the account in one `not_paginated` call (default true).
+    pub bulk_read: bool,
+    /// The currency amounts are in (default NGN).
+    pub currency: Currency,
+}
+
+impl MonoConfig {
+    /// A configuration with the defaults above.
+    pub fn new(
+        name: impl Into<String>,
+        base_url: url::Url,
+        secret_key: Secret,
+        app_id: Secret,
+    ) -> Self {
+        MonoConfig {
+            name: name.into(),
+            base_url,
+            secret_key,
+            app_id,
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
+            page_size: 100,
+            bulk_read: true,
+            currency: Currency::NGN,
+        }
+    }
+}
 
 /// The Mono-style adapter: implements [`Provider`] over the vendor's `account_transactions`.
 pub struct MonoProvider {
     name: String,
     endpoint: Url,
     page_size: u32,
-    currency: provider::Currency,
+    currency: Currency,
     http: reqwest::Client,
     capabilities: Capabilities,
 }
@@ -90,6 +135,9 @@ impl MonoProvider {
             .default_headers(headers)
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
+            // A redirect is not part of the contract: it surfaces as a bad payload, and our
+            // headers never follow it anywhere.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| config_error(format!("cannot build the HTTP client: {e}")))?;
         let capabilities = Capabilities {
@@ -156,7 +204,7 @@ impl MonoProvider {
             .query(params)
             .send()
             .await
-            .map_err(|e| self.transport_error(&e))?;
+            .map_err(|e| self.transport_error(e))?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -166,7 +214,7 @@ impl MonoProvider {
         let body = response
             .bytes()
             .await
-            .map_err(|e| self.transport_error(&e))?;
+            .map_err(|e| self.transport_error(e))?;
         if (200..300).contains(&status) {
             return Ok((status, body.to_vec()));
         }
@@ -176,7 +224,7 @@ impl MonoProvider {
     }
 
     /// A request that got no (complete) answer: timeouts, refused connections, cut bodies.
-    fn transport_error(&self, error: &reqwest::Error) -> ProviderError {
+    fn transport_error(&self, error: reqwest::Error) -> ProviderError {
         let what = if error.is_timeout() {
             "timed out"
         } else if error.is_connect() {
@@ -184,8 +232,9 @@ impl MonoProvider {
         } else {
             "request failed"
         };
-        // The URL carries only the account id and our callback URL; secrets are in headers.
-        let message = format!("{what}: {}", error_chain(error));
+        // Secrets travel in headers, never in the URL; the URL is still dropped because its
+        // query may carry our callback URL and whatever token it holds.
+        let message = format!("{what}: {}", error_chain(&error.without_url()));
         tracing::warn!(provider = %self.name, error = %message, "mono: transport failure");
         ProviderError::Unavailable {
             provider: self.name.clone(),

@@ -68,59 +68,11 @@
 //! Errors: 401, 402 (balance low), 403 -> `Unauthorized` (our configuration's fault); 400, 405
 //! and other 4xx -> `Rejected`; 404 -> `NotFound`; 408, 424, 5xx, timeouts, connection errors ->
 //! `Unavailable`; 429 -> `RateLimited` with `Retry-After` (seconds or HTTP date); an unreadable
-//! body or `{error}` on a 2xx -> `BadPayload`. The vendor's `{error}` message is carried along.
-
-use std::time::Duration;
-
-use provider::{Currency, Secret};
+//! body or `{error}` on a 2xx -> `BadPayload`; redirects are not followed (our headers go nowhere
+//! else) and, like any other unexpected status, are a `BadPayload`. The vendor's `{error}` message is carried along.
 
 mod client;
 mod mapping;
 mod wire;
 
-pub use client::MonoProvider;
-
-/// How to reach and read one Mono-style provider instance.
-#[derive(Debug, Clone)]
-pub struct MonoConfig {
-    /// Provider instance name: in every `TransactionId`, `Transaction::provider` and error.
-    pub name: String,
-    /// The vendor's base URL, e.g. `https://api.dojah.io` (a path prefix is kept).
-    pub base_url: url::Url,
-    /// Sent as `Authorization: <secret>` (no `Bearer`); never logged or printed.
-    pub secret_key: Secret,
-    /// Sent as `AppId: <app id>`; never logged or printed.
-    pub app_id: Secret,
-    /// How long to wait for a connection (default 2 s).
-    pub connect_timeout: Duration,
-    /// How long a whole request may take (default 10 s).
-    pub request_timeout: Duration,
-    /// `length` per page when `list_all` walks pages (default 100, at most 200).
-    pub page_size: u32,
-    /// Whether `list_all` reads the account in one `not_paginated` call (default true).
-    pub bulk_read: bool,
-    /// The currency amounts are in (default NGN).
-    pub currency: Currency,
-}
-
-impl MonoConfig {
-    /// A configuration with the defaults above.
-    pub fn new(
-        name: impl Into<String>,
-        base_url: url::Url,
-        secret_key: Secret,
-        app_id: Secret,
-    ) -> Self {
-        MonoConfig {
-            name: name.into(),
-            base_url,
-            secret_key,
-            app_id,
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(10),
-            page_size: 100,
-            bulk_read: true,
-            currency: Currency::NGN,
-        }
-    }
-}
+pub use client::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MonoConfig, MonoProvider};

@@ -475,6 +475,13 @@ async fn every_documented_status_maps_onto_its_error() {
             other => panic!("{status}: {other:?}"),
         }
     }
+    // Redirects are not followed (our headers go nowhere else): a bad payload.
+    match failure(ResponseTemplate::new(302).insert_header("Location", "http://elsewhere.example/"))
+        .await
+    {
+        ProviderError::BadPayload { status, .. } => assert_eq!(status, Some(302)),
+        other => panic!("{other:?}"),
+    }
     // A 5xx that is not even JSON.
     match failure(ResponseTemplate::new(503).set_body_string("<html>Service Unavailable</html>"))
         .await
