@@ -15,9 +15,9 @@ pub struct SandboxConfig {
     pub mono_secret: String,
     /// The Mono-style app id, sent as `AppId: <app id>`.
     pub mono_app_id: String,
-    /// How long an Okra refresh job (and a Mono webhook sync) reports itself as running.
+    /// How long an Okra refresh job reports itself as running before it completes.
     pub refresh_duration: Duration,
-    /// How many new transactions a completed refresh or webhook sync appends to the account.
+    /// How many new transactions a completed Okra refresh or a Mono webhook sync appends.
     pub new_transactions_per_refresh: usize,
     /// Number of actix-web worker threads.
     pub workers: usize,

@@ -144,3 +144,46 @@ impl Sandbox {
         self.handle.stop(false).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync_clone<T: Send + Sync + Clone>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+
+    #[test]
+    fn handle_and_start_future_can_cross_threads() {
+        let future = start(
+            SandboxConfig::default(),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        );
+        send(&future);
+        drop(future);
+        let faults = Faults::default();
+        send_sync_clone(&faults);
+    }
+
+    #[tokio::test]
+    async fn sandbox_is_send_sync_clone_and_stops() {
+        let sandbox = start(
+            SandboxConfig::default(),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .await
+        .unwrap();
+        send_sync_clone(&sandbox);
+        assert_eq!(
+            sandbox.okra_base_url(),
+            format!("http://{}/v2", sandbox.addr())
+        );
+        assert_eq!(
+            sandbox.mono_base_url(),
+            format!("http://{}", sandbox.addr())
+        );
+        let clone = sandbox.clone();
+        tokio::spawn(async move { clone.stop().await })
+            .await
+            .unwrap();
+    }
+}

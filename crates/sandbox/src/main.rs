@@ -122,3 +122,40 @@ async fn main() -> ExitCode {
     sandbox.stop().await;
     ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Args, String> {
+        parse_args(list.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn parses_bind_seed_and_start_faults() {
+        let a = args(&[
+            "--bind",
+            "127.0.0.1:9000",
+            "--seed",
+            "7",
+            "--okra-faults",
+            r#"{"latency_ms": 5}"#,
+            "--mono-quota",
+            "30",
+        ])
+        .unwrap();
+        assert_eq!(a.bind, SocketAddr::from(([127, 0, 0, 1], 9000)));
+        assert_eq!(a.config.seed, 7);
+        assert_eq!(a.faults[0].0, Vendor::Okra);
+        assert_eq!(a.faults[0].1.latency_ms, 5);
+        assert_eq!(a.quotas, vec![(Vendor::Mono, 30)]);
+    }
+
+    #[test]
+    fn refuses_unknown_or_incomplete_arguments() {
+        assert!(args(&["--port", "1"]).is_err());
+        assert!(args(&["--seed"]).is_err());
+        assert!(args(&["--seed", "x"]).is_err());
+        assert!(args(&["--help"]).is_err());
+    }
+}
