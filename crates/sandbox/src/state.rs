@@ -89,7 +89,7 @@ fn rate_limited(vendor: Vendor, secs: u64) -> Reply {
     reply
 }
 
-/// An Okra refresh job (also used for nothing else: Mono webhooks sync at once in background).
+/// An Okra refresh job: which account, when it started, and how many transactions it added.
 #[derive(Debug)]
 pub(crate) struct RefreshJob {
     pub(crate) account: usize,
