@@ -316,14 +316,22 @@ impl Provider for MonoProvider {
 
     async fn list_all(&self, query: &TransactionQuery) -> Result<Vec<Transaction>, ProviderError> {
         let account_id = self.account(query)?;
-        let all = if self.capabilities.bulk_read {
-            self.fetch(account_id, query, Mode::NotPaginated)
-                .await?
-                .transactions
-        } else {
-            self.walk_pages(account_id, query).await?
-        };
-        Ok(all)
+        if !self.capabilities.bulk_read {
+            return self.walk_pages(account_id, query).await;
+        }
+        let entity = self.fetch(account_id, query, Mode::NotPaginated).await?;
+        if let Some(total) = entity.total
+            && total != entity.transactions.len() as u64
+        {
+            // Worth a look, not a failure: what arrived is mapped and complete per record.
+            tracing::warn!(
+                provider = %self.name,
+                total,
+                received = entity.transactions.len(),
+                "mono: not_paginated total disagrees with the records received"
+            );
+        }
+        Ok(entity.transactions)
     }
 
     async fn refresh(&self, request: &RefreshRequest) -> Result<RefreshOutcome, ProviderError> {
