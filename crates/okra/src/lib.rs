@@ -9,8 +9,8 @@
 //! Okra's pages are silent or loose in places; these are the readings this adapter takes (each
 //! covered by a test):
 //!
-//! * **Amounts** (`debit`/`credit`) are read from the JSON text, never through `f64`: a number
-//!   with [`provider::Money::from_json_number`] (its float-noise rule turns
+//! * **Amounts** (`debit`/`credit`) are read from the JSON text, never through binary floating
+//!   point: a number with [`provider::Money::from_json_number`] (its float-noise rule turns
 //!   `0.30000000000000004` into 30 kobo), a string with
 //!   [`provider::Money::from_decimal_str`] (and, when it has more decimals than kobo, like a
 //!   number's text: a stringified float), `null`/absent/blank as no amount.

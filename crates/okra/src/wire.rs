@@ -96,7 +96,7 @@ pub(crate) struct OkraTransaction {
     #[serde(default)]
     pub unformatted_cleared_date: Option<OkraScalar>,
     /// Amount debited, in naira: a JSON number (or, defensively, a string); `null` or absent.
-    /// Kept raw so no `f64` ever holds it.
+    /// Kept raw, so it never passes through binary floating point.
     #[serde(default)]
     pub debit: Option<Box<RawValue>>,
     /// Amount credited, like `debit`.

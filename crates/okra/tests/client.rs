@@ -419,7 +419,7 @@ async fn refresh_past_its_deadline_is_unavailable() {
         .filter(|r| r.method.as_str() == "GET")
         .count();
     // 10, 20, 40, 40, 40, ... ms under a 250 ms deadline: a handful, never a busy loop.
-    assert!((2..=10).contains(&polls), "{polls} polls");
+    assert!((1..=12).contains(&polls), "{polls} polls");
 }
 
 #[tokio::test]
