@@ -1,1 +1,17 @@
-//! placeholder
+//! The transactions gateway: one canonical, paginated API over configured bank-data providers.
+//!
+//! `main.rs` only parses arguments; everything else is here so tests can start the real server
+//! on a free port: [`Application::build`] binds, [`Application::addr`] tells where.
+
+pub mod api;
+pub mod config;
+pub mod cursor;
+pub mod error;
+pub mod middleware;
+pub mod snapshot;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+pub use config::Config;
+pub use startup::Application;

@@ -1,0 +1,755 @@
+//! Configuration: one TOML file plus `GATEWAY_*` environment overrides, validated at start.
+//!
+//! Secrets never appear in the file: provider credentials and client API keys are given as
+//! `{ env = "NAME" }` references (client keys may instead be given as their SHA-256 hash).
+//! Every validation error names the key it is about, e.g. `providers.okra.secret_key`.
+//!
+//! Environment overrides use `__` between levels: `GATEWAY_ROUTING__DEFAULT=mono`,
+//! `GATEWAY_SERVER__BIND=0.0.0.0:8080`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use provider::Secret;
+
+/// The API key of the built-in demo client (embedded-sandbox mode only).
+pub const DEMO_API_KEY: &str = "demo-key-sandbox-only";
+
+/// A configuration problem, naming the key it is about.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {key}: {message}")]
+pub struct ConfigError {
+    /// The dotted key, e.g. `providers.okra.base_url`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A reference to a secret held in an environment variable: `{ env = "OKRA_SECRET_KEY" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvRef {
+    /// The variable's name.
+    pub env: String,
+}
+
+impl EnvRef {
+    fn resolve(&self, key: &str) -> Result<Secret, ConfigError> {
+        match std::env::var(&self.env) {
+            Ok(value) if !value.trim().is_empty() => Ok(Secret::new(value.trim())),
+            Ok(_) => Err(ConfigError::new(
+                key,
+                format!("environment variable {} is empty", self.env),
+            )),
+            Err(_) => Err(ConfigError::new(
+                key,
+                format!("environment variable {} is not set", self.env),
+            )),
+        }
+    }
+}
+
+/// The file's shape, before validation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[server]`
+    #[serde(default)]
+    pub server: ServerSection,
+    /// `[clients.NAME]`
+    #[serde(default)]
+    pub clients: BTreeMap<String, ClientSection>,
+    /// `[providers.NAME]`
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderSection>,
+    /// `[routing]`
+    pub routing: RoutingSection,
+    /// `[cache]`
+    #[serde(default)]
+    pub cache: CacheSection,
+    /// `[sandbox]`: run the vendor simulators in-process.
+    #[serde(default)]
+    pub sandbox: SandboxSection,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Address to listen on (port 0 picks a free port).
+    pub bind: SocketAddr,
+    /// HTTP worker threads.
+    pub workers: usize,
+    /// Upper bound on one request's handling, upstream calls included.
+    pub request_timeout_ms: u64,
+    /// The URL under which callers (and vendors' webhooks) reach this gateway.
+    pub public_url: Option<String>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: 2,
+            request_timeout_ms: 30_000,
+            public_url: None,
+        }
+    }
+}
+
+/// `[clients.NAME]`: one calling service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSection {
+    /// Hex SHA-256 of the client's API key.
+    pub api_key_sha256: Option<String>,
+    /// The API key itself, from the environment.
+    pub api_key: Option<EnvRef>,
+}
+
+/// `[providers.NAME]`: a named provider instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ProviderSection {
+    /// An Okra instance.
+    Okra {
+        /// Base URL (`https://api.okra.ng/v2`), or `"sandbox"` for the embedded simulator.
+        base_url: String,
+        /// Secret key, from the environment (not needed with `base_url = "sandbox"`).
+        secret_key: Option<EnvRef>,
+        /// Connect timeout.
+        #[serde(default = "default_connect_timeout_ms")]
+        connect_timeout_ms: u64,
+        /// Timeout of one upstream request.
+        #[serde(default = "default_request_timeout_ms")]
+        request_timeout_ms: u64,
+        /// Overall deadline of a refresh (polling the callback URL).
+        #[serde(default = "default_refresh_deadline_ms")]
+        refresh_deadline_ms: u64,
+    },
+    /// A Mono-style instance.
+    Mono {
+        /// Base URL (`https://api.dojah.io`), or `"sandbox"` for the embedded simulator.
+        base_url: String,
+        /// Secret key, from the environment (not needed with `base_url = "sandbox"`).
+        secret_key: Option<EnvRef>,
+        /// App id, from the environment (not needed with `base_url = "sandbox"`).
+        app_id: Option<EnvRef>,
+        /// Connect timeout.
+        #[serde(default = "default_connect_timeout_ms")]
+        connect_timeout_ms: u64,
+        /// Timeout of one upstream request.
+        #[serde(default = "default_request_timeout_ms")]
+        request_timeout_ms: u64,
+        /// Page size asked for when reading a whole account page by page.
+        #[serde(default = "default_mono_page_size")]
+        page_size: u32,
+        /// Read a whole account in one `not_paginated` call.
+        #[serde(default = "default_true")]
+        bulk_read: bool,
+    },
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    2_000
+}
+fn default_request_timeout_ms() -> u64 {
+    10_000
+}
+fn default_refresh_deadline_ms() -> u64 {
+    120_000
+}
+fn default_mono_page_size() -> u32 {
+    100
+}
+fn default_true() -> bool {
+    true
+}
+
+/// `[routing]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingSection {
+    /// The provider used when a request names none.
+    pub default: String,
+}
+
+/// `[cache]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSection {
+    /// How long a snapshot of a provider's data is served before it is fetched again.
+    pub ttl_secs: u64,
+    /// How long a cursor keeps working after its snapshot was replaced or expired.
+    pub cursor_lifetime_secs: u64,
+    /// Memory budget of all snapshots together, in bytes.
+    pub max_bytes: u64,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        CacheSection {
+            ttl_secs: 300,
+            cursor_lifetime_secs: 900,
+            max_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[sandbox]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxSection {
+    /// Start the vendor simulators in-process.
+    pub enabled: bool,
+    /// The data seed.
+    pub seed: Option<u64>,
+}
+
+/// A validated, resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listening address.
+    pub bind: SocketAddr,
+    /// HTTP workers.
+    pub workers: usize,
+    /// Upper bound on a request's handling.
+    pub request_timeout: Duration,
+    /// Public URL, when configured.
+    pub public_url: Option<Url>,
+    /// The calling services.
+    pub clients: Vec<ClientConfig>,
+    /// Provider instances, by name.
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// The default provider's name.
+    pub default_provider: String,
+    /// Caching.
+    pub cache: CacheSection,
+    /// The embedded sandbox, when enabled.
+    pub sandbox: Option<SandboxSettings>,
+}
+
+/// The embedded sandbox's settings.
+#[derive(Debug, Clone)]
+pub struct SandboxSettings {
+    /// Data seed.
+    pub seed: u64,
+}
+
+/// One calling service.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The client's name.
+    pub name: String,
+    /// SHA-256 of its API key.
+    pub key_sha256: [u8; 32],
+}
+
+/// Where a provider instance's upstream is.
+#[derive(Debug, Clone)]
+pub enum Upstream {
+    /// The embedded sandbox (URL and credentials known once it runs).
+    Sandbox,
+    /// A real URL with credentials.
+    Remote {
+        /// Base URL.
+        base_url: Url,
+        /// Secret key.
+        secret_key: Secret,
+        /// App id (Mono-style only).
+        app_id: Option<Secret>,
+    },
+}
+
+/// A validated provider instance.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// `"okra"` or `"mono"`.
+    pub kind: ProviderKind,
+    /// Where it is.
+    pub upstream: Upstream,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// One upstream request's timeout.
+    pub request_timeout: Duration,
+    /// Refresh deadline (Okra).
+    pub refresh_deadline: Duration,
+    /// Page size (Mono).
+    pub page_size: u32,
+    /// Bulk reads (Mono).
+    pub bulk_read: bool,
+}
+
+/// The kinds of provider the gateway can talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// Okra.
+    Okra,
+    /// The Mono-style provider.
+    Mono,
+}
+
+impl Config {
+    /// Reads `path` (when given) and the `GATEWAY_*` environment, then validates.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            if !path.exists() {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("file {} does not exist", path.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file(path));
+        } else {
+            figment = figment.merge(Serialized::defaults(FileConfig::embedded_default()));
+        }
+        figment = figment.merge(Env::prefixed("GATEWAY_").split("__"));
+        let file: FileConfig = figment.extract().map_err(|e| {
+            let key = e.path.join(".");
+            ConfigError::new(
+                if key.is_empty() { "(file)".into() } else { key },
+                e.kind.to_string(),
+            )
+        })?;
+        Config::validate(file)
+    }
+
+    /// Parses a TOML text (no environment), then validates. For tests and tools.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Config::validate(FileConfig::from_toml(text)?)
+    }
+
+    /// The zero-configuration setup: embedded sandbox, both providers, a demo client.
+    pub fn embedded_default() -> Result<Config, ConfigError> {
+        Config::validate(FileConfig::embedded_default())
+    }
+
+    /// Checks every rule that the file's shape alone does not.
+    pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
+        let server = file.server;
+        if server.workers == 0 || server.workers > 64 {
+            return Err(ConfigError::new(
+                "server.workers",
+                "must be between 1 and 64",
+            ));
+        }
+        if server.request_timeout_ms == 0 {
+            return Err(ConfigError::new(
+                "server.request_timeout_ms",
+                "must be above 0",
+            ));
+        }
+        let public_url = server
+            .public_url
+            .as_deref()
+            .map(|u| parse_http_url(u, "server.public_url"))
+            .transpose()?;
+
+        let mut clients = Vec::new();
+        for (name, client) in &file.clients {
+            let key = format!("clients.{name}");
+            check_name(name, &key)?;
+            let key_sha256 = match (&client.api_key_sha256, &client.api_key) {
+                (Some(hex_hash), None) => parse_sha256(hex_hash, &format!("{key}.api_key_sha256"))?,
+                (None, Some(env)) => {
+                    let secret = env.resolve(&format!("{key}.api_key"))?;
+                    Sha256::digest(secret.expose().as_bytes()).into()
+                }
+                _ => {
+                    return Err(ConfigError::new(
+                        key,
+                        "give exactly one of api_key_sha256 or api_key = { env = \"...\" }",
+                    ));
+                }
+            };
+            if clients
+                .iter()
+                .any(|c: &ClientConfig| c.key_sha256 == key_sha256)
+            {
+                return Err(ConfigError::new(key, "another client has the same API key"));
+            }
+            clients.push(ClientConfig {
+                name: name.clone(),
+                key_sha256,
+            });
+        }
+
+        let mut providers = BTreeMap::new();
+        let mut uses_sandbox = false;
+        for (name, section) in &file.providers {
+            let key = format!("providers.{name}");
+            check_name(name, &key)?;
+            let provider = validate_provider(section, &key)?;
+            uses_sandbox |= matches!(provider.upstream, Upstream::Sandbox);
+            providers.insert(name.clone(), provider);
+        }
+        if providers.is_empty() {
+            return Err(ConfigError::new(
+                "providers",
+                "configure at least one provider",
+            ));
+        }
+        if !providers.contains_key(&file.routing.default) {
+            return Err(ConfigError::new(
+                "routing.default",
+                format!(
+                    "{:?} is not a configured provider (configured: {})",
+                    file.routing.default,
+                    providers.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        if uses_sandbox && !file.sandbox.enabled {
+            return Err(ConfigError::new(
+                "sandbox.enabled",
+                "a provider uses base_url = \"sandbox\": set sandbox.enabled = true",
+            ));
+        }
+        let cache = file.cache;
+        if cache.ttl_secs == 0 {
+            return Err(ConfigError::new("cache.ttl_secs", "must be above 0"));
+        }
+        if cache.max_bytes < 1024 * 1024 {
+            return Err(ConfigError::new(
+                "cache.max_bytes",
+                "must be at least 1 MiB",
+            ));
+        }
+        Ok(Config {
+            bind: server.bind,
+            workers: server.workers,
+            request_timeout: Duration::from_millis(server.request_timeout_ms),
+            public_url,
+            clients,
+            providers,
+            default_provider: file.routing.default,
+            cache,
+            sandbox: file.sandbox.enabled.then(|| SandboxSettings {
+                seed: file.sandbox.seed.unwrap_or(42),
+            }),
+        })
+    }
+}
+
+impl FileConfig {
+    /// Parses a TOML text into the file's shape (unknown keys are errors), without validating.
+    pub fn from_toml(text: &str) -> Result<FileConfig, ConfigError> {
+        Figment::new()
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| ConfigError::new(e.path.join("."), e.kind.to_string()))
+    }
+
+    /// The built-in configuration used when no file is given.
+    pub fn embedded_default() -> FileConfig {
+        let demo_hash = hex::encode(Sha256::digest(DEMO_API_KEY.as_bytes()));
+        FileConfig {
+            server: ServerSection::default(),
+            clients: BTreeMap::from([(
+                "demo".to_owned(),
+                ClientSection {
+                    api_key_sha256: Some(demo_hash),
+                    api_key: None,
+                },
+            )]),
+            providers: BTreeMap::from([
+                (
+                    "okra".to_owned(),
+                    ProviderSection::Okra {
+                        base_url: "sandbox".into(),
+                        secret_key: None,
+                        connect_timeout_ms: default_connect_timeout_ms(),
+                        request_timeout_ms: default_request_timeout_ms(),
+                        refresh_deadline_ms: default_refresh_deadline_ms(),
+                    },
+                ),
+                (
+                    "mono".to_owned(),
+                    ProviderSection::Mono {
+                        base_url: "sandbox".into(),
+                        secret_key: None,
+                        app_id: None,
+                        connect_timeout_ms: default_connect_timeout_ms(),
+                        request_timeout_ms: default_request_timeout_ms(),
+                        page_size: default_mono_page_size(),
+                        bulk_read: true,
+                    },
+                ),
+            ]),
+            routing: RoutingSection {
+                default: "okra".into(),
+            },
+            cache: CacheSection::default(),
+            sandbox: SandboxSection {
+                enabled: true,
+                seed: None,
+            },
+        }
+    }
+}
+
+fn validate_provider(section: &ProviderSection, key: &str) -> Result<ProviderConfig, ConfigError> {
+    let (kind, base_url, secret_key, app_id, connect, request) = match section {
+        ProviderSection::Okra {
+            base_url,
+            secret_key,
+            connect_timeout_ms,
+            request_timeout_ms,
+            ..
+        } => (
+            ProviderKind::Okra,
+            base_url,
+            secret_key,
+            None,
+            connect_timeout_ms,
+            request_timeout_ms,
+        ),
+        ProviderSection::Mono {
+            base_url,
+            secret_key,
+            app_id,
+            connect_timeout_ms,
+            request_timeout_ms,
+            ..
+        } => (
+            ProviderKind::Mono,
+            base_url,
+            secret_key,
+            Some(app_id),
+            connect_timeout_ms,
+            request_timeout_ms,
+        ),
+    };
+    for (value, field) in [
+        (connect, "connect_timeout_ms"),
+        (request, "request_timeout_ms"),
+    ] {
+        if *value == 0 || *value > 300_000 {
+            return Err(ConfigError::new(
+                format!("{key}.{field}"),
+                "must be between 1 and 300000",
+            ));
+        }
+    }
+    let upstream = if base_url == "sandbox" {
+        Upstream::Sandbox
+    } else {
+        let base_url = parse_http_url(base_url, &format!("{key}.base_url"))?;
+        let secret_key = secret_key
+            .as_ref()
+            .ok_or_else(|| {
+                ConfigError::new(format!("{key}.secret_key"), "required: { env = \"NAME\" }")
+            })?
+            .resolve(&format!("{key}.secret_key"))?;
+        let app_id = match app_id {
+            None => None,
+            Some(None) => {
+                return Err(ConfigError::new(
+                    format!("{key}.app_id"),
+                    "required: { env = \"NAME\" }",
+                ));
+            }
+            Some(Some(env)) => Some(env.resolve(&format!("{key}.app_id"))?),
+        };
+        Upstream::Remote {
+            base_url,
+            secret_key,
+            app_id,
+        }
+    };
+    let (refresh_deadline, page_size, bulk_read) = match section {
+        ProviderSection::Okra {
+            refresh_deadline_ms,
+            ..
+        } => (*refresh_deadline_ms, default_mono_page_size(), false),
+        ProviderSection::Mono {
+            page_size,
+            bulk_read,
+            ..
+        } => {
+            if !(1..=200).contains(page_size) {
+                return Err(ConfigError::new(
+                    format!("{key}.page_size"),
+                    "must be between 1 and 200",
+                ));
+            }
+            (default_refresh_deadline_ms(), *page_size, *bulk_read)
+        }
+    };
+    Ok(ProviderConfig {
+        kind,
+        upstream,
+        connect_timeout: Duration::from_millis(*connect),
+        request_timeout: Duration::from_millis(*request),
+        refresh_deadline: Duration::from_millis(refresh_deadline),
+        page_size,
+        bulk_read,
+    })
+}
+
+fn check_name(name: &str, key: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            key,
+            "names are 1-32 characters of a-z, 0-9, - and _",
+        ))
+    }
+}
+
+fn parse_http_url(text: &str, key: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text).map_err(|e| ConfigError::new(key, format!("not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError::new(key, "must be an http(s) URL with a host"));
+    }
+    Ok(url)
+}
+
+fn parse_sha256(text: &str, key: &str) -> Result<[u8; 32], ConfigError> {
+    let bytes = hex::decode(text.trim())
+        .map_err(|_| ConfigError::new(key, "must be 64 hexadecimal characters"))?;
+    bytes
+        .try_into()
+        .map_err(|_| ConfigError::new(key, "must be 64 hexadecimal characters (32 bytes)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = r#"
+        [server]
+        bind = "127.0.0.1:0"
+
+        [clients.billing]
+        api_key_sha256 = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+
+        [providers.okra]
+        kind = "okra"
+        base_url = "sandbox"
+
+        [providers.mono]
+        kind = "mono"
+        base_url = "sandbox"
+
+        [routing]
+        default = "okra"
+
+        [sandbox]
+        enabled = true
+    "#;
+
+    #[test]
+    fn a_valid_file() {
+        let config = Config::from_toml(VALID).unwrap();
+        assert_eq!(config.default_provider, "okra");
+        assert_eq!(config.providers.len(), 2);
+        assert_eq!(config.clients[0].name, "billing");
+        // sha256("hello")
+        assert_eq!(
+            hex::encode(config.clients[0].key_sha256),
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+    }
+
+    #[test]
+    fn swapping_every_client_to_mono_is_one_line() {
+        let config =
+            Config::from_toml(&VALID.replace("default = \"okra\"", "default = \"mono\"")).unwrap();
+        assert_eq!(config.default_provider, "mono");
+    }
+
+    fn error_key(text: &str) -> String {
+        Config::from_toml(text).unwrap_err().key
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        assert_eq!(
+            error_key(&VALID.replace("default = \"okra\"", "default = \"plaid\"")),
+            "routing.default"
+        );
+        assert_eq!(
+            error_key(&VALID.replace("\"127.0.0.1:0\"", "\"nowhere\"")),
+            "server.bind"
+        );
+        assert_eq!(
+            error_key(&VALID.replace("2cf24dba", "zzz")),
+            "clients.billing.api_key_sha256"
+        );
+        assert_eq!(
+            error_key(&VALID.replace(
+                "kind = \"mono\"\n        base_url = \"sandbox\"",
+                "kind = \"mono\"\n        base_url = \"ftp://x\""
+            )),
+            "providers.mono.base_url"
+        );
+        assert_eq!(
+            error_key(&VALID.replace("kind = \"okra\"", "kind = \"plaid\"")),
+            "providers.okra.kind"
+        );
+        assert_eq!(
+            error_key(&VALID.replace("enabled = true", "enabled = false")),
+            "sandbox.enabled"
+        );
+        assert_eq!(
+            error_key(&format!("{VALID}\n[cache]\nttl_secs = 0\n")),
+            "cache.ttl_secs"
+        );
+        assert_eq!(
+            error_key(&VALID.replace("[server]", "[server]\nbnd = 1")),
+            "server.bnd"
+        );
+    }
+
+    #[test]
+    fn secrets_only_by_env_reference() {
+        let text = VALID.replace(
+            "kind = \"okra\"\n        base_url = \"sandbox\"",
+            "kind = \"okra\"\n        base_url = \"https://api.okra.ng/v2\"\n        secret_key = \"sk_live_plain\"",
+        );
+        let err = Config::from_toml(&text).unwrap_err();
+        assert_eq!(err.key, "providers.okra");
+        let text = VALID.replace(
+            "kind = \"okra\"\n        base_url = \"sandbox\"",
+            "kind = \"okra\"\n        base_url = \"https://api.okra.ng/v2\"\n        secret_key = { env = \"GATEWAY_TEST_SURELY_UNSET_VAR\" }",
+        );
+        let err = Config::from_toml(&text).unwrap_err();
+        assert_eq!(err.key, "providers.okra.secret_key");
+        assert!(err.message.contains("GATEWAY_TEST_SURELY_UNSET_VAR"));
+    }
+
+    #[test]
+    fn the_embedded_default_is_valid() {
+        let config = Config::embedded_default().unwrap();
+        assert!(config.sandbox.is_some());
+        assert_eq!(
+            config.clients[0].key_sha256,
+            <[u8; 32]>::from(Sha256::digest(DEMO_API_KEY))
+        );
+    }
+}

@@ -1,0 +1,345 @@
+//! One error type for the whole API, rendered as RFC 9457 `application/problem+json`.
+//!
+//! Every failure a caller can see goes through [`ApiError`]: one table maps each variant to its
+//! HTTP status, stable machine-readable `code` and title. The request-id middleware re-renders
+//! the problem with the request's id, so handlers never thread it through.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use provider::ProviderError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "/problems/invalid_parameter",
+    "title": "Invalid parameter",
+    "status": 400,
+    "detail": "limit must be an integer from 1 to 100",
+    "code": "invalid_parameter",
+    "parameter": "limit",
+    "request_id": "3f0c2a9e8b7d4c1a"
+}))]
+pub struct Problem {
+    /// A URI reference naming the problem type.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// A short summary of the problem type.
+    pub title: &'static str,
+    /// The HTTP status.
+    pub status: u16,
+    /// What happened this time.
+    pub detail: String,
+    /// A stable machine-readable code.
+    pub code: &'static str,
+    /// The request's id (also in the `x-request-id` header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The request parameter at fault, for validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+    /// The provider involved, for upstream failures and unsupported capabilities.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The provider's HTTP status, when it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_status: Option<u16>,
+    /// Seconds to wait before retrying, for 429 and 503 answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+/// Everything that can go wrong in a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Missing or unknown API key.
+    #[error("a valid API key is required: send Authorization: Bearer <key>")]
+    Unauthorized,
+    /// A request parameter is invalid.
+    #[error("{detail}")]
+    InvalidParameter {
+        /// The parameter's name.
+        parameter: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A cursor that this gateway did not issue for this query and caller.
+    #[error("the cursor is not valid for this request: {0}")]
+    InvalidCursor(&'static str),
+    /// A cursor whose snapshot is gone.
+    #[error("the cursor has expired: restart the listing from the first page")]
+    CursorExpired,
+    /// The resource does not exist.
+    #[error("{detail}")]
+    NotFound {
+        /// What was not found.
+        detail: String,
+        /// The provider that said so, if any.
+        provider: Option<String>,
+    },
+    /// No route matches the path.
+    #[error("no route matches {0}")]
+    RouteNotFound(String),
+    /// The route exists but not with this method.
+    #[error("method {0} is not allowed here")]
+    MethodNotAllowed(String),
+    /// The provider cannot serve this kind of request.
+    #[error("provider {provider} does not support {capability}")]
+    Unsupported {
+        /// The provider instance.
+        provider: String,
+        /// The missing capability.
+        capability: String,
+    },
+    /// The caller is over its quota.
+    #[error("too many requests: retry after {} s", .retry_after.as_secs())]
+    RateLimited {
+        /// When a request will be accepted again.
+        retry_after: Duration,
+    },
+    /// A provider failed.
+    #[error(transparent)]
+    Upstream(#[from] ProviderError),
+    /// The request took longer than the gateway's deadline.
+    #[error("the request did not complete within {} ms", .0.as_millis())]
+    Timeout(Duration),
+    /// A generic HTTP-level error (body too large, bad header, ...).
+    #[error("{detail}")]
+    Http {
+        /// The status to answer.
+        status: StatusCode,
+        /// What happened.
+        detail: String,
+    },
+    /// A bug or an impossible state.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A validation error for `parameter`.
+    pub fn invalid(parameter: &str, detail: impl Into<String>) -> ApiError {
+        ApiError::InvalidParameter {
+            parameter: parameter.to_owned(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The status, stable code and title of this error.
+    pub fn classify(&self) -> (StatusCode, &'static str, &'static str) {
+        use ProviderError as P;
+        match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::InvalidParameter { .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_parameter",
+                "Invalid parameter",
+            ),
+            ApiError::InvalidCursor(_) => {
+                (StatusCode::BAD_REQUEST, "invalid_cursor", "Invalid cursor")
+            }
+            ApiError::CursorExpired => (StatusCode::GONE, "cursor_expired", "Cursor expired"),
+            ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            ApiError::RouteNotFound(_) => {
+                (StatusCode::NOT_FOUND, "route_not_found", "No such route")
+            }
+            ApiError::MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+            ),
+            ApiError::Unsupported { .. } | ApiError::Upstream(P::Unsupported { .. }) => (
+                StatusCode::NOT_IMPLEMENTED,
+                "capability_not_supported",
+                "Not supported by this provider",
+            ),
+            ApiError::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many requests",
+            ),
+            ApiError::Upstream(P::NotFound { .. }) => {
+                (StatusCode::NOT_FOUND, "not_found", "Not found")
+            }
+            ApiError::Upstream(P::Rejected { .. }) => (
+                StatusCode::BAD_REQUEST,
+                "upstream_rejected",
+                "The provider rejected the request",
+            ),
+            ApiError::Upstream(P::Unauthorized { .. }) => (
+                StatusCode::BAD_GATEWAY,
+                "provider_auth_failed",
+                "The provider refused the gateway's credentials",
+            ),
+            ApiError::Upstream(P::RateLimited { .. }) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_rate_limited",
+                "The provider is rate limiting the gateway",
+            ),
+            ApiError::Upstream(P::Unavailable {
+                status: Some(_), ..
+            }) => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "The provider failed",
+            ),
+            ApiError::Upstream(P::Unavailable { status: None, .. }) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_unavailable",
+                "The provider is unreachable",
+            ),
+            ApiError::Upstream(P::BadPayload { .. } | P::Mapping { .. }) => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_bad_payload",
+                "The provider sent a payload the gateway cannot read",
+            ),
+            ApiError::Upstream(P::Config { .. }) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "provider_misconfigured",
+                "The provider is misconfigured",
+            ),
+            ApiError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", "Request timed out"),
+            ApiError::Http { status, .. } => (*status, "http_error", "HTTP error"),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        }
+    }
+
+    /// Seconds a caller should wait before retrying, when that is known.
+    pub fn retry_after(&self) -> Option<u64> {
+        let secs = |d: Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        match self {
+            ApiError::RateLimited { retry_after } => Some(secs(*retry_after).max(1)),
+            ApiError::Upstream(e @ ProviderError::RateLimited { .. }) => {
+                Some(e.retry_after().map(secs).unwrap_or(60).max(1))
+            }
+            ApiError::Upstream(ProviderError::Unavailable { status: None, .. }) => Some(5),
+            _ => None,
+        }
+    }
+
+    /// The problem document for this error.
+    pub fn problem(&self, request_id: Option<&str>) -> Problem {
+        let (status, code, title) = self.classify();
+        let (parameter, provider, upstream_status) = match self {
+            ApiError::InvalidParameter { parameter, .. } => (Some(parameter.clone()), None, None),
+            ApiError::InvalidCursor(_) | ApiError::CursorExpired => {
+                (Some("cursor".to_owned()), None, None)
+            }
+            ApiError::NotFound { provider, .. } => (None, provider.clone(), None),
+            ApiError::Unsupported { provider, .. } => (None, Some(provider.clone()), None),
+            ApiError::Upstream(e) => (None, Some(e.provider().to_owned()), e.upstream_status()),
+            _ => (None, None, None),
+        };
+        let detail = match self {
+            // Never echo internals (or a vendor's text about our credentials) to callers.
+            ApiError::Internal(_) => "an internal error occurred; quote the request id".to_owned(),
+            ApiError::Upstream(ProviderError::Config { provider, .. }) => {
+                format!("provider {provider} is misconfigured; quote the request id")
+            }
+            ApiError::Upstream(ProviderError::Unauthorized {
+                provider, status, ..
+            }) => {
+                format!("provider {provider} refused the gateway's credentials (HTTP {status})")
+            }
+            other => other.to_string(),
+        };
+        Problem {
+            type_uri: format!("/problems/{code}"),
+            title,
+            status: status.as_u16(),
+            detail,
+            code,
+            request_id: request_id.map(str::to_owned),
+            parameter,
+            provider,
+            upstream_status,
+            retry_after: self.retry_after(),
+        }
+    }
+
+    /// The full response for this error, with the request id in the body.
+    pub fn to_response(&self, request_id: Option<&str>) -> HttpResponse {
+        let problem = self.problem(request_id);
+        let mut builder = HttpResponse::build(self.status_code());
+        builder.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
+        builder.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        if matches!(self, ApiError::Unauthorized) {
+            builder.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if let Some(secs) = problem.retry_after {
+            builder.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        match serde_json::to_vec(&problem) {
+            Ok(body) => builder.body(body),
+            Err(_) => builder.finish(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.classify().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        // The request-id middleware re-renders this with the request's id.
+        self.to_response(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_failures_name_the_provider_and_status() {
+        let err = ApiError::Upstream(ProviderError::Unavailable {
+            provider: "okra".into(),
+            status: Some(503),
+            message: "down".into(),
+        });
+        let p = err.problem(Some("rid"));
+        assert_eq!((p.status, p.code), (502, "upstream_error"));
+        assert_eq!(p.provider.as_deref(), Some("okra"));
+        assert_eq!(p.upstream_status, Some(503));
+        assert_eq!(p.request_id.as_deref(), Some("rid"));
+    }
+
+    #[test]
+    fn credentials_problems_do_not_echo_the_vendor_text() {
+        let err = ApiError::Upstream(ProviderError::Unauthorized {
+            provider: "okra".into(),
+            status: 401,
+            message: "invalid key sk_live_abc".into(),
+        });
+        let p = err.problem(None);
+        assert_eq!(p.status, 502);
+        assert!(!p.detail.contains("sk_live"));
+    }
+
+    #[test]
+    fn rate_limits_carry_retry_after() {
+        let err = ApiError::RateLimited {
+            retry_after: Duration::from_millis(1500),
+        };
+        assert_eq!(err.problem(None).retry_after, Some(2));
+        let upstream = ApiError::Upstream(ProviderError::RateLimited {
+            provider: "okra".into(),
+            retry_after: Some(Duration::from_secs(30)),
+            message: String::new(),
+        });
+        assert_eq!(upstream.problem(None).retry_after, Some(30));
+        assert_eq!(upstream.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

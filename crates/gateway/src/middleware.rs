@@ -1,0 +1,157 @@
+//! Request-wide concerns: request ids, tracing spans, problem bodies, API-key auth.
+//!
+//! `request_context` wraps the whole app: it gives each request an id (echoing a caller's
+//! `x-request-id` when it is sane), runs the request inside a tracing span, and turns every
+//! error answer — from a handler, an extractor or actix itself (404,
+//! 405) — into one problem+json body carrying the request id. `authenticate` wraps `/v1`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, web};
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
+
+use crate::error::{ApiError, PROBLEM_JSON};
+use crate::state::{AppState, Client};
+
+/// The header carrying the request id, both ways.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the request being handled (in the request's extensions).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Arc<str>);
+
+fn caller_request_id(req: &ServiceRequest) -> Option<Arc<str>> {
+    let value = req.headers().get(&REQUEST_ID)?.to_str().ok()?;
+    let sane = (1..=128).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    sane.then(|| Arc::from(value))
+}
+
+fn new_request_id() -> Arc<str> {
+    let bytes: [u8; 12] = rand::rng().random();
+    Arc::from(hex::encode(bytes))
+}
+
+/// Request id, tracing span and problem rendering for every request.
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let request_id = caller_request_id(&req).unwrap_or_else(new_request_id);
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    // No clone of the request may be held across `next.call`: routing needs it unshared.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.path(),
+    );
+    let started = Instant::now();
+    // Handlers turn their errors into responses, so an `Err` here is actix's own failure; it is
+    // rendered by actix without our body.
+    let mut res = next
+        .call(req)
+        .instrument(span.clone())
+        .await?
+        .map_into_boxed_body();
+
+    let status = res.status();
+    if status.is_client_error() || status.is_server_error() {
+        let rendered = match res
+            .response()
+            .error()
+            .and_then(|e| e.as_error::<ApiError>())
+        {
+            Some(api_error) => {
+                log_failure(&span, api_error, status.as_u16());
+                Some(api_error.to_response(Some(&request_id)))
+            }
+            None if !is_problem(&res) => {
+                let err = generic_error(&res);
+                log_failure(&span, &err, status.as_u16());
+                Some(err.to_response(Some(&request_id)))
+            }
+            None => None,
+        };
+        if let Some(response) = rendered {
+            res = res.into_response(response);
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    tracing::debug!(parent: &span, status = status.as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "done");
+    Ok(res)
+}
+
+fn is_problem(res: &ServiceResponse<BoxBody>) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()))
+}
+
+/// An error answer that did not come from an `ApiError` (actix's own 404/405, extractor errors).
+fn generic_error(res: &ServiceResponse<BoxBody>) -> ApiError {
+    let status = res.status();
+    match status.as_u16() {
+        404 => ApiError::RouteNotFound(res.request().path().to_owned()),
+        405 => ApiError::MethodNotAllowed(res.request().method().to_string()),
+        _ => ApiError::Http {
+            status,
+            detail: res
+                .response()
+                .error()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned()),
+        },
+    }
+}
+
+fn log_failure(span: &tracing::Span, err: &ApiError, status: u16) {
+    if status >= 500 {
+        // The full cause (provider, vendor message) goes to the log, never a secret.
+        tracing::warn!(parent: span, status, error = %err, "request failed");
+    } else {
+        tracing::debug!(parent: span, status, error = %err, "request refused");
+    }
+}
+
+/// Resolves `Authorization: Bearer <key>` to a configured client, or answers 401.
+pub async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let client = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| client_for(&req, state));
+    match client {
+        Some(client) => {
+            req.extensions_mut().insert(client);
+            Ok(next.call(req).await?.map_into_boxed_body())
+        }
+        None => Ok(req.error_response(ApiError::Unauthorized)),
+    }
+}
+
+fn client_for(req: &ServiceRequest, state: &AppState) -> Option<Arc<Client>> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, key) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let key = key.trim();
+    if key.is_empty() || key.len() > 256 {
+        return None;
+    }
+    let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+    state.clients.get(&hash).cloned()
+}

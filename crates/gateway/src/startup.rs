@@ -1,0 +1,204 @@
+//! Building and running the service: configuration in, a bound server out.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::api;
+use crate::config::{Config, ConfigError, DEMO_API_KEY};
+use crate::cursor::CursorCodec;
+use crate::middleware::{authenticate, request_context};
+use crate::snapshot::SnapshotCache;
+use crate::state::{AppState, Client, DemoInfo, Registry, SandboxUpstream};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A provider adapter could not be built.
+    #[error("provider: {0}")]
+    Provider(#[from] provider::ProviderError),
+    /// Binding or serving failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A built, bound gateway (and its embedded sandbox, when configured).
+pub struct Application {
+    addr: SocketAddr,
+    server: Server,
+    state: web::Data<AppState>,
+    sandbox: Option<sandbox::Sandbox>,
+    demo: Option<DemoInfo>,
+}
+
+impl Application {
+    /// Starts the embedded sandbox (if configured), builds the providers and binds the listener.
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
+        let mut sandbox_running = None;
+        if let Some(settings) = &config.sandbox {
+            let sandbox_config = sandbox::SandboxConfig {
+                seed: settings.seed,
+                ..Default::default()
+            };
+            let sb = sandbox::start(
+                sandbox_config.clone(),
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+            )
+            .await?;
+            sandbox_running = Some((sb, sandbox_config));
+        }
+        let upstream = sandbox_running
+            .as_ref()
+            .map(|(sandbox, config)| SandboxUpstream { sandbox, config });
+        let registry = Registry::build(&config, upstream.as_ref())?;
+        let demo = sandbox_running.as_ref().map(|(sb, _)| demo_info(sb));
+
+        let examples: Vec<(&str, String)> = match &demo {
+            Some(demo) => vec![
+                (
+                    "account_id",
+                    demo.okra_accounts.first().cloned().unwrap_or_default(),
+                ),
+                (
+                    "customer_id",
+                    demo.customers.first().cloned().unwrap_or_default(),
+                ),
+                ("nuban", demo.nubans.first().cloned().unwrap_or_default()),
+            ],
+            None => Vec::new(),
+        };
+        let openapi = api::openapi_with_examples(&examples);
+
+        let clients: HashMap<[u8; 32], Arc<Client>> = config
+            .clients
+            .iter()
+            .map(|c| {
+                (
+                    c.key_sha256,
+                    Arc::new(Client {
+                        name: c.name.clone(),
+                    }),
+                )
+            })
+            .collect();
+        let state = web::Data::new(AppState {
+            registry,
+            clients,
+            snapshots: SnapshotCache::new(&config.cache),
+            request_timeout: config.request_timeout,
+            cursors: CursorCodec::random(),
+        });
+
+        let listener = TcpListener::bind(config.bind)?;
+        let addr = listener.local_addr()?;
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .wrap(from_fn(request_context))
+                .service(web::resource("/healthz").route(web::get().to(api::healthz)))
+                .route("/swagger-ui", web::get().to(redirect_to_swagger))
+                .service(
+                    SwaggerUi::new("/swagger-ui/{_:.*}")
+                        .external_url_unchecked("/openapi.json", openapi.clone())
+                        .config(
+                            utoipa_swagger_ui::Config::default()
+                                .persist_authorization(true)
+                                .try_it_out_enabled(true),
+                        ),
+                )
+                .service(
+                    web::scope("/v1")
+                        .wrap(from_fn(authenticate))
+                        .configure(api::v1_routes),
+                )
+        })
+        .workers(config.workers)
+        .listen(listener)?
+        .run();
+
+        Ok(Application {
+            addr,
+            server,
+            state,
+            sandbox: sandbox_running.map(|(sb, _)| sb),
+            demo,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The embedded sandbox, when configured.
+    pub fn sandbox(&self) -> Option<&sandbox::Sandbox> {
+        self.sandbox.as_ref()
+    }
+
+    /// Facts for people trying the embedded setup.
+    pub fn demo(&self) -> Option<&DemoInfo> {
+        self.demo.as_ref()
+    }
+
+    /// The shared state (for tests that inspect the cache).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// Starts serving in the background and returns the bound address (for tests).
+    pub fn spawn(self) -> SocketAddr {
+        let addr = self.addr;
+        tokio::spawn(self.server);
+        addr
+    }
+}
+
+async fn redirect_to_swagger() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header(("location", "/swagger-ui/"))
+        .finish()
+}
+
+fn demo_info(sb: &sandbox::Sandbox) -> DemoInfo {
+    let directory = sb.directory();
+    let mut info = DemoInfo {
+        api_key: DEMO_API_KEY.to_owned(),
+        ..Default::default()
+    };
+    // Prefer accounts with data, so the examples show something.
+    let mut accounts: Vec<_> = directory
+        .customers
+        .iter()
+        .flat_map(|c| c.accounts.iter().map(move |a| (c, a)))
+        .filter(|(_, a)| a.transaction_count > 0)
+        .collect();
+    accounts.sort_by_key(|(_, a)| std::cmp::Reverse(a.transaction_count.min(500)));
+    for (customer, account) in accounts.into_iter().take(3) {
+        info.okra_accounts.push(account.okra_account_id.clone());
+        info.mono_accounts.push(account.mono_account_id.clone());
+        info.nubans.push(account.nuban.clone());
+        if !info.customers.contains(&customer.okra_customer_id) {
+            info.customers.push(customer.okra_customer_id.clone());
+        }
+    }
+    info
+}

@@ -1,0 +1,205 @@
+//! What every handler shares: the provider registry, the clients, the snapshot cache.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use provider::{Provider, ProviderError};
+
+use crate::config::{Config, ProviderConfig, ProviderKind, Upstream};
+use crate::cursor::CursorCodec;
+use crate::error::ApiError;
+use crate::snapshot::SnapshotCache;
+
+/// A calling service, identified by its API key.
+#[derive(Debug)]
+pub struct Client {
+    /// The configured name.
+    pub name: String,
+}
+
+/// One configured provider instance.
+#[derive(Debug, Clone)]
+pub struct ProviderEntry {
+    /// The instance name.
+    pub name: Arc<str>,
+    /// `okra` or `mono`.
+    pub kind: ProviderKind,
+    /// The adapter.
+    pub provider: Arc<dyn Provider>,
+}
+
+/// The configured providers, by name, and which one answers when a request names none.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    providers: BTreeMap<String, ProviderEntry>,
+    default: String,
+}
+
+/// Where the embedded sandbox runs, for providers configured with `base_url = "sandbox"`.
+pub struct SandboxUpstream<'a> {
+    /// The running sandbox.
+    pub sandbox: &'a sandbox::Sandbox,
+    /// Its configuration (credentials).
+    pub config: &'a sandbox::SandboxConfig,
+}
+
+impl Registry {
+    /// Builds every configured adapter.
+    pub fn build(
+        config: &Config,
+        sandbox: Option<&SandboxUpstream<'_>>,
+    ) -> Result<Registry, ProviderError> {
+        let mut providers = BTreeMap::new();
+        for (name, settings) in &config.providers {
+            let provider = build_adapter(name, settings, sandbox)?;
+            providers.insert(
+                name.clone(),
+                ProviderEntry {
+                    name: Arc::from(name.as_str()),
+                    kind: settings.kind,
+                    provider,
+                },
+            );
+        }
+        Ok(Registry {
+            providers,
+            default: config.default_provider.clone(),
+        })
+    }
+
+    /// The provider a request names, or the default; an unknown name is a 400 naming `provider`.
+    pub fn resolve(&self, name: Option<&str>) -> Result<&ProviderEntry, ApiError> {
+        let name = name.unwrap_or(&self.default);
+        self.providers.get(name).ok_or_else(|| {
+            ApiError::invalid(
+                "provider",
+                format!(
+                    "unknown provider {name:?}; configured: {}",
+                    self.providers
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })
+    }
+
+    /// A provider by exact name (for gateway ids).
+    pub fn get(&self, name: &str) -> Option<&ProviderEntry> {
+        self.providers.get(name)
+    }
+
+    /// Every provider, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &ProviderEntry> {
+        self.providers.values()
+    }
+
+    /// The default provider's name.
+    pub fn default_name(&self) -> &str {
+        &self.default
+    }
+}
+
+fn build_adapter(
+    name: &str,
+    settings: &ProviderConfig,
+    sandbox: Option<&SandboxUpstream<'_>>,
+) -> Result<Arc<dyn Provider>, ProviderError> {
+    let config_error = |message: String| ProviderError::Config {
+        provider: name.to_owned(),
+        message,
+    };
+    let (base_url, secret_key, app_id) = match (&settings.upstream, sandbox) {
+        (
+            Upstream::Remote {
+                base_url,
+                secret_key,
+                app_id,
+            },
+            _,
+        ) => (base_url.clone(), secret_key.clone(), app_id.clone()),
+        (Upstream::Sandbox, Some(sb)) => {
+            let (url, secret, app_id) = match settings.kind {
+                ProviderKind::Okra => (
+                    sb.sandbox.okra_base_url(),
+                    sb.config.okra_secret.clone(),
+                    None,
+                ),
+                ProviderKind::Mono => (
+                    sb.sandbox.mono_base_url(),
+                    sb.config.mono_secret.clone(),
+                    Some(sb.config.mono_app_id.clone().into()),
+                ),
+            };
+            let url =
+                url::Url::parse(&url).map_err(|e| config_error(format!("sandbox URL: {e}")))?;
+            (url, secret.into(), app_id)
+        }
+        (Upstream::Sandbox, None) => {
+            return Err(config_error(
+                "base_url = \"sandbox\" but the sandbox is not running".into(),
+            ));
+        }
+    };
+    Ok(match settings.kind {
+        ProviderKind::Okra => {
+            let mut c = okra::OkraConfig::new(name, base_url, secret_key);
+            c.connect_timeout = settings.connect_timeout;
+            c.request_timeout = settings.request_timeout;
+            c.refresh_poll.deadline = settings.refresh_deadline;
+            Arc::new(okra::OkraProvider::new(c)?)
+        }
+        ProviderKind::Mono => {
+            let app_id = app_id.ok_or_else(|| config_error("app_id is required".into()))?;
+            let mut c = mono::MonoConfig::new(name, base_url, secret_key, app_id);
+            c.connect_timeout = settings.connect_timeout;
+            c.request_timeout = settings.request_timeout;
+            c.page_size = settings.page_size;
+            c.bulk_read = settings.bulk_read;
+            Arc::new(mono::MonoProvider::new(c)?)
+        }
+    })
+}
+
+/// Facts about the embedded sandbox shown to people (logs, Swagger examples).
+#[derive(Debug, Clone, Default)]
+pub struct DemoInfo {
+    /// The demo API key.
+    pub api_key: String,
+    /// A few Okra account ids.
+    pub okra_accounts: Vec<String>,
+    /// A few Mono-style account ids.
+    pub mono_accounts: Vec<String>,
+    /// A few Okra customer ids.
+    pub customers: Vec<String>,
+    /// A few NUBANs.
+    pub nubans: Vec<String>,
+}
+
+impl AppState {
+    /// Runs `work` under the gateway's per-request deadline.
+    pub async fn within_deadline<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        tokio::time::timeout(self.request_timeout, work)
+            .await
+            .unwrap_or(Err(ApiError::Timeout(self.request_timeout)))
+    }
+}
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// The providers.
+    pub registry: Registry,
+    /// Clients by the SHA-256 of their API key.
+    pub clients: HashMap<[u8; 32], Arc<Client>>,
+    /// Snapshots of provider data.
+    pub snapshots: SnapshotCache,
+    /// Upper bound on one request's handling.
+    pub request_timeout: Duration,
+    /// Issues and checks page cursors.
+    pub cursors: CursorCodec,
+}
