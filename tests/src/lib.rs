@@ -58,6 +58,8 @@ pub struct TestGateway {
     pub sandbox: sandbox::Sandbox,
     /// An HTTP client.
     pub http: reqwest::Client,
+    /// The gateway's shared state (to look at its caches).
+    pub state: actix_web::web::Data<gateway::state::AppState>,
 }
 
 /// Starts a gateway from a TOML configuration.
@@ -75,12 +77,14 @@ pub async fn spawn(toml: &str) -> TestGateway {
         Some(sb) => sb.clone(),
         None => panic!("the test configuration embeds the sandbox"),
     };
+    let state = app.state();
     let addr = app.spawn();
     TestGateway {
         base: format!("http://{addr}"),
         addr,
         sandbox,
         http: reqwest::Client::new(),
+        state,
     }
 }
 

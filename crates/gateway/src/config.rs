@@ -143,6 +143,11 @@ pub enum ProviderSection {
         /// Overall deadline of a refresh (polling the callback URL).
         #[serde(default = "default_refresh_deadline_ms")]
         refresh_deadline_ms: u64,
+        /// Provider pages read at once when filling a snapshot.
+        #[serde(default = "default_fetch_concurrency")]
+        fetch_concurrency: usize,
+        /// Snapshot TTL for this provider (default: `cache.ttl_secs`).
+        cache_ttl_secs: Option<u64>,
     },
     /// A Mono-style instance.
     Mono {
@@ -164,6 +169,11 @@ pub enum ProviderSection {
         /// Read a whole account in one `not_paginated` call.
         #[serde(default = "default_true")]
         bulk_read: bool,
+        /// Provider pages read at once when filling a snapshot (when not reading in bulk).
+        #[serde(default = "default_fetch_concurrency")]
+        fetch_concurrency: usize,
+        /// Snapshot TTL for this provider (default: `cache.ttl_secs`).
+        cache_ttl_secs: Option<u64>,
     },
 }
 
@@ -182,6 +192,9 @@ fn default_mono_page_size() -> u32 {
 fn default_true() -> bool {
     true
 }
+fn default_fetch_concurrency() -> usize {
+    4
+}
 
 /// `[routing]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -199,8 +212,13 @@ pub struct CacheSection {
     pub ttl_secs: u64,
     /// How long a cursor keeps working after its snapshot was replaced or expired.
     pub cursor_lifetime_secs: u64,
-    /// Memory budget of all snapshots together, in bytes.
+    /// Memory budget of all cached data together, in bytes.
     pub max_bytes: u64,
+    /// How old (since it was fetched) an expired snapshot may be and still be served when the
+    /// provider fails (`x-cache: stale`); 0 turns stale-if-error off.
+    pub stale_if_error_secs: u64,
+    /// Scopes with more transactions than this are not snapshotted but paged straight through.
+    pub max_snapshot_items: u64,
 }
 
 impl Default for CacheSection {
@@ -209,6 +227,8 @@ impl Default for CacheSection {
             ttl_secs: 300,
             cursor_lifetime_secs: 900,
             max_bytes: 256 * 1024 * 1024,
+            stale_if_error_secs: 3600,
+            max_snapshot_items: 50_000,
         }
     }
 }
@@ -295,6 +315,10 @@ pub struct ProviderConfig {
     pub page_size: u32,
     /// Bulk reads (Mono).
     pub bulk_read: bool,
+    /// Provider pages read at once when filling a snapshot.
+    pub fetch_concurrency: usize,
+    /// Snapshot TTL.
+    pub cache_ttl: Duration,
 }
 
 /// The kinds of provider the gateway can talk to.
@@ -363,6 +387,17 @@ impl Config {
             .map(|u| parse_http_url(u, "server.public_url"))
             .transpose()?;
 
+        let cache = file.cache;
+        if cache.ttl_secs == 0 {
+            return Err(ConfigError::new("cache.ttl_secs", "must be above 0"));
+        }
+        if cache.max_bytes < 1024 * 1024 {
+            return Err(ConfigError::new(
+                "cache.max_bytes",
+                "must be at least 1 MiB",
+            ));
+        }
+
         let mut clients = Vec::new();
         for (name, client) in &file.clients {
             let key = format!("clients.{name}");
@@ -397,7 +432,7 @@ impl Config {
         for (name, section) in &file.providers {
             let key = format!("providers.{name}");
             check_name(name, &key)?;
-            let provider = validate_provider(section, &key)?;
+            let provider = validate_provider(section, &key, cache.ttl_secs)?;
             uses_sandbox |= matches!(provider.upstream, Upstream::Sandbox);
             providers.insert(name.clone(), provider);
         }
@@ -421,16 +456,6 @@ impl Config {
             return Err(ConfigError::new(
                 "sandbox.enabled",
                 "a provider uses base_url = \"sandbox\": set sandbox.enabled = true",
-            ));
-        }
-        let cache = file.cache;
-        if cache.ttl_secs == 0 {
-            return Err(ConfigError::new("cache.ttl_secs", "must be above 0"));
-        }
-        if cache.max_bytes < 1024 * 1024 {
-            return Err(ConfigError::new(
-                "cache.max_bytes",
-                "must be at least 1 MiB",
             ));
         }
         Ok(Config {
@@ -479,6 +504,8 @@ impl FileConfig {
                         connect_timeout_ms: default_connect_timeout_ms(),
                         request_timeout_ms: default_request_timeout_ms(),
                         refresh_deadline_ms: default_refresh_deadline_ms(),
+                        fetch_concurrency: default_fetch_concurrency(),
+                        cache_ttl_secs: None,
                     },
                 ),
                 (
@@ -491,6 +518,8 @@ impl FileConfig {
                         request_timeout_ms: default_request_timeout_ms(),
                         page_size: default_mono_page_size(),
                         bulk_read: true,
+                        fetch_concurrency: default_fetch_concurrency(),
+                        cache_ttl_secs: None,
                     },
                 ),
             ]),
@@ -506,7 +535,11 @@ impl FileConfig {
     }
 }
 
-fn validate_provider(section: &ProviderSection, key: &str) -> Result<ProviderConfig, ConfigError> {
+fn validate_provider(
+    section: &ProviderSection,
+    key: &str,
+    default_ttl_secs: u64,
+) -> Result<ProviderConfig, ConfigError> {
     let (kind, base_url, secret_key, app_id, connect, request) = match section {
         ProviderSection::Okra {
             base_url,
@@ -594,7 +627,36 @@ fn validate_provider(section: &ProviderSection, key: &str) -> Result<ProviderCon
             (default_refresh_deadline_ms(), *page_size, *bulk_read)
         }
     };
+    let (fetch_concurrency, cache_ttl_secs) = match section {
+        ProviderSection::Okra {
+            fetch_concurrency,
+            cache_ttl_secs,
+            ..
+        }
+        | ProviderSection::Mono {
+            fetch_concurrency,
+            cache_ttl_secs,
+            ..
+        } => (
+            *fetch_concurrency,
+            cache_ttl_secs.unwrap_or(default_ttl_secs),
+        ),
+    };
+    if !(1..=64).contains(&fetch_concurrency) {
+        return Err(ConfigError::new(
+            format!("{key}.fetch_concurrency"),
+            "must be between 1 and 64",
+        ));
+    }
+    if cache_ttl_secs == 0 {
+        return Err(ConfigError::new(
+            format!("{key}.cache_ttl_secs"),
+            "must be above 0",
+        ));
+    }
     Ok(ProviderConfig {
+        fetch_concurrency,
+        cache_ttl: Duration::from_secs(cache_ttl_secs),
         kind,
         upstream,
         connect_timeout: Duration::from_millis(*connect),

@@ -98,6 +98,14 @@ pub enum ApiError {
         /// The missing capability.
         capability: String,
     },
+    /// The listing is too large to snapshot and asks for filters the provider lacks.
+    #[error("{detail}")]
+    ScopeTooLarge {
+        /// The provider instance.
+        provider: String,
+        /// What to do instead.
+        detail: String,
+    },
     /// The caller is over its quota.
     #[error("too many requests: retry after {} s", .retry_after.as_secs())]
     RateLimited {
@@ -159,6 +167,11 @@ impl ApiError {
                 StatusCode::NOT_IMPLEMENTED,
                 "capability_not_supported",
                 "Not supported by this provider",
+            ),
+            ApiError::ScopeTooLarge { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "scope_too_large",
+                "Listing too large for this filter",
             ),
             ApiError::RateLimited { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -237,7 +250,9 @@ impl ApiError {
                 (Some("cursor".to_owned()), None, None)
             }
             ApiError::NotFound { provider, .. } => (None, provider.clone(), None),
-            ApiError::Unsupported { provider, .. } => (None, Some(provider.clone()), None),
+            ApiError::Unsupported { provider, .. } | ApiError::ScopeTooLarge { provider, .. } => {
+                (None, Some(provider.clone()), None)
+            }
             ApiError::Upstream(e) => (None, Some(e.provider().to_owned()), e.upstream_status()),
             _ => (None, None, None),
         };

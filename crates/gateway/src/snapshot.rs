@@ -3,19 +3,31 @@
 //! A [`SnapshotKey`] names what was fetched: the provider instance, the scope, and only those
 //! filters the provider applies natively for that scope (the others are applied by the gateway
 //! on the snapshot, so their totals are exact and many queries share one snapshot). The cache is
-//! moka's: single-flight per key (any number of identical concurrent misses cause one fetch),
-//! a TTL, and a weigher that bounds the snapshots' estimated memory in bytes.
+//! moka's: single-flight per key (any number of identical concurrent misses cause one fetch of
+//! each provider page), a TTL per provider, and weighers that bound memory in bytes.
 //!
-//! A snapshot replaced or expired is *retired*, not dropped: cursors that point into it keep
-//! working for the configured cursor lifetime, so a page walk never sees a duplicate or a gap.
+//! Memory budget (`cache.max_bytes`), split in four tiers, each evicting on its own:
+//! current snapshots 50 %, retired snapshots (kept for cursors) 15 %, stale snapshots (kept for
+//! stale-if-error) 15 %, rendered pages 20 %. A snapshot in several tiers is one allocation.
+//!
+//! * A snapshot replaced or expired is *retired*, not dropped: cursors that point into it keep
+//!   working for the cursor lifetime, so a page walk never sees a duplicate or a gap.
+//! * An expired snapshot is also kept as *stale* for `stale_if_error_secs` after it was fetched:
+//!   when the provider then fails, it is served (marked `x-cache: stale`) instead of an error.
+//! * A scope whose provider reports more than `max_snapshot_items` transactions is not
+//!   snapshotted: it pages straight through to the provider (see [`FetchError::TooLarge`]).
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use actix_web::web::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use moka::Expiry;
 use moka::notification::RemovalCause;
 use provider::{
-    DateRange, Direction, Provider, ProviderError, Scope, Transaction, TransactionId,
+    DateRange, Direction, PageRequest, Provider, ProviderError, Scope, Transaction, TransactionId,
     TransactionQuery,
 };
 
@@ -57,10 +69,16 @@ impl SnapshotKey {
         }
     }
 
-    fn fetch_query(&self) -> TransactionQuery {
+    /// The query sent to the provider for this key (only its native filters).
+    pub fn fetch_query(&self) -> TransactionQuery {
         TransactionQuery::new(self.scope.clone())
             .with_range(self.range)
             .with_direction(self.direction)
+    }
+
+    /// Whether the gateway must still filter `query`'s results itself.
+    pub fn needs_gateway_filter(&self, query: &TransactionQuery) -> bool {
+        self.range != query.range || self.direction != query.direction
     }
 }
 
@@ -77,6 +95,8 @@ pub struct Snapshot {
     pub created: Instant,
     /// When it was fetched (wall clock).
     pub fetched_at: SystemTime,
+    /// How long it is served as fresh.
+    pub ttl: Duration,
     /// Estimated memory, for the cache's budget.
     pub bytes: u32,
 }
@@ -85,6 +105,11 @@ impl Snapshot {
     /// How old the data is.
     pub fn age(&self) -> Duration {
         self.created.elapsed()
+    }
+
+    /// How long it stays fresh (zero once expired).
+    pub fn remaining_ttl(&self) -> Duration {
+        self.ttl.saturating_sub(self.age())
     }
 }
 
@@ -95,6 +120,8 @@ pub enum CacheStatus {
     Hit,
     /// Fetched from the provider for this request (or joined a fetch in flight).
     Miss,
+    /// The provider failed; an expired snapshot within the stale-if-error grace was served.
+    Stale,
 }
 
 impl CacheStatus {
@@ -103,73 +130,183 @@ impl CacheStatus {
         match self {
             CacheStatus::Hit => "hit",
             CacheStatus::Miss => "miss",
+            CacheStatus::Stale => "stale",
         }
     }
 }
 
-/// The snapshot cache.
+/// Why no snapshot could be had.
+#[derive(Debug, Clone)]
+pub enum FetchError {
+    /// The provider failed.
+    Provider(ProviderError),
+    /// The scope is larger than `max_snapshot_items`: page straight through to the provider.
+    TooLarge {
+        /// What the provider reported.
+        total: u64,
+    },
+}
+
+/// A page rendered to JSON once and served as is while its snapshot lives.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The response body.
+    pub body: Bytes,
+    /// Its strong entity tag (quoted).
+    pub etag: String,
+}
+
+impl Rendered {
+    /// Wraps a body with its entity tag.
+    pub fn new(body: Vec<u8>) -> Rendered {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        body.hash(&mut hasher);
+        Rendered {
+            etag: format!("\"{:016x}{:08x}\"", hasher.finish(), body.len()),
+            body: Bytes::from(body),
+        }
+    }
+}
+
+/// What identifies a rendered page.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RenderKey {
+    /// The snapshot rendered.
+    pub snapshot_id: u64,
+    /// Caller + provider + scope + filters (cursors in the body are per caller).
+    pub fingerprint: u64,
+    /// Offset into the filtered view.
+    pub offset: usize,
+    /// Page size.
+    pub limit: u32,
+    /// Whether raw records are included.
+    pub include_raw: bool,
+}
+
+struct PerSnapshotTtl;
+
+impl Expiry<SnapshotKey, Arc<Snapshot>> for PerSnapshotTtl {
+    fn expire_after_create(
+        &self,
+        _: &SnapshotKey,
+        value: &Arc<Snapshot>,
+        _: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &SnapshotKey,
+        value: &Arc<Snapshot>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// The snapshot cache and its companions (retired, stale, rendered).
 pub struct SnapshotCache {
     current: moka::future::Cache<SnapshotKey, Arc<Snapshot>>,
     retired: moka::sync::Cache<u64, Arc<Snapshot>>,
+    stale: moka::sync::Cache<SnapshotKey, Arc<Snapshot>>,
+    renders: moka::sync::Cache<RenderKey, Arc<Rendered>>,
+    too_large: moka::sync::Cache<SnapshotKey, u64>,
     index: moka::sync::Cache<TransactionId, SnapshotKey>,
     next_id: AtomicU64,
-    ttl: Duration,
+    renders_made: AtomicU64,
+    stale_grace: Duration,
+    max_items: u64,
+}
+
+fn weigh(bytes: u32) -> u32 {
+    bytes.max(1)
 }
 
 impl SnapshotCache {
-    /// A cache with the configured TTL, cursor lifetime and memory budget.
-    ///
-    /// The budget is split: three quarters for current snapshots, one quarter for retired ones
-    /// kept alive for cursors.
+    /// A cache with the configured lifetimes and memory budget.
     pub fn new(config: &CacheSection) -> SnapshotCache {
-        let ttl = Duration::from_secs(config.ttl_secs);
+        let budget = config.max_bytes;
         let cursor_lifetime = Duration::from_secs(config.cursor_lifetime_secs);
+        let stale_grace = Duration::from_secs(config.stale_if_error_secs);
         let retired: moka::sync::Cache<u64, Arc<Snapshot>> = moka::sync::Cache::builder()
-            .max_capacity(config.max_bytes / 4)
-            .weigher(|_, s: &Arc<Snapshot>| s.bytes)
+            .max_capacity(budget / 100 * 15)
+            .weigher(|_, s: &Arc<Snapshot>| weigh(s.bytes))
             .time_to_live(cursor_lifetime)
             .build();
-        let retire = retired.clone();
+        let stale: moka::sync::Cache<SnapshotKey, Arc<Snapshot>> = moka::sync::Cache::builder()
+            .max_capacity(budget / 100 * 15)
+            .weigher(|_, s: &Arc<Snapshot>| weigh(s.bytes))
+            .time_to_live(stale_grace.max(Duration::from_secs(1)))
+            .support_invalidation_closures()
+            .build();
+        let (retire, keep_stale) = (retired.clone(), stale.clone());
         let current = moka::future::Cache::builder()
-            .max_capacity(config.max_bytes / 4 * 3)
-            .weigher(|_, s: &Arc<Snapshot>| s.bytes)
-            .time_to_live(ttl)
-            .eviction_listener(move |_key, snapshot: Arc<Snapshot>, cause| {
-                // Replaced or expired data stays readable for cursors; memory pressure drops it.
-                if matches!(
-                    cause,
-                    RemovalCause::Expired | RemovalCause::Replaced | RemovalCause::Explicit
-                ) {
-                    retire.insert(snapshot.id, snapshot);
-                }
-            })
+            .max_capacity(budget / 2)
+            .weigher(|_, s: &Arc<Snapshot>| weigh(s.bytes))
+            .expire_after(PerSnapshotTtl)
+            .support_invalidation_closures()
+            .eviction_listener(
+                move |key: Arc<SnapshotKey>, snapshot: Arc<Snapshot>, cause| {
+                    // Replaced or expired data stays readable for cursors (and, when it expired,
+                    // for stale-if-error); memory pressure drops it.
+                    match cause {
+                        RemovalCause::Expired => {
+                            keep_stale.insert(SnapshotKey::clone(&key), snapshot.clone());
+                            retire.insert(snapshot.id, snapshot);
+                        }
+                        RemovalCause::Replaced | RemovalCause::Explicit => {
+                            retire.insert(snapshot.id, snapshot);
+                        }
+                        RemovalCause::Size => {}
+                    }
+                },
+            )
+            .build();
+        let renders = moka::sync::Cache::builder()
+            .max_capacity(budget / 100 * 20)
+            .weigher(|_, r: &Arc<Rendered>| u32::try_from(r.body.len() + 128).unwrap_or(u32::MAX))
+            .time_to_live(cursor_lifetime.max(Duration::from_secs(config.ttl_secs)))
+            .build();
+        let too_large = moka::sync::Cache::builder()
+            .max_capacity(10_000)
+            .time_to_live(Duration::from_secs(config.ttl_secs))
             .build();
         let index = moka::sync::Cache::builder()
             .max_capacity(1_000_000)
-            .time_to_live(ttl + cursor_lifetime)
+            .time_to_live(Duration::from_secs(config.ttl_secs) + cursor_lifetime)
             .build();
         SnapshotCache {
             current,
             retired,
+            stale,
+            renders,
+            too_large,
             index,
-            next_id: AtomicU64::new(rand::random::<u32>().into()),
-            ttl,
+            next_id: AtomicU64::new(u64::from(rand::random::<u32>()) + 1),
+            renders_made: AtomicU64::new(0),
+            stale_grace,
+            max_items: config.max_snapshot_items,
         }
     }
 
-    /// The snapshot answering `query`, fetched on a miss (one fetch per key at a time).
+    /// The snapshot answering `query`: cached, fetched on a miss (one fetch per key at a time),
+    /// or — when the provider fails — an expired one within the stale-if-error grace.
     pub async fn get_or_fetch(
         &self,
         entry: &ProviderEntry,
         query: &TransactionQuery,
-    ) -> Result<(Arc<Snapshot>, CacheStatus), ApiError> {
+    ) -> Result<(Arc<Snapshot>, CacheStatus), FetchError> {
         let key = SnapshotKey::for_query(entry, query);
-        let provider = entry.provider.clone();
+        if let Some(total) = self.too_large.get(&key) {
+            return Err(FetchError::TooLarge { total });
+        }
         let init_key = key.clone();
         let result = self
             .current
             .entry_by_ref(&key)
-            .or_try_insert_with(async move { self.fetch(provider.as_ref(), init_key).await })
+            .or_try_insert_with(self.fetch(entry, init_key))
             .await;
         match result {
             Ok(found) => {
@@ -180,17 +317,40 @@ impl SnapshotCache {
                 };
                 Ok((found.into_value(), status))
             }
-            Err(shared) => Err(ApiError::Upstream(ProviderError::clone(&shared))),
+            Err(shared) => {
+                let err = FetchError::clone(&shared);
+                match &err {
+                    FetchError::TooLarge { total } => {
+                        self.too_large.insert(key, *total);
+                    }
+                    FetchError::Provider(e) if e.fault() == provider::Fault::Upstream => {
+                        if let Some(stale) =
+                            self.stale.get(&key).filter(|s| s.age() <= self.stale_grace)
+                        {
+                            tracing::warn!(provider = %key.provider, error = %e, age_s = stale.age().as_secs(), "serving stale snapshot");
+                            return Ok((stale, CacheStatus::Stale));
+                        }
+                    }
+                    FetchError::Provider(_) => {}
+                }
+                Err(err)
+            }
         }
     }
 
     async fn fetch(
         &self,
-        provider: &dyn Provider,
+        entry: &ProviderEntry,
         key: SnapshotKey,
-    ) -> Result<Arc<Snapshot>, ProviderError> {
+    ) -> Result<Arc<Snapshot>, FetchError> {
         let started = Instant::now();
-        let fetched = provider.list_all(&key.fetch_query()).await?;
+        let fetched = fetch_all(
+            entry.provider.as_ref(),
+            &key,
+            entry.fetch_concurrency,
+            self.max_items,
+        )
+        .await?;
         let items = normalize(fetched);
         let bytes = estimate_bytes(&items);
         let snapshot = Arc::new(Snapshot {
@@ -199,6 +359,7 @@ impl SnapshotCache {
             items,
             created: Instant::now(),
             fetched_at: SystemTime::now(),
+            ttl: entry.cache_ttl,
             bytes,
         });
         for tx in &snapshot.items {
@@ -232,19 +393,35 @@ impl SnapshotCache {
         Some((tx, snapshot))
     }
 
-    /// How long a fresh snapshot is served.
-    pub fn ttl(&self) -> Duration {
-        self.ttl
+    /// A page rendered earlier.
+    pub fn rendered(&self, key: &RenderKey) -> Option<Arc<Rendered>> {
+        self.renders.get(key)
+    }
+
+    /// Keeps a rendered page.
+    pub fn keep_rendered(&self, key: RenderKey, rendered: Arc<Rendered>) {
+        self.renders_made.fetch_add(1, Ordering::Relaxed);
+        self.renders.insert(key, rendered);
+    }
+
+    /// How many pages were rendered (serialized) and kept so far.
+    pub fn renders_made(&self) -> u64 {
+        self.renders_made.load(Ordering::Relaxed)
     }
 
     /// Drops every current snapshot of `provider` that covers `account_id` (after a refresh).
+    /// Cursors into them keep working (they are retired, not dropped).
     pub fn invalidate_account(&self, provider: &str, account_id: &str) -> Result<(), ApiError> {
         let provider = provider.to_owned();
-        let account = account_id.to_owned();
-        self.current
-            .invalidate_entries_if(move |key, _| {
-                *key.provider == *provider && key.scope == Scope::Account(account.clone())
+        let account = Scope::Account(account_id.to_owned());
+        self.stale
+            .invalidate_entries_if({
+                let (provider, account) = (provider.clone(), account.clone());
+                move |key, _| *key.provider == *provider && key.scope == account
             })
+            .map_err(|e| ApiError::Internal(format!("cache invalidation: {e}")))?;
+        self.current
+            .invalidate_entries_if(move |key, _| *key.provider == *provider && key.scope == account)
             .map(|_| ())
             .map_err(|e| ApiError::Internal(format!("cache invalidation: {e}")))
     }
@@ -253,12 +430,112 @@ impl SnapshotCache {
     pub async fn run_pending_tasks(&self) {
         self.current.run_pending_tasks().await;
         self.retired.run_pending_tasks();
+        self.stale.run_pending_tasks();
+        self.renders.run_pending_tasks();
     }
 
     /// The current snapshots' total estimated weight in bytes.
     pub fn weighted_size(&self) -> u64 {
         self.current.weighted_size()
     }
+
+    /// Every tier's estimated weight in bytes: (current, retired, stale, rendered).
+    pub fn weighted_sizes(&self) -> (u64, u64, u64, u64) {
+        (
+            self.current.weighted_size(),
+            self.retired.weighted_size(),
+            self.stale.weighted_size(),
+            self.renders.weighted_size(),
+        )
+    }
+}
+
+/// Reads every transaction of `key` from the provider: one bulk call when the provider has one,
+/// else the first page and then the remaining pages `concurrency` at a time.
+pub async fn fetch_all(
+    provider: &dyn Provider,
+    key: &SnapshotKey,
+    concurrency: usize,
+    max_items: u64,
+) -> Result<Vec<Transaction>, FetchError> {
+    let caps = provider.capabilities();
+    let query = key.fetch_query();
+    if caps.bulk_read {
+        return provider
+            .list_all(&query)
+            .await
+            .map_err(FetchError::Provider);
+    }
+    let limit = caps.max_page_size;
+    let first = provider
+        .list_page(&query.with_page(PageRequest::new(1, limit)))
+        .await
+        .map_err(FetchError::Provider)?;
+    if let Some(total) = first.total.filter(|&t| t > max_items) {
+        return Err(FetchError::TooLarge { total });
+    }
+    let page_size = u64::from(first.limit.max(1));
+    let total_pages = first
+        .total_pages
+        .map(u64::from)
+        .or_else(|| first.total.map(|t| t.div_ceil(page_size)))
+        .unwrap_or(1);
+    let mut last_next = first.next_page;
+    let mut items = first.items;
+    if first.next_page.is_some() && total_pages > 1 {
+        let limit = first.limit.max(1);
+        let pages: Vec<_> =
+            futures_util::stream::iter(2..=u32::try_from(total_pages).unwrap_or(u32::MAX))
+                .map(|page| {
+                    let q = query.with_page(PageRequest::new(page, limit));
+                    async move { provider.list_page(&q).await }
+                })
+                .buffered(concurrency.max(1))
+                .try_collect()
+                .await
+                .map_err(FetchError::Provider)?;
+        for page in pages {
+            last_next = page.next_page;
+            items.extend(page.items);
+        }
+        // Transactions that arrived during the walk may have added pages at the end.
+        let mut page_no = u32::try_from(total_pages).unwrap_or(u32::MAX);
+        while let Some(next) = last_next.filter(|&n| n > page_no) {
+            let page = provider
+                .list_page(&query.with_page(PageRequest::new(next, limit)))
+                .await
+                .map_err(FetchError::Provider)?;
+            page_no = next;
+            last_next = if page.items.is_empty() {
+                None
+            } else {
+                page.next_page
+            };
+            items.extend(page.items);
+        }
+    } else if first.next_page.is_some() {
+        // The provider gives no totals: walk `next_page` one page at a time.
+        let mut page_no = 1;
+        while let Some(next) = last_next.filter(|&n| n > page_no) {
+            let page = provider
+                .list_page(&query.with_page(PageRequest::new(next, first.limit.max(1))))
+                .await
+                .map_err(FetchError::Provider)?;
+            page_no = next;
+            last_next = if page.items.is_empty() {
+                None
+            } else {
+                page.next_page
+            };
+            items.extend(page.items);
+            if items.len() as u64 > max_items {
+                return Err(FetchError::TooLarge {
+                    total: items.len() as u64,
+                });
+            }
+        }
+    }
+    Ok(items)
 }
 
 /// Newest booking date first; the provider's own order within a day; duplicates dropped.

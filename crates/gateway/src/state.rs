@@ -27,6 +27,10 @@ pub struct ProviderEntry {
     pub kind: ProviderKind,
     /// The adapter.
     pub provider: Arc<dyn Provider>,
+    /// Provider pages read at once when filling a snapshot.
+    pub fetch_concurrency: usize,
+    /// How long its snapshots are fresh.
+    pub cache_ttl: Duration,
 }
 
 /// The configured providers, by name, and which one answers when a request names none.
@@ -59,6 +63,8 @@ impl Registry {
                     name: Arc::from(name.as_str()),
                     kind: settings.kind,
                     provider,
+                    fetch_concurrency: settings.fetch_concurrency,
+                    cache_ttl: settings.cache_ttl,
                 },
             );
         }

@@ -2,14 +2,17 @@
 
 use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
-use provider::{Scope, Transaction, TransactionQuery};
+use provider::{PageRequest, Scope, Transaction, TransactionQuery};
 
-use crate::api::params::{self, ListParams};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::params::{self, ListParams, ListRequest};
 use crate::api::views::{ListBody, PaginationSchema, TxView};
 use crate::cursor::{Cursor, fingerprint};
 use crate::error::{ApiError, Problem};
-use crate::snapshot::{CacheStatus, SnapshotKey};
-use crate::state::{AppState, Client};
+use crate::snapshot::{CacheStatus, FetchError, RenderKey, Rendered, SnapshotKey};
+use crate::state::{AppState, Client, ProviderEntry};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -24,10 +27,12 @@ type Result<T> = std::result::Result<T, ApiError>;
     ),
     responses(
         (status = 200, description = "A page of the account's transactions, newest first.", body = crate::api::views::ListSchema),
+        (status = 304, description = "Not modified: the `If-None-Match` tag is current."),
         (status = 400, description = "A parameter is invalid; `parameter` names it.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The provider does not know the account.", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "The cursor's snapshot has expired: restart from the first page.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Too large to snapshot and filtered by a field the provider cannot filter.", body = Problem, content_type = "application/problem+json"),
         (status = 501, description = "The provider cannot list by this scope.", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The provider failed or sent an unreadable payload.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The provider is unreachable or rate limiting; see Retry-After.", body = Problem, content_type = "application/problem+json"),
@@ -56,8 +61,10 @@ pub async fn list_account(
     ),
     responses(
         (status = 200, description = "A page of the customer's transactions, newest first.", body = crate::api::views::ListSchema),
+        (status = 304, description = "Not modified: the `If-None-Match` tag is current."),
         (status = 400, description = "A parameter is invalid; `parameter` names it.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Too large to snapshot and filtered by a field the provider cannot filter.", body = Problem, content_type = "application/problem+json"),
         (status = 501, description = "The provider cannot list by customer.", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The provider failed.", body = Problem, content_type = "application/problem+json"),
     ),
@@ -85,8 +92,10 @@ pub async fn list_customer(
     ),
     responses(
         (status = 200, description = "A page of the account's transactions, newest first.", body = crate::api::views::ListSchema),
+        (status = 304, description = "Not modified: the `If-None-Match` tag is current."),
         (status = 400, description = "A parameter is invalid; `parameter` names it.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Too large to snapshot and filtered by a field the provider cannot filter.", body = Problem, content_type = "application/problem+json"),
         (status = 501, description = "The provider cannot list by NUBAN.", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The provider failed.", body = Problem, content_type = "application/problem+json"),
     ),
@@ -113,6 +122,7 @@ pub async fn list_nuban(
         (status = 200, description = "A page of transactions, newest first.", body = crate::api::views::ListSchema),
         (status = 400, description = "A parameter is invalid or missing; `parameter` names it.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Too large to snapshot and filtered by a field the provider cannot filter.", body = Problem, content_type = "application/problem+json"),
         (status = 501, description = "The provider cannot list across accounts.", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The provider failed.", body = Problem, content_type = "application/problem+json"),
     ),
@@ -168,8 +178,8 @@ async fn get_one(req: &HttpRequest, path: &str, state: &AppState) -> Result<Http
         provider: Some(id.provider().to_owned()),
     };
     let entry = state.registry.get(id.provider()).ok_or_else(not_found)?;
-    let (tx, status) = match state.snapshots.find(&id).await {
-        Some((tx, _)) => (tx, CacheStatus::Hit),
+    let (tx, status, snapshot) = match state.snapshots.find(&id).await {
+        Some((tx, snapshot)) => (tx, CacheStatus::Hit, Some(snapshot)),
         None if entry.provider.capabilities().get_by_id => {
             let tx = entry
                 .provider
@@ -179,7 +189,7 @@ async fn get_one(req: &HttpRequest, path: &str, state: &AppState) -> Result<Http
                     provider::ProviderError::NotFound { .. } => not_found(),
                     other => ApiError::Upstream(other),
                 })?;
-            (tx, CacheStatus::Miss)
+            (tx, CacheStatus::Miss, None)
         }
         None => {
             return Err(ApiError::NotFound {
@@ -202,7 +212,10 @@ async fn get_one(req: &HttpRequest, path: &str, state: &AppState) -> Result<Http
         },
     })
     .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(json_response(body, status))
+    let max_age = snapshot
+        .as_ref()
+        .map_or(Duration::ZERO, |s| s.remaining_ttl());
+    Ok(respond(req, &Rendered::new(body), status, max_age, None))
 }
 
 async fn list(
@@ -214,7 +227,7 @@ async fn list(
     let request = params::parse_list(req.query_string(), require_range)?;
     let client = req
         .extensions()
-        .get::<std::sync::Arc<Client>>()
+        .get::<Arc<Client>>()
         .cloned()
         .ok_or(ApiError::Unauthorized)?;
     let entry = state.registry.resolve(request.provider.as_deref())?;
@@ -229,11 +242,25 @@ async fn list(
         .with_range(request.range)
         .with_direction(request.direction);
     let fp = fingerprint(&client.name, &entry.name, &query);
+    let page_offset =
+        (request.page.unwrap_or(1) as usize - 1).saturating_mul(request.limit as usize);
 
     // A cursor pins its snapshot; otherwise the current one (fetched on a miss).
     let (snapshot, status, offset) = match &request.cursor {
         Some(text) => {
             let cursor = state.cursors.decode(text, fp)?;
+            if cursor.snapshot_id == PASSTHROUGH {
+                return passthrough(
+                    req,
+                    state,
+                    entry,
+                    &query,
+                    &request,
+                    fp,
+                    cursor.offset as usize,
+                )
+                .await;
+            }
             let key = SnapshotKey::for_query(entry, &query);
             let snapshot = state
                 .snapshots
@@ -242,29 +269,154 @@ async fn list(
                 .ok_or(ApiError::CursorExpired)?;
             (snapshot, CacheStatus::Hit, cursor.offset as usize)
         }
-        None => {
-            let (snapshot, status) = state.snapshots.get_or_fetch(entry, &query).await?;
-            let page = request.page.unwrap_or(1);
-            let offset = (page as usize - 1).saturating_mul(request.limit as usize);
-            (snapshot, status, offset)
-        }
+        None => match state.snapshots.get_or_fetch(entry, &query).await {
+            Ok((snapshot, status)) => (snapshot, status, page_offset),
+            Err(FetchError::Provider(e)) => return Err(e.into()),
+            Err(FetchError::TooLarge { .. }) => {
+                return passthrough(req, state, entry, &query, &request, fp, page_offset).await;
+            }
+        },
     };
 
-    let matching: Vec<&Transaction> = snapshot.items.iter().filter(|t| query.matches(t)).collect();
-    let total = matching.len();
+    let render_key = RenderKey {
+        snapshot_id: snapshot.id,
+        fingerprint: fp,
+        offset,
+        limit: request.limit,
+        include_raw: request.include_raw,
+    };
+    let rendered = match state.snapshots.rendered(&render_key) {
+        Some(rendered) => rendered,
+        None => {
+            let items: Vec<&Transaction> =
+                snapshot.items.iter().filter(|t| query.matches(t)).collect();
+            let rendered = Arc::new(render_page(
+                state,
+                &items,
+                items.len(),
+                offset,
+                &request,
+                snapshot.id,
+                fp,
+            )?);
+            state.snapshots.keep_rendered(render_key, rendered.clone());
+            rendered
+        }
+    };
+    let max_age = match status {
+        CacheStatus::Stale => Duration::ZERO,
+        _ => snapshot.remaining_ttl(),
+    };
+    Ok(respond(
+        req,
+        &rendered,
+        status,
+        max_age,
+        Some(snapshot.age()),
+    ))
+}
+
+/// The cursor snapshot id of a listing paged straight through to the provider.
+const PASSTHROUGH: u64 = 0;
+
+/// Serves a page of a scope too large to snapshot, straight from the provider's pages.
+///
+/// Only filters the provider applies itself are possible here (gateway-side filters would make
+/// totals and pages inexact); the order is the provider's, and consistency across pages is the
+/// provider's too.
+async fn passthrough(
+    req: &HttpRequest,
+    state: &AppState,
+    entry: &ProviderEntry,
+    query: &TransactionQuery,
+    request: &ListRequest,
+    fp: u64,
+    offset: usize,
+) -> Result<HttpResponse> {
+    let key = SnapshotKey::for_query(entry, query);
+    if key.needs_gateway_filter(query) {
+        return Err(ApiError::ScopeTooLarge {
+            provider: entry.name.to_string(),
+            detail: "this listing is too large to filter by fields the provider cannot filter; narrow the date range or drop the direction filter".into(),
+        });
+    }
+    let provider_limit = entry.provider.capabilities().max_page_size.max(1) as usize;
     let limit = request.limit as usize;
-    let end = offset.saturating_add(limit).min(total);
-    let items = matching.get(offset.min(total)..end).unwrap_or_default();
+    let first_page = offset / provider_limit + 1;
+    let last_page = (offset + limit - 1) / provider_limit + 1;
+    let mut items = Vec::new();
+    let mut total = None;
+    for page in first_page..=last_page {
+        let page =
+            u32::try_from(page).map_err(|_| ApiError::invalid("page", "page is out of range"))?;
+        let got = entry
+            .provider
+            .list_page(
+                &key.fetch_query()
+                    .with_page(PageRequest::new(page, provider_limit as u32)),
+            )
+            .await?;
+        total = total.or(got.total);
+        let last = got.next_page.is_none();
+        items.extend(got.items);
+        if last {
+            break;
+        }
+    }
+    let skip = offset - (first_page - 1) * provider_limit;
+    let page_items: Vec<&Transaction> = items.iter().skip(skip).take(limit).collect();
+    let total =
+        usize::try_from(total.unwrap_or((offset + page_items.len()) as u64)).unwrap_or(usize::MAX);
+    // `render_page` slices from `offset` of a full view; hand it a view positioned there.
+    let rendered = render_window(state, &page_items, total, offset, request, PASSTHROUGH, fp)?;
+    Ok(respond(
+        req,
+        &rendered,
+        CacheStatus::Miss,
+        Duration::ZERO,
+        None,
+    ))
+}
+
+/// Renders the page at `offset` of `items` (the whole filtered view).
+fn render_page(
+    state: &AppState,
+    items: &[&Transaction],
+    total: usize,
+    offset: usize,
+    request: &ListRequest,
+    snapshot_id: u64,
+    fp: u64,
+) -> Result<Rendered> {
+    let end = offset
+        .saturating_add(request.limit as usize)
+        .min(items.len());
+    let window = items.get(offset.min(end)..end).unwrap_or_default();
+    render_window(state, window, total, offset, request, snapshot_id, fp)
+}
+
+/// Renders `window`, the items of the page that starts at `offset` of a `total`-item listing.
+fn render_window(
+    state: &AppState,
+    window: &[&Transaction],
+    total: usize,
+    offset: usize,
+    request: &ListRequest,
+    snapshot_id: u64,
+    fp: u64,
+) -> Result<Rendered> {
+    let limit = request.limit as usize;
+    let end = offset + window.len();
     let has_more = end < total;
     let next_cursor = has_more.then(|| {
         state.cursors.encode(Cursor {
-            snapshot_id: snapshot.id,
+            snapshot_id,
             offset: u32::try_from(end).unwrap_or(u32::MAX),
             fingerprint: fp,
         })
     });
     let body = ListBody {
-        data: items
+        data: window
             .iter()
             .map(|tx| TxView {
                 tx,
@@ -281,12 +433,63 @@ async fn list(
         },
     };
     let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(json_response(bytes, status))
+    Ok(Rendered::new(bytes))
 }
 
-fn json_response(body: Vec<u8>, status: CacheStatus) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "application/json"))
-        .insert_header(("x-cache", status.as_str()))
-        .body(body)
+/// A 200 with the rendered body, or a 304 when the caller's `If-None-Match` names its tag.
+fn respond(
+    req: &HttpRequest,
+    rendered: &Rendered,
+    status: CacheStatus,
+    max_age: Duration,
+    age: Option<Duration>,
+) -> HttpResponse {
+    let not_modified = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| etag_matches(v, &rendered.etag));
+    let mut builder = if not_modified {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    builder
+        .insert_header((header::ETAG, rendered.etag.as_str()))
+        .insert_header((
+            header::CACHE_CONTROL,
+            format!("private, max-age={}", max_age.as_secs()),
+        ))
+        .insert_header(("x-cache", status.as_str()));
+    if let Some(age) = age {
+        builder.insert_header((header::AGE, age.as_secs().to_string()));
+    }
+    if not_modified {
+        builder.finish()
+    } else {
+        builder
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .body(rendered.body.clone())
+    }
+}
+
+/// `If-None-Match` comparison (weak, as RFC 9110 asks for GET): `*`, or any listed tag.
+fn etag_matches(header_value: &str, etag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    header_value.trim() == "*" || header_value.split(',').any(|t| bare(t) == bare(etag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::etag_matches;
+
+    #[test]
+    fn if_none_match() {
+        assert!(etag_matches("\"abc\"", "\"abc\""));
+        assert!(etag_matches("W/\"abc\"", "\"abc\""));
+        assert!(etag_matches("\"x\", \"abc\"", "\"abc\""));
+        assert!(etag_matches("*", "\"abc\""));
+        assert!(!etag_matches("\"abd\"", "\"abc\""));
+        assert!(!etag_matches("", "\"abc\""));
+    }
 }

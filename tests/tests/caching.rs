@@ -1,0 +1,367 @@
+//! Snapshots, caching and pagination: one upstream fetch per page however many ask, consistent
+//! cursor walks, HTTP caching, stale-if-error, a bounded memory budget, large scopes paged through.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panicking helper is a failed test
+
+use std::time::Duration;
+
+use e2e::{BILLING_KEY, base_config, spawn, spawn_default, sums};
+use sandbox::{Faults, Vendor};
+
+const GET_BY_ACCOUNT: &str = "POST /v2/transactions/getByAccount";
+const MONO_LIST: &str = "GET /api/v1/financial/account_transactions";
+
+#[tokio::test]
+async fn concurrent_identical_cold_requests_fetch_each_provider_page_once() {
+    let gw = spawn_default("okra").await;
+    let account = gw.accounts_with(1000).remove(0);
+    let pages = account.transaction_count.div_ceil(100);
+    gw.sandbox.reset_stats();
+
+    let path = format!(
+        "/v1/accounts/{}/transactions?limit=50",
+        account.okra_account_id
+    );
+    let requests = (0..200).map(|_| gw.get(&path));
+    let replies = futures_util::future::join_all(requests).await;
+    assert!(replies.iter().all(|r| r.status == 200));
+    assert!(replies.iter().all(|r| r.json == replies[0].json));
+    let misses = replies
+        .iter()
+        .filter(|r| r.header("x-cache") == Some("miss"))
+        .count();
+    assert!(misses >= 1);
+
+    let stats = gw.sandbox.stats();
+    assert_eq!(
+        stats.okra.get(GET_BY_ACCOUNT).copied(),
+        Some(pages),
+        "{stats:?}"
+    );
+
+    // Mono reads an account in one bulk call.
+    gw.sandbox.reset_stats();
+    let path = format!(
+        "/v1/accounts/{}/transactions?provider=mono&limit=50",
+        account.mono_account_id
+    );
+    let replies = futures_util::future::join_all((0..100).map(|_| gw.get(&path))).await;
+    assert!(replies.iter().all(|r| r.status == 200));
+    assert_eq!(gw.sandbox.stats().mono.get(MONO_LIST).copied(), Some(1));
+}
+
+/// Appends new transactions to the account in the sandbox (its Mono-style webhook mode syncs
+/// the account before delivering; the delivery itself goes nowhere here).
+async fn new_transactions_arrive(gw: &e2e::TestGateway, mono_account_id: &str) {
+    let directory = gw.sandbox.directory();
+    let before = directory
+        .accounts()
+        .find(|a| a.mono_account_id == mono_account_id)
+        .unwrap()
+        .transaction_count;
+    let res = gw
+        .http
+        .get(format!(
+            "{}/api/v1/financial/account_transactions",
+            gw.sandbox.mono_base_url()
+        ))
+        .header("Authorization", &directory.mono.secret)
+        .header("AppId", directory.mono.app_id.clone().unwrap())
+        .query(&[
+            ("account_id", mono_account_id),
+            ("response_mode", "webhook"),
+            ("callback_url", "http://127.0.0.1:9/nowhere"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    for _ in 0..100 {
+        let now = gw
+            .sandbox
+            .directory()
+            .accounts()
+            .find(|a| a.mono_account_id == mono_account_id)
+            .unwrap()
+            .transaction_count;
+        if now > before {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the sandbox did not add transactions");
+}
+
+#[tokio::test]
+async fn a_cursor_walk_stays_in_its_snapshot_while_a_refresh_replaces_it() {
+    let gw = spawn_default("okra").await;
+    let account = gw.accounts_with(300).remove(0);
+    let base = format!("/v1/accounts/{}/transactions", account.okra_account_id);
+
+    // The reference: the whole snapshot as it is now.
+    let before = gw.walk(&base, 100).await;
+    assert_eq!(before.len() as u64, account.transaction_count);
+
+    // Start a walk, then let the provider change and the gateway replace the snapshot.
+    let first = gw.get(&format!("{base}?limit=40")).await;
+    let mut walked = first.json["data"].as_array().unwrap().clone();
+    let mut cursor = first.json["pagination"]["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    new_transactions_arrive(&gw, &account.mono_account_id).await;
+    gw.state
+        .snapshots
+        .invalidate_account("okra", &account.okra_account_id)
+        .unwrap();
+    let fresh = gw.get(&format!("{base}?limit=1")).await;
+    assert_eq!(fresh.header("x-cache"), Some("miss"));
+    assert_eq!(
+        fresh.json["pagination"]["total"],
+        account.transaction_count + 3
+    );
+
+    loop {
+        let reply = gw.get(&format!("{base}?limit=40&cursor={cursor}")).await;
+        assert_eq!(reply.status, 200, "{}", reply.json);
+        walked.extend(reply.json["data"].as_array().unwrap().iter().cloned());
+        match reply.json["pagination"]["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(walked, before, "the walk equals the snapshot it started in");
+}
+
+#[tokio::test]
+async fn etags_give_304_and_cache_headers_tell_the_truth() {
+    let gw = spawn(&base_config("okra", "[cache]\nttl_secs = 120\n")).await;
+    let account = gw.accounts_with(10).remove(0);
+    let path = format!(
+        "/v1/accounts/{}/transactions?limit=5",
+        account.okra_account_id
+    );
+
+    let first = gw.get(&path).await;
+    assert_eq!(first.header("x-cache"), Some("miss"));
+    let etag = first.header("etag").unwrap().to_owned();
+    let max_age: u64 = first
+        .header("cache-control")
+        .unwrap()
+        .strip_prefix("private, max-age=")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((100..=120).contains(&max_age), "{max_age}");
+
+    let second = gw.get(&path).await;
+    assert_eq!(second.header("x-cache"), Some("hit"));
+    assert_eq!(second.header("etag"), Some(etag.as_str()));
+
+    let revalidated = gw
+        .send(
+            gw.http
+                .get(format!("{}{path}", gw.base))
+                .bearer_auth(BILLING_KEY)
+                .header("if-none-match", &etag),
+        )
+        .await;
+    assert_eq!(revalidated.status, 304);
+    assert_eq!(revalidated.header("etag"), Some(etag.as_str()));
+    assert!(revalidated.json.is_null(), "a 304 has no body");
+
+    let other = gw
+        .send(
+            gw.http
+                .get(format!("{}{path}", gw.base))
+                .bearer_auth(BILLING_KEY)
+                .header("if-none-match", "\"something-else\""),
+        )
+        .await;
+    assert_eq!(other.status, 200);
+
+    // Items carry ETags too.
+    let id = first.json["data"][0]["id"].as_str().unwrap();
+    let item = gw.get(&format!("/v1/transactions/{id}")).await;
+    let item_etag = item.header("etag").unwrap().to_owned();
+    let item_again = gw
+        .send(
+            gw.http
+                .get(format!("{}/v1/transactions/{id}", gw.base))
+                .bearer_auth(BILLING_KEY)
+                .header("if-none-match", &item_etag),
+        )
+        .await;
+    assert_eq!(item_again.status, 304);
+}
+
+#[tokio::test]
+async fn a_repeated_page_is_served_without_rendering_it_again() {
+    let gw = spawn_default("okra").await;
+    let account = gw.accounts_with(60).remove(0);
+    let path = format!(
+        "/v1/accounts/{}/transactions?limit=50",
+        account.okra_account_id
+    );
+    let first = gw.get(&path).await;
+    let renders = gw.state.snapshots.renders_made();
+    for _ in 0..20 {
+        let again = gw.get(&path).await;
+        assert_eq!(again.json, first.json);
+    }
+    assert_eq!(gw.state.snapshots.renders_made(), renders);
+    // Another page is rendered once.
+    gw.get(&format!("{path}&page=2")).await;
+    assert_eq!(gw.state.snapshots.renders_made(), renders + 1);
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_a_recent_snapshot_when_the_provider_fails() {
+    let gw = spawn(&base_config(
+        "okra",
+        "[cache]\nttl_secs = 1\nstale_if_error_secs = 300\n",
+    ))
+    .await;
+    let account = gw.accounts_with(10).remove(0);
+    let path = format!(
+        "/v1/accounts/{}/transactions?limit=5",
+        account.okra_account_id
+    );
+    let fresh = gw.get(&path).await;
+    assert_eq!(fresh.header("x-cache"), Some("miss"));
+
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    gw.sandbox.set_faults(
+        Vendor::Okra,
+        Faults {
+            error_rate: 1.0,
+            error_status: 503,
+            ..Default::default()
+        },
+    );
+    let stale = gw.get(&path).await;
+    assert_eq!(stale.status, 200, "{}", stale.json);
+    assert_eq!(stale.header("x-cache"), Some("stale"));
+    assert!(stale.header("age").unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(stale.header("cache-control"), Some("private, max-age=0"));
+    assert_eq!(stale.json["data"], fresh.json["data"]);
+
+    // Without a recent snapshot the failure is the caller's answer.
+    let other = gw.accounts_with(10).remove(1);
+    let failed = gw
+        .get(&format!(
+            "/v1/accounts/{}/transactions",
+            other.okra_account_id
+        ))
+        .await;
+    assert_eq!(failed.status, 502);
+
+    gw.sandbox.clear_faults();
+    let recovered = gw.get(&path).await;
+    assert_eq!(recovered.header("x-cache"), Some("miss"));
+}
+
+#[tokio::test]
+async fn stale_if_error_can_be_turned_off() {
+    let gw = spawn(&base_config(
+        "okra",
+        "[cache]\nttl_secs = 1\nstale_if_error_secs = 0\n",
+    ))
+    .await;
+    let account = gw.accounts_with(10).remove(0);
+    let path = format!("/v1/accounts/{}/transactions", account.okra_account_id);
+    assert_eq!(gw.get(&path).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    gw.sandbox.set_faults(
+        Vendor::Okra,
+        Faults {
+            error_rate: 1.0,
+            ..Default::default()
+        },
+    );
+    assert_eq!(gw.get(&path).await.status, 502);
+}
+
+#[tokio::test]
+async fn the_memory_budget_evicts_instead_of_growing() {
+    let budget: u64 = 1024 * 1024;
+    let gw = spawn(&base_config(
+        "okra",
+        &format!("[cache]\nmax_bytes = {budget}\n"),
+    ))
+    .await;
+    let accounts = gw.accounts_with(1);
+    for account in &accounts {
+        for provider in ["okra", "mono"] {
+            let id = if provider == "okra" {
+                &account.okra_account_id
+            } else {
+                &account.mono_account_id
+            };
+            let reply = gw
+                .get(&format!(
+                    "/v1/accounts/{id}/transactions?provider={provider}&include=raw"
+                ))
+                .await;
+            assert_eq!(reply.status, 200);
+        }
+    }
+    gw.state.snapshots.run_pending_tasks().await;
+    let (current, retired, stale, rendered) = gw.state.snapshots.weighted_sizes();
+    assert!(
+        current <= budget / 2,
+        "current snapshots {current} > {}",
+        budget / 2
+    );
+    assert!(current + retired + stale + rendered <= budget);
+    assert!(current > 0, "something is cached");
+}
+
+#[tokio::test]
+async fn scopes_too_large_to_snapshot_page_straight_through() {
+    let gw = spawn(&base_config("okra", "[cache]\nmax_snapshot_items = 150\n")).await;
+    let account = gw.accounts_with(1000).remove(0);
+    let base = format!("/v1/accounts/{}/transactions", account.okra_account_id);
+    gw.sandbox.reset_stats();
+
+    let first = gw.get(&format!("{base}?limit=30&page=2")).await;
+    assert_eq!(first.status, 200, "{}", first.json);
+    assert_eq!(first.json["pagination"]["total"], account.transaction_count);
+    assert_eq!(first.json["data"].as_array().unwrap().len(), 30);
+    // Only the provider pages covering the caller's page were read, not the whole account.
+    let calls = gw
+        .sandbox
+        .stats()
+        .okra
+        .get(GET_BY_ACCOUNT)
+        .copied()
+        .unwrap_or(0);
+    assert!(calls <= 3, "{calls} upstream calls");
+
+    // Cursors work through it too, and agree with page numbers.
+    let page1 = gw.get(&format!("{base}?limit=30")).await;
+    let cursor = page1.json["pagination"]["next_cursor"].as_str().unwrap();
+    let via_cursor = gw.get(&format!("{base}?limit=30&cursor={cursor}")).await;
+    assert_eq!(via_cursor.json["data"], first.json["data"]);
+
+    // Filters the provider lacks cannot be exact here: a clear problem instead of a wrong total.
+    let filtered = gw.get(&format!("{base}?direction=debit")).await;
+    assert_eq!(filtered.status, 422);
+    assert_eq!(filtered.json["code"], "scope_too_large");
+
+    // Smaller scopes are still snapshotted.
+    let small = gw
+        .accounts_with(1)
+        .into_iter()
+        .find(|a| a.transaction_count < 150)
+        .unwrap();
+    let all = gw
+        .walk(
+            &format!("/v1/accounts/{}/transactions", small.okra_account_id),
+            100,
+        )
+        .await;
+    assert_eq!(
+        sums(&all),
+        (small.debit_total_kobo, small.credit_total_kobo)
+    );
+}
