@@ -96,13 +96,33 @@ impl CursorCodec {
 }
 
 /// A fingerprint of who asked what: the caller, provider, scope and filters (not the page).
+///
+/// SHA-256 over length-prefixed fields, so no two different requests share a fingerprint by
+/// construction (`("ab", "c")` and `("a", "bc")` differ).
 pub fn fingerprint(client: &str, provider: &str, query: &TransactionQuery) -> u64 {
     let mut hasher = Sha256::new();
-    hasher.update(client.as_bytes());
-    hasher.update([0]);
-    hasher.update(provider.as_bytes());
-    hasher.update([0]);
-    hasher.update(format!("{:?}|{:?}|{:?}", query.scope, query.range, query.direction).as_bytes());
+    let mut field = |bytes: &[u8]| {
+        hasher.update((bytes.len() as u64).to_be_bytes());
+        hasher.update(bytes);
+    };
+    field(client.as_bytes());
+    field(provider.as_bytes());
+    let (kind, id) = match &query.scope {
+        provider::Scope::Account(id) => (b"account".as_slice(), id.as_str()),
+        provider::Scope::Customer(id) => (b"customer".as_slice(), id.as_str()),
+        provider::Scope::Nuban(id) => (b"nuban".as_slice(), id.as_str()),
+        provider::Scope::All => (b"all".as_slice(), ""),
+    };
+    field(kind);
+    field(id.as_bytes());
+    let date = |d: Option<time::Date>| d.map_or(0i32, |d| d.to_julian_day()).to_be_bytes();
+    field(&date(query.range.from));
+    field(&date(query.range.to));
+    field(
+        query
+            .direction
+            .map_or(b"".as_slice(), |d| d.as_str().as_bytes()),
+    );
     let digest = hasher.finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);

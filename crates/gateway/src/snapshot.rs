@@ -299,6 +299,10 @@ impl SnapshotCache {
         query: &TransactionQuery,
     ) -> Result<(Arc<Snapshot>, CacheStatus), FetchError> {
         let key = SnapshotKey::for_query(entry, query);
+        // The hot path: a current snapshot, without building the fetch.
+        if let Some(snapshot) = self.current.get(&key).await {
+            return Ok((snapshot, CacheStatus::Hit));
+        }
         if let Some(total) = self.too_large.get(&key) {
             return Err(FetchError::TooLarge { total });
         }

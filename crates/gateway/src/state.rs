@@ -29,6 +29,8 @@ pub struct ProviderEntry {
     pub provider: Arc<dyn Provider>,
     /// Provider pages read at once when filling a snapshot.
     pub fetch_concurrency: usize,
+    /// Items asked per provider page when filling a snapshot (at most the provider's maximum).
+    pub page_size: u32,
     /// How long its snapshots are fresh.
     pub cache_ttl: Duration,
 }
@@ -64,6 +66,10 @@ impl Registry {
                     kind: settings.kind,
                     provider,
                     fetch_concurrency: settings.fetch_concurrency,
+                    page_size: match settings.kind {
+                        ProviderKind::Okra => okra::MAX_PAGE_SIZE,
+                        ProviderKind::Mono => settings.page_size,
+                    },
                     cache_ttl: settings.cache_ttl,
                 },
             );

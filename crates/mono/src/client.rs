@@ -179,6 +179,16 @@ impl MonoProvider {
         }
     }
 
+    /// Reads a 200 `account_transactions` body for `account_id` exactly as a listing does after
+    /// the HTTP exchange: no network, for tools and benchmarks of the normalization.
+    pub fn parse_transactions_body(
+        &self,
+        account_id: &str,
+        body: &[u8],
+    ) -> Result<Vec<Transaction>, ProviderError> {
+        mapping::read_entity(body, 200, &self.context(account_id)).map(|entity| entity.transactions)
+    }
+
     /// One `account_transactions` call, mapped (not for webhook mode, whose body is ignored).
     async fn fetch(
         &self,

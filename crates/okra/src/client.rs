@@ -234,6 +234,29 @@ impl OkraProvider {
         result
     }
 
+    /// Maps the `data` of a transactions envelope onto a canonical page.
+    fn read_page(
+        &self,
+        envelope: &OkraEnvelope,
+        status: u16,
+        what: &str,
+        requested: PageRequest,
+    ) -> Result<Page<Transaction>, ProviderError> {
+        let data: OkraTransactionsData = self.data(envelope, status, what)?;
+        mapping::map_page(self.ctx(), &data, requested).map_err(|e| self.mapping_error(e))
+    }
+
+    /// Reads a 200 body of any transactions listing endpoint exactly as `list_page` does after
+    /// the HTTP exchange: no network, for tools and benchmarks of the normalization.
+    pub fn parse_transactions_body(
+        &self,
+        body: &[u8],
+        requested: PageRequest,
+    ) -> Result<Page<Transaction>, ProviderError> {
+        let envelope = interpret(&self.name, 200, None, body, SystemTime::now())?;
+        self.read_page(&envelope, 200, "transactions", requested)
+    }
+
     /// The `data` of a success envelope, parsed as `T`.
     fn data<T: DeserializeOwned>(
         &self,
@@ -588,8 +611,7 @@ impl Provider for OkraProvider {
         let requested = PageRequest::new(query.page.page, query.page.limit.clamp(1, MAX_PAGE_SIZE));
         let (path, body) = list_request(&query.scope, &query.range, requested);
         let (envelope, status) = self.post(path, &body).await?;
-        let data: OkraTransactionsData = self.data(&envelope, status, path)?;
-        mapping::map_page(self.ctx(), &data, requested).map_err(|e| self.mapping_error(e))
+        self.read_page(&envelope, status, path, requested)
     }
 
     async fn get_transaction(&self, provider_id: &str) -> Result<Transaction, ProviderError> {

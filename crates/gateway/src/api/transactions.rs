@@ -340,7 +340,10 @@ async fn passthrough(
             detail: "this listing is too large to filter by fields the provider cannot filter; narrow the date range or drop the direction filter".into(),
         });
     }
-    let provider_limit = entry.provider.capabilities().max_page_size.max(1) as usize;
+    let provider_limit = entry
+        .page_size
+        .clamp(1, entry.provider.capabilities().max_page_size.max(1))
+        as usize;
     let limit = request.limit as usize;
     let first_page = offset / provider_limit + 1;
     let last_page = (offset + limit - 1) / provider_limit + 1;

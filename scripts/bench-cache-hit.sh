@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Figure 1 of docs/performance.md: cache-hit throughput and latency of a 50-transaction page,
+# next to a minimal actix-web server returning the same bytes, in the same run.
+#
+# Needs wrk and taskset (Debian: apt-get install wrk util-linux). Servers run on core 0, wrk on
+# core 1, one worker each, loopback only; every run is bounded by DURATION.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-32}
+GW_PORT=${GW_PORT:-18480}
+STATIC_PORT=${STATIC_PORT:-18481}
+KEY=demo-key-sandbox-only
+
+for tool in wrk taskset curl python3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
+done
+
+cargo build --release -q -p gateway -p bench
+work=$(mktemp -d)
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
+pids=()
+trap cleanup EXIT
+
+GATEWAY_SERVER__WORKERS=1 RUST_LOG=warn taskset -c 0 target/release/gateway --bind "127.0.0.1:$GW_PORT" &
+pids+=($!)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW_PORT/healthz" >/dev/null && break; sleep 0.1; done
+
+# A real sandbox account: the example Swagger UI is prefilled with.
+account=$(curl -sf "http://127.0.0.1:$GW_PORT/openapi.json" | python3 -c '
+import json, sys
+spec = json.load(sys.stdin)
+params = spec["paths"]["/v1/accounts/{account_id}/transactions"]["get"]["parameters"]
+print(next(p["example"] for p in params if p["name"] == "account_id"))')
+url="http://127.0.0.1:$GW_PORT/v1/accounts/$account/transactions?limit=50"
+curl -sf -H "Authorization: Bearer $KEY" "$url" -o "$work/page.json"   # warms the cache
+echo "page: $(wc -c < "$work/page.json") bytes, $(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["data"]))' "$work/page.json") transactions"
+
+taskset -c 0 target/release/static-server --bind "127.0.0.1:$STATIC_PORT" --file "$work/page.json" &
+pids+=($!)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$STATIC_PORT/" >/dev/null && break; sleep 0.1; done
+
+run() {
+  local name=$1; shift
+  echo "== $name"
+  taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$@" | grep -E "Requests/sec|Latency|50%|99%|requests in"
+}
+run "static actix-web, same bytes" "http://127.0.0.1:$STATIC_PORT/"
+run "gateway cache hit" -H "Authorization: Bearer $KEY" "$url"
+run "static actix-web, same bytes (again)" "http://127.0.0.1:$STATIC_PORT/"
+run "gateway cache hit (again)" -H "Authorization: Bearer $KEY" "$url"
