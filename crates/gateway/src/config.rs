@@ -1,7 +1,10 @@
 //! Configuration: one TOML file plus `GATEWAY_*` environment overrides, validated at start.
 //!
 //! Secrets never appear in the file: provider credentials and client API keys are given as
-//! `{ env = "NAME" }` references (client keys may instead be given as their SHA-256 hash).
+//! `{ env = "NAME" }` references (client keys may instead be given as their SHA-256 hash). A
+//! client's webhook signing secret is either such a reference or `webhook_secret_file`, a path
+//! whose content (trimmed) is the secret: tests and secret mounts use files, and the gateway
+//! never sets environment variables.
 //! Every validation error names the key it is about, e.g. `providers.okra.secret_key`.
 //!
 //! Environment overrides use `__` between levels: `GATEWAY_ROUTING__DEFAULT=mono`,
@@ -9,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
@@ -19,6 +22,8 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use provider::Secret;
+
+use crate::notify::WebhookKey;
 
 /// The API key of the built-in demo client (embedded-sandbox mode only).
 pub const DEMO_API_KEY: &str = "demo-key-sandbox-only";
@@ -87,6 +92,9 @@ pub struct FileConfig {
     /// `[sandbox]`: run the vendor simulators in-process.
     #[serde(default)]
     pub sandbox: SandboxSection,
+    /// `[jobs]`: refresh jobs and the notifications sent when they finish.
+    #[serde(default)]
+    pub jobs: JobsSection,
 }
 
 /// `[server]`
@@ -115,13 +123,19 @@ impl Default for ServerSection {
 }
 
 /// `[clients.NAME]`: one calling service.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSection {
     /// Hex SHA-256 of the client's API key.
     pub api_key_sha256: Option<String>,
     /// The API key itself, from the environment.
     pub api_key: Option<EnvRef>,
+    /// Where the client's finished refresh jobs are POSTed (http or https).
+    pub webhook_url: Option<String>,
+    /// The key signing those POSTs, from the environment.
+    pub webhook_secret: Option<EnvRef>,
+    /// The key signing those POSTs, read from a file (instead of `webhook_secret`).
+    pub webhook_secret_file: Option<PathBuf>,
 }
 
 /// `[providers.NAME]`: a named provider instance.
@@ -174,6 +188,9 @@ pub enum ProviderSection {
         fetch_concurrency: usize,
         /// Snapshot TTL for this provider (default: `cache.ttl_secs`).
         cache_ttl_secs: Option<u64>,
+        /// How long a refresh waits for the provider's webhook delivery.
+        #[serde(default = "default_refresh_deadline_ms")]
+        refresh_deadline_ms: u64,
     },
 }
 
@@ -241,6 +258,39 @@ pub struct SandboxSection {
     pub enabled: bool,
     /// The data seed.
     pub seed: Option<u64>,
+    /// How long a simulated Okra refresh runs before it completes (default 2000).
+    pub refresh_ms: Option<u64>,
+}
+
+/// `[jobs]`: refresh jobs and the signed notifications sent to clients when they finish.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsSection {
+    /// How long a finished job (and its `Idempotency-Key`) is kept.
+    pub ttl_secs: u64,
+    /// The largest webhook delivery a provider may POST to the gateway.
+    pub max_delivery_bytes: u64,
+    /// Attempts to deliver one notification to a client's `webhook_url`.
+    pub notify_max_attempts: u32,
+    /// The wait before the second attempt; it doubles after each failure.
+    pub notify_initial_backoff_ms: u64,
+    /// The longest wait between two attempts.
+    pub notify_max_backoff_ms: u64,
+    /// Timeout of one notification attempt.
+    pub notify_timeout_ms: u64,
+}
+
+impl Default for JobsSection {
+    fn default() -> Self {
+        JobsSection {
+            ttl_secs: 3_600,
+            max_delivery_bytes: 16 * 1024 * 1024,
+            notify_max_attempts: 10,
+            notify_initial_backoff_ms: 1_000,
+            notify_max_backoff_ms: 300_000,
+            notify_timeout_ms: 10_000,
+        }
+    }
 }
 
 /// A validated, resolved configuration.
@@ -264,6 +314,8 @@ pub struct Config {
     pub cache: CacheSection,
     /// The embedded sandbox, when enabled.
     pub sandbox: Option<SandboxSettings>,
+    /// Refresh jobs and notifications.
+    pub jobs: JobsSection,
 }
 
 /// The embedded sandbox's settings.
@@ -271,6 +323,8 @@ pub struct Config {
 pub struct SandboxSettings {
     /// Data seed.
     pub seed: u64,
+    /// How long a simulated Okra refresh runs.
+    pub refresh_duration: Duration,
 }
 
 /// One calling service.
@@ -280,6 +334,17 @@ pub struct ClientConfig {
     pub name: String,
     /// SHA-256 of its API key.
     pub key_sha256: [u8; 32],
+    /// Where its finished jobs are announced, when configured.
+    pub webhook: Option<ClientWebhook>,
+}
+
+/// A client's notification endpoint and signing key.
+#[derive(Debug, Clone)]
+pub struct ClientWebhook {
+    /// The http(s) URL POSTed to; only ever from configuration.
+    pub url: Url,
+    /// The Standard Webhooks signing key.
+    pub key: WebhookKey,
 }
 
 /// Where a provider instance's upstream is.
@@ -309,7 +374,7 @@ pub struct ProviderConfig {
     pub connect_timeout: Duration,
     /// One upstream request's timeout.
     pub request_timeout: Duration,
-    /// Refresh deadline (Okra).
+    /// Refresh deadline: polling (Okra) or waiting for the webhook delivery (Mono-style).
     pub refresh_deadline: Duration,
     /// Page size (Mono).
     pub page_size: u32,
@@ -424,6 +489,7 @@ impl Config {
             clients.push(ClientConfig {
                 name: name.clone(),
                 key_sha256,
+                webhook: validate_client_webhook(client, &key)?,
             });
         }
 
@@ -458,6 +524,17 @@ impl Config {
                 "a provider uses base_url = \"sandbox\": set sandbox.enabled = true",
             ));
         }
+        let jobs = validate_jobs(file.jobs)?;
+        if file
+            .sandbox
+            .refresh_ms
+            .is_some_and(|ms| ms == 0 || ms > 600_000)
+        {
+            return Err(ConfigError::new(
+                "sandbox.refresh_ms",
+                "must be between 1 and 600000",
+            ));
+        }
         Ok(Config {
             bind: server.bind,
             workers: server.workers,
@@ -469,7 +546,9 @@ impl Config {
             cache,
             sandbox: file.sandbox.enabled.then(|| SandboxSettings {
                 seed: file.sandbox.seed.unwrap_or(42),
+                refresh_duration: Duration::from_millis(file.sandbox.refresh_ms.unwrap_or(2_000)),
             }),
+            jobs,
         })
     }
 }
@@ -492,7 +571,7 @@ impl FileConfig {
                 "demo".to_owned(),
                 ClientSection {
                     api_key_sha256: Some(demo_hash),
-                    api_key: None,
+                    ..Default::default()
                 },
             )]),
             providers: BTreeMap::from([
@@ -520,6 +599,7 @@ impl FileConfig {
                         bulk_read: true,
                         fetch_concurrency: default_fetch_concurrency(),
                         cache_ttl_secs: None,
+                        refresh_deadline_ms: default_refresh_deadline_ms(),
                     },
                 ),
             ]),
@@ -530,7 +610,9 @@ impl FileConfig {
             sandbox: SandboxSection {
                 enabled: true,
                 seed: None,
+                refresh_ms: None,
             },
+            jobs: JobsSection::default(),
         }
     }
 }
@@ -616,6 +698,7 @@ fn validate_provider(
         ProviderSection::Mono {
             page_size,
             bulk_read,
+            refresh_deadline_ms,
             ..
         } => {
             if !(1..=200).contains(page_size) {
@@ -624,7 +707,7 @@ fn validate_provider(
                     "must be between 1 and 200",
                 ));
             }
-            (default_refresh_deadline_ms(), *page_size, *bulk_read)
+            (*refresh_deadline_ms, *page_size, *bulk_read)
         }
     };
     let (fetch_concurrency, cache_ttl_secs) = match section {
@@ -654,6 +737,12 @@ fn validate_provider(
             "must be above 0",
         ));
     }
+    if refresh_deadline == 0 || refresh_deadline > 3_600_000 {
+        return Err(ConfigError::new(
+            format!("{key}.refresh_deadline_ms"),
+            "must be between 1 and 3600000",
+        ));
+    }
     Ok(ProviderConfig {
         fetch_concurrency,
         cache_ttl: Duration::from_secs(cache_ttl_secs),
@@ -665,6 +754,103 @@ fn validate_provider(
         page_size,
         bulk_read,
     })
+}
+
+/// A client's `webhook_url` with exactly one of `webhook_secret`/`webhook_secret_file`, or none
+/// of the three.
+fn validate_client_webhook(
+    client: &ClientSection,
+    key: &str,
+) -> Result<Option<ClientWebhook>, ConfigError> {
+    let secret = match (&client.webhook_secret, &client.webhook_secret_file) {
+        (None, None) => None,
+        (Some(env), None) => Some((
+            env.resolve(&format!("{key}.webhook_secret"))?,
+            "webhook_secret",
+        )),
+        (None, Some(path)) => {
+            let field = format!("{key}.webhook_secret_file");
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new(&field, format!("cannot read {}: {e}", path.display()))
+            })?;
+            if text.trim().is_empty() {
+                return Err(ConfigError::new(
+                    field,
+                    format!("{} is empty", path.display()),
+                ));
+            }
+            Some((Secret::new(text.trim()), "webhook_secret_file"))
+        }
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                key,
+                "give at most one of webhook_secret or webhook_secret_file",
+            ));
+        }
+    };
+    match (&client.webhook_url, secret) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::new(
+            format!("{key}.webhook_secret"),
+            "a webhook_url needs a signing secret: webhook_secret = { env = \"NAME\" } or webhook_secret_file = \"PATH\"",
+        )),
+        (None, Some((_, field))) => Err(ConfigError::new(
+            format!("{key}.webhook_url"),
+            format!("{field} is set but webhook_url is not"),
+        )),
+        (Some(url), Some((secret, field))) => {
+            let url = parse_http_url(url, &format!("{key}.webhook_url"))?;
+            let key = WebhookKey::from_secret(secret.expose())
+                .map_err(|message| ConfigError::new(format!("{key}.{field}"), message))?;
+            Ok(Some(ClientWebhook { url, key }))
+        }
+    }
+}
+
+fn validate_jobs(jobs: JobsSection) -> Result<JobsSection, ConfigError> {
+    let checks: [(&str, u64, u64, u64); 6] = [
+        ("ttl_secs", jobs.ttl_secs, 1, 7 * 24 * 3_600),
+        (
+            "max_delivery_bytes",
+            jobs.max_delivery_bytes,
+            1_024,
+            1 << 30,
+        ),
+        (
+            "notify_max_attempts",
+            jobs.notify_max_attempts.into(),
+            1,
+            100,
+        ),
+        (
+            "notify_initial_backoff_ms",
+            jobs.notify_initial_backoff_ms,
+            1,
+            3_600_000,
+        ),
+        (
+            "notify_max_backoff_ms",
+            jobs.notify_max_backoff_ms,
+            1,
+            86_400_000,
+        ),
+        ("notify_timeout_ms", jobs.notify_timeout_ms, 1, 300_000),
+    ];
+    for (field, value, min, max) in checks {
+        if !(min..=max).contains(&value) {
+            return Err(ConfigError::new(
+                format!("jobs.{field}"),
+                format!("must be between {min} and {max}"),
+            ));
+        }
+    }
+    if jobs.notify_initial_backoff_ms > jobs.notify_max_backoff_ms {
+        return Err(ConfigError::new(
+            "jobs.notify_initial_backoff_ms",
+            "must not exceed jobs.notify_max_backoff_ms",
+        ));
+    }
+    Ok(jobs)
 }
 
 fn check_name(name: &str, key: &str) -> Result<(), ConfigError> {
@@ -803,6 +989,93 @@ mod tests {
         let err = Config::from_toml(&text).unwrap_err();
         assert_eq!(err.key, "providers.okra.secret_key");
         assert!(err.message.contains("GATEWAY_TEST_SURELY_UNSET_VAR"));
+    }
+
+    fn with_billing(lines: &str) -> String {
+        VALID.replace(
+            "[clients.billing]\n",
+            &format!("[clients.billing]\n{lines}\n"),
+        )
+    }
+
+    fn secret_file(name: &str, content: &str) -> std::path::PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("gateway-config-test-{}-{name}", std::process::id()));
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    #[test]
+    fn client_webhooks_need_an_http_url_and_exactly_one_secret() {
+        let file = secret_file("ok", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n");
+        let ok = with_billing(&format!(
+            "webhook_url = \"https://hooks.example/tx\"\nwebhook_secret_file = \"{}\"",
+            file.display()
+        ));
+        let config = Config::from_toml(&ok).unwrap();
+        let hook = config.clients[0].webhook.as_ref().unwrap();
+        assert_eq!(hook.url.as_str(), "https://hooks.example/tx");
+        assert!(!format!("{config:?}").contains("MfKQ9r8G"));
+
+        let ftp = ok.replace("https://hooks.example/tx", "ftp://hooks.example/tx");
+        assert_eq!(error_key(&ftp), "clients.billing.webhook_url");
+        assert_eq!(
+            error_key(&with_billing("webhook_url = \"https://hooks.example/tx\"")),
+            "clients.billing.webhook_secret"
+        );
+        assert_eq!(
+            error_key(&with_billing(&format!(
+                "webhook_secret_file = \"{}\"",
+                file.display()
+            ))),
+            "clients.billing.webhook_url"
+        );
+        let both = with_billing(&format!(
+            "webhook_url = \"https://h.example/\"\nwebhook_secret = {{ env = \"X\" }}\nwebhook_secret_file = \"{}\"",
+            file.display()
+        ));
+        assert_eq!(error_key(&both), "clients.billing");
+        let missing = with_billing(
+            "webhook_url = \"https://h.example/\"\nwebhook_secret_file = \"/nonexistent/gateway-secret\"",
+        );
+        assert_eq!(error_key(&missing), "clients.billing.webhook_secret_file");
+        let weak = secret_file("weak", "short");
+        let weak = with_billing(&format!(
+            "webhook_url = \"https://h.example/\"\nwebhook_secret_file = \"{}\"",
+            weak.display()
+        ));
+        assert_eq!(error_key(&weak), "clients.billing.webhook_secret_file");
+        let _ = std::fs::remove_file(file);
+    }
+
+    #[test]
+    fn job_settings_are_bounded() {
+        assert_eq!(
+            error_key(&format!("{VALID}\n[jobs]\nttl_secs = 0\n")),
+            "jobs.ttl_secs"
+        );
+        assert_eq!(
+            error_key(&format!(
+                "{VALID}\n[jobs]\nnotify_initial_backoff_ms = 5000\nnotify_max_backoff_ms = 100\n"
+            )),
+            "jobs.notify_initial_backoff_ms"
+        );
+        assert_eq!(
+            error_key(&VALID.replace("enabled = true", "enabled = true\nrefresh_ms = 0")),
+            "sandbox.refresh_ms"
+        );
+        let deadline = VALID.replace(
+            "kind = \"mono\"\n        base_url = \"sandbox\"",
+            "kind = \"mono\"\n        base_url = \"sandbox\"\n        refresh_deadline_ms = 0",
+        );
+        assert_eq!(error_key(&deadline), "providers.mono.refresh_deadline_ms");
+        let config =
+            Config::from_toml(&VALID.replace("enabled = true", "enabled = true\nrefresh_ms = 150"))
+                .unwrap();
+        assert_eq!(
+            config.sandbox.unwrap().refresh_duration,
+            Duration::from_millis(150)
+        );
     }
 
     #[test]

@@ -129,6 +129,24 @@ pub enum ApiError {
     /// A bug or an impossible state.
     #[error("internal error")]
     Internal(String),
+    /// An `Idempotency-Key` already used by this client for a different request.
+    #[error("{0}")]
+    IdempotencyKeyReused(String),
+    /// A webhook delivery without the token of the job it names.
+    #[error("the delivery does not carry this job's token")]
+    WebhookUnauthorized,
+    /// A webhook delivery whose body the provider's adapter cannot read.
+    #[error("{0}")]
+    InvalidDelivery(String),
+    /// A webhook delivery for another account than the job's.
+    #[error("{0}")]
+    DeliveryMismatch(String),
+    /// A webhook delivery for a job that is no longer waiting for one.
+    #[error("{0}")]
+    JobNotAwaiting(String),
+    /// A refresh that did not finish within its deadline.
+    #[error("the refresh did not complete within {} ms", .0.as_millis())]
+    RefreshTimeout(Duration),
 }
 
 impl ApiError {
@@ -225,6 +243,36 @@ impl ApiError {
                 "internal",
                 "Internal error",
             ),
+            ApiError::IdempotencyKeyReused(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "Idempotency key reused for another request",
+            ),
+            ApiError::WebhookUnauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "webhook_unauthorized",
+                "Invalid webhook token",
+            ),
+            ApiError::InvalidDelivery(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_delivery",
+                "Unreadable webhook delivery",
+            ),
+            ApiError::DeliveryMismatch(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "delivery_account_mismatch",
+                "Delivery for another account",
+            ),
+            ApiError::JobNotAwaiting(_) => (
+                StatusCode::CONFLICT,
+                "job_not_awaiting_delivery",
+                "The job is not waiting for a delivery",
+            ),
+            ApiError::RefreshTimeout(_) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "refresh_timeout",
+                "Refresh timed out",
+            ),
         }
     }
 
@@ -249,6 +297,7 @@ impl ApiError {
             ApiError::InvalidCursor(_) | ApiError::CursorExpired => {
                 (Some("cursor".to_owned()), None, None)
             }
+            ApiError::IdempotencyKeyReused(_) => (Some("Idempotency-Key".to_owned()), None, None),
             ApiError::NotFound { provider, .. } => (None, provider.clone(), None),
             ApiError::Unsupported { provider, .. } | ApiError::ScopeTooLarge { provider, .. } => {
                 (None, Some(provider.clone()), None)

@@ -12,6 +12,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::api;
 use crate::config::{Config, ConfigError, DEMO_API_KEY};
 use crate::cursor::CursorCodec;
+use crate::jobs::Jobs;
 use crate::middleware::{authenticate, request_context};
 use crate::snapshot::SnapshotCache;
 use crate::state::{AppState, Client, DemoInfo, Registry, SandboxUpstream};
@@ -46,6 +47,7 @@ impl Application {
         if let Some(settings) = &config.sandbox {
             let sandbox_config = sandbox::SandboxConfig {
                 seed: settings.seed,
+                refresh_duration: settings.refresh_duration,
                 ..Default::default()
             };
             let sb = sandbox::start(
@@ -89,16 +91,17 @@ impl Application {
                 )
             })
             .collect();
+        // Bound first: webhook callback URLs name the bound address when no public_url is set.
+        let listener = TcpListener::bind(config.bind)?;
+        let addr = listener.local_addr()?;
         let state = web::Data::new(AppState {
             registry,
             clients,
             snapshots: SnapshotCache::new(&config.cache),
             request_timeout: config.request_timeout,
             cursors: CursorCodec::random(),
+            jobs: Jobs::new(&config, addr)?,
         });
-
-        let listener = TcpListener::bind(config.bind)?;
-        let addr = listener.local_addr()?;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -115,6 +118,7 @@ impl Application {
                                 .try_it_out_enabled(true),
                         ),
                 )
+                .configure(api::webhook_routes)
                 .service(
                     web::scope("/v1")
                         .wrap(from_fn(authenticate))

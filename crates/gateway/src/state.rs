@@ -9,6 +9,7 @@ use provider::{Provider, ProviderError};
 use crate::config::{Config, ProviderConfig, ProviderKind, Upstream};
 use crate::cursor::CursorCodec;
 use crate::error::ApiError;
+use crate::jobs::Jobs;
 use crate::snapshot::SnapshotCache;
 
 /// A calling service, identified by its API key.
@@ -214,4 +215,6 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Issues and checks page cursors.
     pub cursors: CursorCodec,
+    /// Refresh jobs (and the client notifications they send).
+    pub jobs: Jobs,
 }

@@ -5,6 +5,7 @@
 //! the two differ.
 
 pub mod params;
+pub mod refresh;
 pub mod transactions;
 pub mod views;
 
@@ -30,13 +31,17 @@ use crate::state::AppState;
         transactions::list_nuban,
         transactions::list_all,
         transactions::get_transaction,
+        refresh::start_refresh,
+        refresh::get_job,
+        refresh::receive_delivery,
         list_providers,
         healthz,
     ),
-    components(schemas(Problem, ProvidersBody, ProviderInfo, Health)),
+    components(schemas(Problem, ProvidersBody, ProviderInfo, Health, crate::jobs::JobView, crate::jobs::JobStatus)),
     modifiers(&BearerAuth),
     tags(
         (name = "transactions", description = "Canonical transactions from any configured provider"),
+        (name = "refresh", description = "Fresh data on demand: refresh jobs, and the providers' webhook deliveries"),
         (name = "providers", description = "What is configured"),
         (name = "operations", description = "Health")
     )
@@ -145,7 +150,20 @@ pub fn v1_routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/transactions/{id}").route(web::get().to(transactions::get_transaction)),
     )
-    .service(web::resource("/providers").route(web::get().to(list_providers)));
+    .service(web::resource("/providers").route(web::get().to(list_providers)))
+    .service(
+        web::resource("/accounts/{account_id}/transactions/refresh")
+            .route(web::post().to(refresh::start_refresh)),
+    )
+    .service(web::resource("/jobs/{id}").route(web::get().to(refresh::get_job)));
+}
+
+/// The routes vendors call: mounted before (outside) the API-key-protected `/v1` scope, they
+/// authenticate each request by its job's token instead.
+pub fn webhook_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/webhooks/{provider}").route(web::post().to(refresh::receive_delivery)),
+    );
 }
 
 /// The OpenAPI document as pretty JSON, exactly as checked in at `openapi/openapi.json`.

@@ -1,0 +1,817 @@
+//! Refresh jobs: asking a provider for fresh data on an account, and telling the caller when it
+//! is there.
+//!
+//! Two things are kept apart:
+//! - a **run** is the upstream work for one (provider, account): one `Provider::refresh` call
+//!   and, for webhook-style providers, the delivery that completes it. At most one run per
+//!   (provider, account) is active at a time;
+//! - a **job** is one client's handle on a run: an unguessable id (`job_` + 128 random bits in
+//!   hex), visible only to the client that created it (any other client gets a 404).
+//!
+//! `POST .../refresh` while a run is active for the account *joins* it: the same client gets its
+//! own job for that run back (the same id), another client gets a new job linked to the same
+//! run. Either way the provider is asked once. An `Idempotency-Key` names a job per client: the
+//! same key returns the same job (while it is kept, `jobs.ttl_secs` after it finished), the
+//! same key for another (provider, account) is a 422 naming the header.
+//!
+//! A run goes queued -> running -> succeeded | failed; its jobs show its state. On success the
+//! account's snapshots are invalidated (before the jobs turn `succeeded`), so the next read is
+//! fetched fresh. On failure the jobs carry an RFC 9457 problem, as the API would have answered.
+//!
+//! - Polling-style providers (Okra): the adapter starts the refresh and polls the vendor with
+//!   backoff under the provider's `refresh_deadline_ms`; the gateway adds a backstop timeout.
+//! - Webhook-style providers (Mono-style): before the provider is called, the run is armed with
+//!   a fresh 256-bit token; the provider gets the callback URL
+//!   `{public base}/v1/webhooks/{provider}?job={job id}&token={token}` (the public base is
+//!   `server.public_url`, else `http://{bound address}`), and the run waits for a delivery there
+//!   until the provider's `refresh_deadline_ms`, then fails with `refresh_timeout`. Only the
+//!   token's SHA-256 is stored; a presented token is hashed and compared in constant time.
+//!
+//! Finished runs notify the clients of their jobs ([`crate::notify`]) without waiting for it.
+//! Everything is in-process (a mutex over a few maps, swept of expired jobs at most once a
+//! minute); a restart forgets jobs, and a running refresh is then not followed further.
+//!
+//! Limits, on purpose: only the account's own snapshots are dropped (customer, NUBAN and
+//! all-transactions snapshots that include the account age out by the cache TTL), and a read
+//! whose provider fetch began before the refresh finished may still cache what it fetched.
+//! A delivery that the adapter cannot read (including one that reports a vendor error) is
+//! refused with 400 and the job waits on until its deadline.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use actix_web::web;
+use provider::{RefreshOutcome, RefreshRequest, RefreshStyle};
+use rand::Rng;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use url::Url;
+use utoipa::ToSchema;
+
+use crate::config::{Config, ProviderConfig};
+use crate::error::{ApiError, Problem};
+use crate::notify::{Notifier, RetryPolicy};
+use crate::state::AppState;
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Accepted, not yet sent to the provider.
+    Queued,
+    /// The provider is refreshing (or its webhook delivery is awaited).
+    Running,
+    /// Fresh data can be read; the account's cached snapshots were dropped.
+    Succeeded,
+    /// The refresh failed; `problem` says why.
+    Failed,
+}
+
+impl JobStatus {
+    /// Whether the job is final.
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed)
+    }
+}
+
+/// A refresh job, as `GET /v1/jobs/{id}` and client notifications show it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "job_5f2b8c0e9a7d41c3b6e2f0a1d4c7e9b2",
+    "status": "succeeded",
+    "provider": "okra",
+    "account_id": "5f2b8c0e9a7d41c3b6e2f0a1",
+    "created_at": "2026-11-21T10:15:30.120Z",
+    "started_at": "2026-11-21T10:15:30.121Z",
+    "finished_at": "2026-11-21T10:15:32.480Z",
+    "status_url": "/v1/jobs/job_5f2b8c0e9a7d41c3b6e2f0a1d4c7e9b2"
+}))]
+pub struct JobView {
+    /// The job's id.
+    pub id: String,
+    /// Where it stands.
+    pub status: JobStatus,
+    /// The provider instance refreshing.
+    pub provider: String,
+    /// The provider's account id.
+    pub account_id: String,
+    /// When the job was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When the job began following the provider's work.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    /// When the job became final.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    /// Where to poll it.
+    pub status_url: String,
+    /// How many transactions the provider delivered (webhook-style providers, on success).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transactions_delivered: Option<u64>,
+    /// Why it failed (only when `failed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
+}
+
+/// A run the caller must start (see [`spawn_run`]); returned only for a new run.
+#[derive(Debug, Clone)]
+pub struct RunTicket {
+    id: u64,
+    provider: Arc<str>,
+    account_id: String,
+}
+
+impl RunTicket {
+    /// The provider instance.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// The account being refreshed.
+    pub fn account_id(&self) -> &str {
+        &self.account_id
+    }
+}
+
+/// What [`Jobs::start`] did.
+#[derive(Debug)]
+pub struct Started {
+    /// The caller's job.
+    pub job: JobView,
+    /// Set when a new run was created: the caller spawns it.
+    pub run: Option<RunTicket>,
+}
+
+/// How long a provider's refresh may take.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    /// The provider's refresh deadline (polling, or waiting for the delivery).
+    refresh: Duration,
+    /// Slack for the adapter to report its own deadline before the backstop fires.
+    grace: Duration,
+}
+
+#[derive(Debug)]
+enum RunState {
+    Queued,
+    Running,
+    Succeeded { delivered: Option<u64> },
+    Failed(Box<Problem>),
+}
+
+#[derive(Debug)]
+struct RunRecord {
+    provider: Arc<str>,
+    account_id: String,
+    state: RunState,
+    started_at: Option<OffsetDateTime>,
+    finished_at: Option<OffsetDateTime>,
+    finished: Option<Instant>,
+    /// SHA-256 of the webhook token (webhook-style runs only).
+    token_sha256: Option<[u8; 32]>,
+    /// Its jobs, the first one first (its id goes into the callback URL).
+    jobs: Vec<String>,
+    /// Signalled once when the run becomes final.
+    done: Arc<tokio::sync::Notify>,
+}
+
+#[derive(Debug)]
+struct JobRecord {
+    client: Arc<str>,
+    run: u64,
+    created_at: OffsetDateTime,
+}
+
+#[derive(Debug)]
+struct Inner {
+    jobs: HashMap<String, JobRecord>,
+    runs: HashMap<u64, RunRecord>,
+    /// The active run of each (provider, account).
+    active: HashMap<(Arc<str>, String), u64>,
+    /// (client, Idempotency-Key) -> job id.
+    keys: HashMap<(Arc<str>, String), String>,
+    next_run: u64,
+    last_sweep: Instant,
+}
+
+/// The refresh jobs of this process.
+#[derive(Debug)]
+pub struct Jobs {
+    inner: Mutex<Inner>,
+    ttl: Duration,
+    max_delivery_bytes: usize,
+    callback_base: Url,
+    deadlines: HashMap<String, Deadline>,
+    notifier: Notifier,
+}
+
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    // Milliseconds are precise enough for people and keep the JSON short.
+    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(now)
+}
+
+fn random_hex<const N: usize>() -> String {
+    hex::encode(rand::rng().random::<[u8; N]>())
+}
+
+fn event_type(status: JobStatus) -> &'static str {
+    match status {
+        JobStatus::Succeeded => "refresh.succeeded",
+        _ => "refresh.failed",
+    }
+}
+
+impl Jobs {
+    /// The job store for `config`, with callback URLs under `server.public_url` or, without
+    /// one, `http://{bound}` (a wildcard address becomes loopback).
+    pub fn new(config: &Config, bound: std::net::SocketAddr) -> std::io::Result<Jobs> {
+        let callback_base = match &config.public_url {
+            Some(url) => public_base(url),
+            None => local_base(bound).map_err(std::io::Error::other)?,
+        };
+        let deadlines = config
+            .providers
+            .iter()
+            .map(|(name, p): (&String, &ProviderConfig)| {
+                (
+                    name.clone(),
+                    Deadline {
+                        refresh: p.refresh_deadline,
+                        grace: p.request_timeout + p.connect_timeout,
+                    },
+                )
+            })
+            .collect();
+        Ok(Jobs {
+            inner: Mutex::new(Inner {
+                jobs: HashMap::new(),
+                runs: HashMap::new(),
+                active: HashMap::new(),
+                keys: HashMap::new(),
+                next_run: 1,
+                last_sweep: Instant::now(),
+            }),
+            ttl: Duration::from_secs(config.jobs.ttl_secs),
+            max_delivery_bytes: usize::try_from(config.jobs.max_delivery_bytes)
+                .unwrap_or(usize::MAX),
+            callback_base,
+            deadlines,
+            notifier: Notifier::new(&config.clients, RetryPolicy::from_config(&config.jobs))
+                .map_err(std::io::Error::other)?,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain maps behind: keep serving them.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The largest webhook delivery accepted, in bytes.
+    pub fn max_delivery_bytes(&self) -> usize {
+        self.max_delivery_bytes
+    }
+
+    /// The client notifier.
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+
+    /// Creates (or finds) `client`'s job refreshing `account_id` at `provider`.
+    ///
+    /// Order: a known `idempotency_key` returns its job (or 422 if it was for another
+    /// provider or account); then an active run for the account is joined; else a new run is
+    /// created and returned in [`Started::run`] for the caller to spawn.
+    pub fn start(
+        &self,
+        client: &Arc<str>,
+        provider: &Arc<str>,
+        account_id: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<Started, ApiError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        inner.sweep_if_due(self.ttl);
+        let key = idempotency_key.map(|k| (client.clone(), k.to_owned()));
+
+        let known = key
+            .as_ref()
+            .and_then(|k| inner.keys.get(k))
+            .filter(|job_id| {
+                inner
+                    .jobs
+                    .get(*job_id)
+                    .is_some_and(|job| !inner.expired(job.run, self.ttl))
+            });
+        if let Some(job_id) = known {
+            if let Some(job) = inner.view(job_id) {
+                if job.provider != **provider || job.account_id != account_id {
+                    return Err(ApiError::IdempotencyKeyReused(format!(
+                        "this Idempotency-Key was used for a refresh of account {} at provider {}; use a new key for another request",
+                        job.account_id, job.provider
+                    )));
+                }
+                return Ok(Started { job, run: None });
+            }
+        }
+
+        let active = (provider.clone(), account_id.to_owned());
+        let (run_id, new_run) = match inner.active.get(&active) {
+            Some(&run_id) => {
+                let own = inner.runs.get(&run_id).and_then(|run| {
+                    run.jobs
+                        .iter()
+                        .find(|j| inner.jobs.get(*j).is_some_and(|job| job.client == *client))
+                        .cloned()
+                });
+                if let Some(job_id) = own {
+                    if let Some(key) = key {
+                        inner.keys.insert(key, job_id.clone());
+                    }
+                    let job = inner
+                        .view(&job_id)
+                        .ok_or_else(|| ApiError::Internal("joined job vanished".into()))?;
+                    return Ok(Started { job, run: None });
+                }
+                (run_id, false)
+            }
+            None => {
+                let run_id = inner.next_run;
+                inner.next_run += 1;
+                inner.runs.insert(
+                    run_id,
+                    RunRecord {
+                        provider: provider.clone(),
+                        account_id: account_id.to_owned(),
+                        state: RunState::Queued,
+                        started_at: None,
+                        finished_at: None,
+                        finished: None,
+                        token_sha256: None,
+                        jobs: Vec::new(),
+                        done: Arc::new(tokio::sync::Notify::new()),
+                    },
+                );
+                inner.active.insert(active, run_id);
+                (run_id, true)
+            }
+        };
+
+        let job_id = format!("job_{}", random_hex::<16>());
+        inner.jobs.insert(
+            job_id.clone(),
+            JobRecord {
+                client: client.clone(),
+                run: run_id,
+                created_at: now(),
+            },
+        );
+        if let Some(run) = inner.runs.get_mut(&run_id) {
+            run.jobs.push(job_id.clone());
+        }
+        if let Some(key) = key {
+            inner.keys.insert(key, job_id.clone());
+        }
+        let job = inner
+            .view(&job_id)
+            .ok_or_else(|| ApiError::Internal("new job vanished".into()))?;
+        Ok(Started {
+            job,
+            run: new_run.then(|| RunTicket {
+                id: run_id,
+                provider: provider.clone(),
+                account_id: account_id.to_owned(),
+            }),
+        })
+    }
+
+    /// `client`'s job `id`, while it is kept; `None` for another client's job.
+    pub fn get(&self, client: &str, id: &str) -> Option<JobView> {
+        let inner = self.lock();
+        let job = inner.jobs.get(id)?;
+        if *job.client != *client || inner.expired(job.run, self.ttl) {
+            return None;
+        }
+        inner.view(id)
+    }
+
+    /// Arms a webhook-style run: stores a new token's hash and returns the callback URL.
+    fn arm_webhook(&self, run_id: u64) -> Option<String> {
+        let token = random_hex::<32>();
+        let mut inner = self.lock();
+        let run = inner.runs.get_mut(&run_id)?;
+        run.token_sha256 = Some(Sha256::digest(token.as_bytes()).into());
+        let job_id = run.jobs.first()?.clone();
+        let mut url = self
+            .callback_base
+            .join(&format!("v1/webhooks/{}", run.provider))
+            .ok()?;
+        url.query_pairs_mut()
+            .append_pair("job", &job_id)
+            .append_pair("token", &token);
+        Some(url.into())
+    }
+
+    /// The signal a run gives when it becomes final.
+    fn done_signal(&self, run_id: u64) -> Option<Arc<tokio::sync::Notify>> {
+        self.lock().runs.get(&run_id).map(|run| run.done.clone())
+    }
+
+    fn mark_running(&self, run_id: u64) {
+        let mut inner = self.lock();
+        if let Some(run) = inner.runs.get_mut(&run_id) {
+            if matches!(run.state, RunState::Queued) {
+                run.state = RunState::Running;
+                run.started_at = Some(now());
+            }
+        }
+    }
+
+    /// Checks a webhook delivery's credentials: the job must exist for `provider`, its run must
+    /// carry a token, the token must match (constant time), and the run must still be waiting.
+    pub fn authorize_delivery(
+        &self,
+        provider: &str,
+        job_id: &str,
+        token: &str,
+    ) -> Result<RunTicket, ApiError> {
+        let inner = self.lock();
+        let not_found = || ApiError::NotFound {
+            detail: format!("no refresh job {job_id} at provider {provider}"),
+            provider: Some(provider.to_owned()),
+        };
+        let job = inner.jobs.get(job_id).ok_or_else(not_found)?;
+        let run = inner.runs.get(&job.run).ok_or_else(not_found)?;
+        if *run.provider != *provider {
+            return Err(not_found());
+        }
+        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let matches = run
+            .token_sha256
+            .is_some_and(|expected| bool::from(expected.ct_eq(&presented)));
+        if !matches {
+            return Err(ApiError::WebhookUnauthorized);
+        }
+        if !matches!(run.state, RunState::Queued | RunState::Running) {
+            return Err(ApiError::JobNotAwaiting(format!(
+                "refresh job {job_id} has already finished"
+            )));
+        }
+        Ok(RunTicket {
+            id: job.run,
+            provider: run.provider.clone(),
+            account_id: run.account_id.clone(),
+        })
+    }
+
+    /// Makes a run final (once; later calls change nothing and return `false`), then notifies
+    /// its jobs' clients in the background.
+    fn finish(&self, run_id: u64, outcome: Result<Option<u64>, Problem>) -> bool {
+        let finished: Vec<(Arc<str>, JobView)> = {
+            let mut guard = self.lock();
+            let inner = &mut *guard;
+            let Some(run) = inner.runs.get_mut(&run_id) else {
+                return false;
+            };
+            if !matches!(run.state, RunState::Queued | RunState::Running) {
+                return false;
+            }
+            let at = now();
+            run.started_at.get_or_insert(at);
+            run.finished_at = Some(at);
+            run.finished = Some(Instant::now());
+            run.state = match outcome {
+                Ok(delivered) => RunState::Succeeded { delivered },
+                Err(problem) => RunState::Failed(Box::new(problem)),
+            };
+            // A stored permit: the waiter may not be waiting yet.
+            run.done.notify_one();
+            let active = (run.provider.clone(), run.account_id.clone());
+            if inner.active.get(&active) == Some(&run_id) {
+                inner.active.remove(&active);
+            }
+            let job_ids = inner
+                .runs
+                .get(&run_id)
+                .map(|r| r.jobs.clone())
+                .unwrap_or_default();
+            job_ids
+                .iter()
+                .filter_map(|id| Some((inner.jobs.get(id)?.client.clone(), inner.view(id)?)))
+                .collect()
+        };
+        for (client, job) in &finished {
+            tracing::info!(job = %job.id, client = %client, provider = %job.provider, status = ?job.status, "refresh job finished");
+            self.notifier.notify(client, event_type(job.status), job);
+        }
+        true
+    }
+
+    /// Completes a run whose fresh data is at the provider: drops the account's snapshots,
+    /// then marks it succeeded. Returns whether this call finished it.
+    pub fn succeed(&self, state: &AppState, run: &RunTicket, delivered: Option<u64>) -> bool {
+        match state
+            .snapshots
+            .invalidate_account(&run.provider, &run.account_id)
+        {
+            Ok(()) => self.finish(run.id, Ok(delivered)),
+            Err(error) => {
+                tracing::error!(provider = %run.provider, %error, "refresh: snapshots not invalidated");
+                self.finish(run.id, Err(error.problem(None)))
+            }
+        }
+    }
+
+    fn fail(&self, run_id: u64, error: &ApiError) -> bool {
+        self.finish(run_id, Err(error.problem(None)))
+    }
+
+    fn deadline(&self, provider: &str) -> Deadline {
+        self.deadlines.get(provider).copied().unwrap_or(Deadline {
+            refresh: Duration::from_secs(120),
+            grace: Duration::from_secs(12),
+        })
+    }
+}
+
+impl Inner {
+    fn view(&self, job_id: &str) -> Option<JobView> {
+        let job = self.jobs.get(job_id)?;
+        let run = self.runs.get(&job.run)?;
+        let (status, delivered, problem) = match &run.state {
+            RunState::Queued => (JobStatus::Queued, None, None),
+            RunState::Running => (JobStatus::Running, None, None),
+            RunState::Succeeded { delivered } => (JobStatus::Succeeded, *delivered, None),
+            RunState::Failed(problem) => (JobStatus::Failed, None, Some((**problem).clone())),
+        };
+        // A job that joined a running refresh started following it when it was created.
+        let started_at = run.started_at.map(|at| at.max(job.created_at));
+        Some(JobView {
+            id: job_id.to_owned(),
+            status,
+            provider: run.provider.to_string(),
+            account_id: run.account_id.clone(),
+            created_at: job.created_at,
+            started_at,
+            finished_at: run.finished_at.map(|at| at.max(job.created_at)),
+            status_url: format!("/v1/jobs/{job_id}"),
+            transactions_delivered: delivered,
+            problem,
+        })
+    }
+
+    fn expired(&self, run_id: u64, ttl: Duration) -> bool {
+        self.runs
+            .get(&run_id)
+            .and_then(|run| run.finished)
+            .is_some_and(|at| at.elapsed() > ttl)
+    }
+
+    /// Drops runs finished longer than `ttl` ago with their jobs and keys (at most once a
+    /// minute; unfinished runs are never dropped, they end at their deadline).
+    fn sweep_if_due(&mut self, ttl: Duration) {
+        if self.last_sweep.elapsed() < SWEEP_EVERY.min(ttl) {
+            return;
+        }
+        self.last_sweep = Instant::now();
+        let gone: Vec<u64> = self
+            .runs
+            .iter()
+            .filter(|(_, run)| run.finished.is_some_and(|at| at.elapsed() > ttl))
+            .map(|(id, _)| *id)
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        for id in &gone {
+            if let Some(run) = self.runs.remove(id) {
+                for job in run.jobs {
+                    self.jobs.remove(&job);
+                }
+            }
+        }
+        let jobs = &self.jobs;
+        self.keys.retain(|_, job| jobs.contains_key(job));
+    }
+}
+
+/// `http://{bound}/`, with a wildcard address replaced by loopback.
+fn local_base(bound: std::net::SocketAddr) -> Result<Url, url::ParseError> {
+    let ip = match bound.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    Url::parse(&format!(
+        "http://{}/",
+        std::net::SocketAddr::new(ip, bound.port())
+    ))
+}
+
+/// The public URL as a base that relative paths are appended to (a trailing slash added).
+fn public_base(url: &Url) -> Url {
+    let mut base = url.clone();
+    if !base.path().ends_with('/') {
+        let path = format!("{}/", base.path());
+        base.set_path(&path);
+    }
+    base.set_query(None);
+    base.set_fragment(None);
+    base
+}
+
+/// Starts a new run in the background: calls the provider, follows it to the end.
+pub fn spawn_run(state: web::Data<AppState>, run: RunTicket) {
+    tokio::spawn(async move { drive(&state, run).await });
+}
+
+async fn drive(state: &AppState, run: RunTicket) {
+    let jobs = &state.jobs;
+    let Some(entry) = state.registry.get(&run.provider).cloned() else {
+        jobs.fail(
+            run.id,
+            &ApiError::Internal(format!("provider {} vanished", run.provider)),
+        );
+        return;
+    };
+    let started = Instant::now();
+    let deadline = jobs.deadline(&run.provider);
+    let style = entry.provider.capabilities().refresh;
+    // Armed before the provider is called: the delivery may arrive before its answer does.
+    let callback_url = match style {
+        RefreshStyle::Webhook => match jobs.arm_webhook(run.id) {
+            Some(url) => Some(url),
+            None => {
+                jobs.fail(
+                    run.id,
+                    &ApiError::Internal("cannot build the callback URL".into()),
+                );
+                return;
+            }
+        },
+        RefreshStyle::Polling | RefreshStyle::None => None,
+    };
+    jobs.mark_running(run.id);
+    let request = RefreshRequest {
+        account_id: run.account_id.clone(),
+        callback_url,
+    };
+    let answer = tokio::time::timeout(
+        deadline.refresh + deadline.grace,
+        entry.provider.refresh(&request),
+    )
+    .await;
+    match answer {
+        Ok(Ok(RefreshOutcome::Completed)) => {
+            jobs.succeed(state, &run, None);
+        }
+        Ok(Ok(RefreshOutcome::AwaitingDelivery)) => {
+            // The delivery (or nothing) decides now; stop waiting as soon as the run is final.
+            let rest = deadline.refresh.saturating_sub(started.elapsed());
+            if let Some(done) = jobs.done_signal(run.id) {
+                let _ = tokio::time::timeout(rest, done.notified()).await;
+            }
+            if jobs.fail(run.id, &ApiError::RefreshTimeout(deadline.refresh)) {
+                tracing::warn!(provider = %run.provider, "refresh: no webhook delivery before the deadline");
+            }
+        }
+        Ok(Err(error)) => {
+            jobs.fail(run.id, &ApiError::Upstream(error));
+        }
+        Err(_) => {
+            jobs.fail(run.id, &ApiError::RefreshTimeout(deadline.refresh));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jobs() -> Jobs {
+        let config = Config::embedded_default().unwrap();
+        Jobs::new(&config, "127.0.0.1:8080".parse().unwrap()).unwrap()
+    }
+
+    fn arc(s: &str) -> Arc<str> {
+        Arc::from(s)
+    }
+
+    #[test]
+    fn a_running_refresh_is_joined_and_keys_are_per_client() {
+        let jobs = jobs();
+        let (a, b, okra) = (arc("a"), arc("b"), arc("okra"));
+        let first = jobs.start(&a, &okra, "acc1", Some("k1")).unwrap();
+        assert!(first.run.is_some());
+        assert_eq!(first.job.status, JobStatus::Queued);
+        assert!(first.job.id.starts_with("job_") && first.job.id.len() == 36);
+
+        // Same client, no key or a new key: the same job; no new run.
+        let again = jobs.start(&a, &okra, "acc1", None).unwrap();
+        assert_eq!(
+            (again.job.id.as_str(), again.run.is_none()),
+            (first.job.id.as_str(), true)
+        );
+        let new_key = jobs.start(&a, &okra, "acc1", Some("k2")).unwrap();
+        assert_eq!(new_key.job.id, first.job.id);
+
+        // Another client: its own job, the same run.
+        let other = jobs.start(&b, &okra, "acc1", Some("k1")).unwrap();
+        assert!(other.run.is_none());
+        assert_ne!(other.job.id, first.job.id);
+        assert!(jobs.get("b", &first.job.id).is_none());
+        assert!(jobs.get("a", &first.job.id).is_some());
+
+        // A key reused for another account is refused.
+        let reused = jobs.start(&a, &okra, "acc2", Some("k1")).unwrap_err();
+        assert_eq!(reused.classify().1, "idempotency_key_reused");
+
+        // Once finished, the key still names the job; without a key, a new run starts.
+        let run = first.run.unwrap();
+        assert!(jobs.finish(run.id, Ok(None)));
+        assert!(!jobs.finish(run.id, Err(ApiError::Timeout(Duration::ZERO).problem(None))));
+        let replay = jobs.start(&a, &okra, "acc1", Some("k1")).unwrap();
+        assert_eq!(replay.job.id, first.job.id);
+        assert_eq!(replay.job.status, JobStatus::Succeeded);
+        assert!(jobs.start(&a, &okra, "acc1", None).unwrap().run.is_some());
+    }
+
+    #[test]
+    fn webhook_tokens_are_checked_in_constant_time_and_only_once() {
+        let jobs = jobs();
+        let started = jobs.start(&arc("a"), &arc("mono"), "m1", None).unwrap();
+        let run = started.run.unwrap();
+        let url = Url::parse(&jobs.arm_webhook(run.id).unwrap()).unwrap();
+        assert_eq!(url.path(), "/v1/webhooks/mono");
+        let query: HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(query["job"], started.job.id);
+        let token = &query["token"];
+        assert_eq!(token.len(), 64);
+
+        let err = |r: Result<RunTicket, ApiError>| r.unwrap_err().classify().1;
+        assert_eq!(
+            err(jobs.authorize_delivery("mono", &started.job.id, "wrong")),
+            "webhook_unauthorized"
+        );
+        assert_eq!(
+            err(jobs.authorize_delivery("okra", &started.job.id, token)),
+            "not_found"
+        );
+        assert_eq!(
+            err(jobs.authorize_delivery("mono", "job_nope", token)),
+            "not_found"
+        );
+        let ticket = jobs
+            .authorize_delivery("mono", &started.job.id, token)
+            .unwrap();
+        assert_eq!(ticket.account_id(), "m1");
+        assert!(jobs.finish(ticket.id, Ok(Some(3))));
+        assert_eq!(
+            err(jobs.authorize_delivery("mono", &started.job.id, token)),
+            "job_not_awaiting_delivery"
+        );
+        let view = jobs.get("a", &started.job.id).unwrap();
+        assert_eq!(view.transactions_delivered, Some(3));
+        let json = serde_json::to_value(&view).unwrap();
+        assert!(!json.to_string().contains(token.as_str()));
+    }
+
+    #[test]
+    fn polling_runs_have_no_token() {
+        let jobs = jobs();
+        let started = jobs.start(&arc("a"), &arc("okra"), "o1", None).unwrap();
+        assert_eq!(
+            jobs.authorize_delivery("okra", &started.job.id, "")
+                .unwrap_err()
+                .classify()
+                .1,
+            "webhook_unauthorized"
+        );
+    }
+
+    #[test]
+    fn callback_base_is_public_url_or_the_bound_address() {
+        assert_eq!(
+            local_base("0.0.0.0:9000".parse().unwrap())
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:9000/"
+        );
+        assert_eq!(
+            local_base("[::]:9000".parse().unwrap()).unwrap().as_str(),
+            "http://[::1]:9000/"
+        );
+        let public = public_base(&Url::parse("https://gw.example/base?x=1").unwrap());
+        assert_eq!(
+            public.join("v1/webhooks/mono").unwrap().as_str(),
+            "https://gw.example/base/v1/webhooks/mono"
+        );
+    }
+}
