@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use provider::ProviderError;
+use provider::{ProviderError, ThrottleReason};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -231,6 +231,19 @@ impl ApiError {
                 "upstream_bad_payload",
                 "The provider sent a payload the gateway cannot read",
             ),
+            ApiError::Upstream(P::Throttled {
+                reason: ThrottleReason::CircuitOpen,
+                ..
+            }) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "circuit_open",
+                "The provider keeps failing; the gateway is not calling it for now",
+            ),
+            ApiError::Upstream(P::Throttled { .. }) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "provider_busy",
+                "The provider's outbound quota or capacity is used up",
+            ),
             ApiError::Upstream(P::Config { .. }) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "provider_misconfigured",
@@ -283,6 +296,9 @@ impl ApiError {
             ApiError::RateLimited { retry_after } => Some(secs(*retry_after).max(1)),
             ApiError::Upstream(e @ ProviderError::RateLimited { .. }) => {
                 Some(e.retry_after().map(secs).unwrap_or(60).max(1))
+            }
+            ApiError::Upstream(ProviderError::Throttled { retry_after, .. }) => {
+                Some(secs(*retry_after).max(1))
             }
             ApiError::Upstream(ProviderError::Unavailable { status: None, .. }) => Some(5),
             _ => None,
@@ -405,5 +421,26 @@ mod tests {
         });
         assert_eq!(upstream.problem(None).retry_after, Some(30));
         assert_eq!(upstream.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn held_back_calls_are_503_with_their_own_codes_and_retry_after() {
+        let held = |reason| {
+            ApiError::Upstream(ProviderError::Throttled {
+                provider: "okra".into(),
+                reason,
+                retry_after: Duration::from_millis(2500),
+            })
+            .problem(None)
+        };
+        let open = held(ThrottleReason::CircuitOpen);
+        assert_eq!((open.status, open.code), (503, "circuit_open"));
+        assert_eq!(open.retry_after, Some(3));
+        assert_eq!(open.provider.as_deref(), Some("okra"));
+        for reason in [ThrottleReason::Quota, ThrottleReason::Concurrency] {
+            let busy = held(reason);
+            assert_eq!((busy.status, busy.code), (503, "provider_busy"));
+            assert_eq!(busy.retry_after, Some(3));
+        }
     }
 }

@@ -121,6 +121,30 @@ pub enum ProviderError {
         /// What is wrong.
         message: String,
     },
+    /// The caller's side held the request back to protect the provider: it was never sent.
+    #[error("{provider} was not called: {reason}")]
+    Throttled {
+        /// Provider instance name.
+        provider: String,
+        /// Why the request was held back.
+        reason: ThrottleReason,
+        /// When a request is likely to be let through again.
+        retry_after: Duration,
+    },
+}
+
+/// Why a request to a provider was held back before reaching it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ThrottleReason {
+    /// The provider's request quota had no room before the deadline.
+    #[error("its request quota is used up")]
+    Quota,
+    /// Every allowed concurrent request to the provider stayed busy until the deadline.
+    #[error("all its concurrent request slots are busy")]
+    Concurrency,
+    /// The provider failed repeatedly; calls to it are suspended for a cool-down.
+    #[error("its circuit breaker is open after repeated failures")]
+    CircuitOpen,
 }
 
 impl ProviderError {
@@ -142,25 +166,29 @@ impl ProviderError {
             ProviderError::RateLimited { .. }
             | ProviderError::Unavailable { .. }
             | ProviderError::BadPayload { .. }
-            | ProviderError::Mapping { .. } => Fault::Upstream,
+            | ProviderError::Mapping { .. }
+            | ProviderError::Throttled { .. } => Fault::Upstream,
         }
     }
 
     /// Whether the same request may succeed if sent again later.
     ///
-    /// Rate limits are retryable only after [`ProviderError::retry_after`]; the gateway's
-    /// outbound lane honours that instead of retrying blindly.
+    /// Rate limits and throttling are retryable only after [`ProviderError::retry_after`]; the
+    /// gateway's outbound lane honours that instead of retrying blindly.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            ProviderError::Unavailable { .. } | ProviderError::RateLimited { .. }
+            ProviderError::Unavailable { .. }
+                | ProviderError::RateLimited { .. }
+                | ProviderError::Throttled { .. }
         )
     }
 
-    /// How long the provider asked us to wait.
+    /// How long the provider (or the lane that held the request back) asked us to wait.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             ProviderError::RateLimited { retry_after, .. } => *retry_after,
+            ProviderError::Throttled { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -176,7 +204,8 @@ impl ProviderError {
             | ProviderError::BadPayload { provider, .. }
             | ProviderError::Mapping { provider, .. }
             | ProviderError::Unsupported { provider, .. }
-            | ProviderError::Config { provider, .. } => provider,
+            | ProviderError::Config { provider, .. }
+            | ProviderError::Throttled { provider, .. } => provider,
         }
     }
 
@@ -192,7 +221,8 @@ impl ProviderError {
             ProviderError::NotFound { .. } => Some(404),
             ProviderError::Mapping { .. }
             | ProviderError::Unsupported { .. }
-            | ProviderError::Config { .. } => None,
+            | ProviderError::Config { .. }
+            | ProviderError::Throttled { .. } => None,
         }
     }
 }
@@ -227,6 +257,19 @@ mod tests {
         };
         assert_eq!(auth.fault(), Fault::Config);
         assert!(!auth.is_retryable());
+
+        let throttled = ProviderError::Throttled {
+            provider: "okra".into(),
+            reason: ThrottleReason::CircuitOpen,
+            retry_after: Duration::from_secs(3),
+        };
+        assert_eq!(throttled.fault(), Fault::Upstream);
+        assert_eq!(throttled.retry_after(), Some(Duration::from_secs(3)));
+        assert_eq!(throttled.upstream_status(), None);
+        assert_eq!(
+            throttled.to_string(),
+            "okra was not called: its circuit breaker is open after repeated failures"
+        );
 
         let unsupported = ProviderError::unsupported("mono", "customer scope");
         assert_eq!(unsupported.fault(), Fault::Caller);

@@ -12,7 +12,7 @@ mod query;
 mod secret;
 mod transaction;
 
-pub use error::{Fault, MappingError, ProviderError};
+pub use error::{Fault, MappingError, ProviderError, ThrottleReason};
 pub use money::{Currency, Money, MoneyError};
 pub use query::{
     Capabilities, DateRange, Page, PageRequest, RefreshDelivery, RefreshOutcome, RefreshRequest,
