@@ -216,10 +216,14 @@ async fn a_repeated_page_is_served_without_rendering_it_again() {
 
 #[tokio::test]
 async fn stale_if_error_serves_a_recent_snapshot_when_the_provider_fails() {
-    let gw = spawn(&base_config(
-        "okra",
-        "[cache]\nttl_secs = 1\nstale_if_error_secs = 300\n",
-    ))
+    // The failures below would open Okra's circuit breaker (whose fail-fast is served stale
+    // too); keep it closed so the recovery at the end reaches the provider at once.
+    let gw = spawn(
+        &base_config("okra", "[cache]\nttl_secs = 1\nstale_if_error_secs = 300\n").replace(
+            "kind = \"okra\"\n",
+            "kind = \"okra\"\nbreaker_failure_threshold = 100\n",
+        ),
+    )
     .await;
     let account = gw.accounts_with(10).remove(0);
     let path = format!(

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ use url::Url;
 use provider::Secret;
 
 use crate::notify::WebhookKey;
+/// The largest per-client quota (a billion requests a minute: limits off, e.g. for benchmarks).
+const MAX_CLIENT_RATE: u32 = 1_000_000_000;
 
 /// The API key of the built-in demo client (embedded-sandbox mode only).
 pub const DEMO_API_KEY: &str = "demo-key-sandbox-only";
@@ -95,6 +98,28 @@ pub struct FileConfig {
     /// `[jobs]`: refresh jobs and the notifications sent when they finish.
     #[serde(default)]
     pub jobs: JobsSection,
+    /// `[rate_limits]`: the default quota of each calling service.
+    #[serde(default)]
+    pub rate_limits: RateLimitsSection,
+}
+
+/// `[rate_limits]`: what each client may send when its `[clients.NAME]` says nothing else.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitsSection {
+    /// Sustained requests per minute, per client.
+    pub requests_per_minute: u32,
+    /// Requests a client may send at once after a quiet spell.
+    pub burst: u32,
+}
+
+impl Default for RateLimitsSection {
+    fn default() -> Self {
+        RateLimitsSection {
+            requests_per_minute: 6000,
+            burst: 500,
+        }
+    }
 }
 
 /// `[server]`
@@ -136,6 +161,10 @@ pub struct ClientSection {
     pub webhook_secret: Option<EnvRef>,
     /// The key signing those POSTs, read from a file (instead of `webhook_secret`).
     pub webhook_secret_file: Option<PathBuf>,
+    /// This client's sustained requests per minute (default: `rate_limits.requests_per_minute`).
+    pub requests_per_minute: Option<u32>,
+    /// This client's burst (default: `rate_limits.burst`).
+    pub burst: Option<u32>,
 }
 
 /// `[providers.NAME]`: a named provider instance.
@@ -162,6 +191,28 @@ pub enum ProviderSection {
         fetch_concurrency: usize,
         /// Snapshot TTL for this provider (default: `cache.ttl_secs`).
         cache_ttl_secs: Option<u64>,
+        /// Upstream requests allowed in any 60 seconds (unset: no quota).
+        requests_per_minute: Option<u32>,
+        /// Upstream requests that may go out at once (1 to `requests_per_minute`).
+        burst: Option<u32>,
+        /// Upstream requests in flight at once.
+        #[serde(default = "default_max_concurrent_requests")]
+        max_concurrent_requests: u32,
+        /// How long a request may wait in line for the quota or a slot.
+        #[serde(default = "default_queue_timeout_ms")]
+        queue_timeout_ms: u64,
+        /// Retries of a read that failed transiently (timeout, connection, 502/503/504).
+        #[serde(default = "default_max_retries")]
+        max_retries: u32,
+        /// The first retry's backoff; it doubles per retry, with jitter.
+        #[serde(default = "default_retry_backoff_ms")]
+        retry_backoff_ms: u64,
+        /// Consecutive failures that open the circuit breaker.
+        #[serde(default = "default_breaker_failure_threshold")]
+        breaker_failure_threshold: u32,
+        /// How long an open breaker refuses calls before one probe is let through.
+        #[serde(default = "default_breaker_open_ms")]
+        breaker_open_ms: u64,
     },
     /// A Mono-style instance.
     Mono {
@@ -191,6 +242,28 @@ pub enum ProviderSection {
         /// How long a refresh waits for the provider's webhook delivery.
         #[serde(default = "default_refresh_deadline_ms")]
         refresh_deadline_ms: u64,
+        /// Upstream requests allowed in any 60 seconds (unset: no quota).
+        requests_per_minute: Option<u32>,
+        /// Upstream requests that may go out at once (1 to `requests_per_minute`).
+        burst: Option<u32>,
+        /// Upstream requests in flight at once.
+        #[serde(default = "default_max_concurrent_requests")]
+        max_concurrent_requests: u32,
+        /// How long a request may wait in line for the quota or a slot.
+        #[serde(default = "default_queue_timeout_ms")]
+        queue_timeout_ms: u64,
+        /// Retries of a read that failed transiently (timeout, connection, 502/503/504).
+        #[serde(default = "default_max_retries")]
+        max_retries: u32,
+        /// The first retry's backoff; it doubles per retry, with jitter.
+        #[serde(default = "default_retry_backoff_ms")]
+        retry_backoff_ms: u64,
+        /// Consecutive failures that open the circuit breaker.
+        #[serde(default = "default_breaker_failure_threshold")]
+        breaker_failure_threshold: u32,
+        /// How long an open breaker refuses calls before one probe is let through.
+        #[serde(default = "default_breaker_open_ms")]
+        breaker_open_ms: u64,
     },
 }
 
@@ -211,6 +284,24 @@ fn default_true() -> bool {
 }
 fn default_fetch_concurrency() -> usize {
     4
+}
+fn default_max_concurrent_requests() -> u32 {
+    8
+}
+fn default_queue_timeout_ms() -> u64 {
+    5_000
+}
+fn default_max_retries() -> u32 {
+    2
+}
+fn default_retry_backoff_ms() -> u64 {
+    100
+}
+fn default_breaker_failure_threshold() -> u32 {
+    5
+}
+fn default_breaker_open_ms() -> u64 {
+    30_000
 }
 
 /// `[routing]`
@@ -336,6 +427,8 @@ pub struct ClientConfig {
     pub key_sha256: [u8; 32],
     /// Where its finished jobs are announced, when configured.
     pub webhook: Option<ClientWebhook>,
+    /// Its inbound quota.
+    pub rate_limit: ClientRateLimit,
 }
 
 /// A client's notification endpoint and signing key.
@@ -345,6 +438,60 @@ pub struct ClientWebhook {
     pub url: Url,
     /// The Standard Webhooks signing key.
     pub key: WebhookKey,
+}
+
+/// A client's inbound quota: `requests_per_minute` sustained, `burst` at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRateLimit {
+    /// The policy's name in the `RateLimit` headers: `default`, or the client's name when its
+    /// section overrides the default.
+    pub policy: String,
+    /// Sustained requests per minute.
+    pub requests_per_minute: NonZeroU32,
+    /// Requests at once after a quiet spell.
+    pub burst: NonZeroU32,
+}
+
+/// How the gateway treats one provider's upstream: quota, concurrency, retries, breaker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundConfig {
+    /// At most this many upstream requests in any 60 seconds, `burst` of them at once.
+    pub quota: Option<ProviderQuota>,
+    /// Upstream requests in flight at once.
+    pub max_concurrent_requests: u32,
+    /// How long a request may wait in line for a slot or the quota.
+    pub queue_timeout: Duration,
+    /// Retries of a read that failed transiently.
+    pub max_retries: u32,
+    /// The first retry's backoff (doubling, jittered).
+    pub retry_backoff: Duration,
+    /// Consecutive failures that open the breaker.
+    pub breaker_failure_threshold: u32,
+    /// How long the breaker stays open before a probe.
+    pub breaker_open: Duration,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            quota: None,
+            max_concurrent_requests: default_max_concurrent_requests(),
+            queue_timeout: Duration::from_millis(default_queue_timeout_ms()),
+            max_retries: default_max_retries(),
+            retry_backoff: Duration::from_millis(default_retry_backoff_ms()),
+            breaker_failure_threshold: default_breaker_failure_threshold(),
+            breaker_open: Duration::from_millis(default_breaker_open_ms()),
+        }
+    }
+}
+
+/// A provider's request quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProviderQuota {
+    /// Upstream requests in any 60 seconds.
+    pub requests_per_minute: NonZeroU32,
+    /// Of which at most this many at once.
+    pub burst: NonZeroU32,
 }
 
 /// Where a provider instance's upstream is.
@@ -384,6 +531,8 @@ pub struct ProviderConfig {
     pub fetch_concurrency: usize,
     /// Snapshot TTL.
     pub cache_ttl: Duration,
+    /// Quota, concurrency, retries and circuit breaker.
+    pub outbound: OutboundConfig,
 }
 
 /// The kinds of provider the gateway can talk to.
@@ -463,6 +612,13 @@ impl Config {
             ));
         }
 
+        let default_rate = &file.rate_limits;
+        let default_rpm = positive(
+            default_rate.requests_per_minute,
+            MAX_CLIENT_RATE,
+            "rate_limits.requests_per_minute",
+        )?;
+        let default_burst = positive(default_rate.burst, MAX_CLIENT_RATE, "rate_limits.burst")?;
         let mut clients = Vec::new();
         for (name, client) in &file.clients {
             let key = format!("clients.{name}");
@@ -486,10 +642,32 @@ impl Config {
             {
                 return Err(ConfigError::new(key, "another client has the same API key"));
             }
+            let rate_limit = if client.requests_per_minute.is_none() && client.burst.is_none() {
+                ClientRateLimit {
+                    policy: "default".to_owned(),
+                    requests_per_minute: default_rpm,
+                    burst: default_burst,
+                }
+            } else {
+                ClientRateLimit {
+                    policy: name.clone(),
+                    requests_per_minute: match client.requests_per_minute {
+                        Some(n) => {
+                            positive(n, MAX_CLIENT_RATE, &format!("{key}.requests_per_minute"))?
+                        }
+                        None => default_rpm,
+                    },
+                    burst: match client.burst {
+                        Some(n) => positive(n, MAX_CLIENT_RATE, &format!("{key}.burst"))?,
+                        None => default_burst,
+                    },
+                }
+            };
             clients.push(ClientConfig {
                 name: name.clone(),
                 key_sha256,
                 webhook: validate_client_webhook(client, &key)?,
+                rate_limit,
             });
         }
 
@@ -585,6 +763,14 @@ impl FileConfig {
                         refresh_deadline_ms: default_refresh_deadline_ms(),
                         fetch_concurrency: default_fetch_concurrency(),
                         cache_ttl_secs: None,
+                        requests_per_minute: None,
+                        burst: None,
+                        max_concurrent_requests: default_max_concurrent_requests(),
+                        queue_timeout_ms: default_queue_timeout_ms(),
+                        max_retries: default_max_retries(),
+                        retry_backoff_ms: default_retry_backoff_ms(),
+                        breaker_failure_threshold: default_breaker_failure_threshold(),
+                        breaker_open_ms: default_breaker_open_ms(),
                     },
                 ),
                 (
@@ -600,6 +786,14 @@ impl FileConfig {
                         fetch_concurrency: default_fetch_concurrency(),
                         cache_ttl_secs: None,
                         refresh_deadline_ms: default_refresh_deadline_ms(),
+                        requests_per_minute: None,
+                        burst: None,
+                        max_concurrent_requests: default_max_concurrent_requests(),
+                        queue_timeout_ms: default_queue_timeout_ms(),
+                        max_retries: default_max_retries(),
+                        retry_backoff_ms: default_retry_backoff_ms(),
+                        breaker_failure_threshold: default_breaker_failure_threshold(),
+                        breaker_open_ms: default_breaker_open_ms(),
                     },
                 ),
             ]),
@@ -613,6 +807,7 @@ impl FileConfig {
                 refresh_ms: None,
             },
             jobs: JobsSection::default(),
+            rate_limits: RateLimitsSection::default(),
         }
     }
 }
@@ -753,6 +948,7 @@ fn validate_provider(
         refresh_deadline: Duration::from_millis(refresh_deadline),
         page_size,
         bulk_read,
+        outbound: validate_outbound(section, key)?,
     })
 }
 
@@ -851,6 +1047,97 @@ fn validate_jobs(jobs: JobsSection) -> Result<JobsSection, ConfigError> {
         ));
     }
     Ok(jobs)
+}
+
+fn validate_outbound(section: &ProviderSection, key: &str) -> Result<OutboundConfig, ConfigError> {
+    let (ProviderSection::Okra {
+        requests_per_minute,
+        burst,
+        max_concurrent_requests,
+        queue_timeout_ms,
+        max_retries,
+        retry_backoff_ms,
+        breaker_failure_threshold,
+        breaker_open_ms,
+        ..
+    }
+    | ProviderSection::Mono {
+        requests_per_minute,
+        burst,
+        max_concurrent_requests,
+        queue_timeout_ms,
+        max_retries,
+        retry_backoff_ms,
+        breaker_failure_threshold,
+        breaker_open_ms,
+        ..
+    }) = section;
+    let field = |name: &str| format!("{key}.{name}");
+    let quota = match (requests_per_minute, burst) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(ConfigError::new(
+                field("burst"),
+                "a burst needs requests_per_minute",
+            ));
+        }
+        (Some(rpm), burst) => {
+            let rpm = positive(*rpm, 1_000_000, &field("requests_per_minute"))?;
+            // A tenth of the quota at once by default: quick cold reads of a few pages, and
+            // still nine tenths of the quota as a steady rate.
+            let burst = burst.unwrap_or((rpm.get() / 10).max(1));
+            let burst = positive(burst, rpm.get(), &field("burst"))?;
+            Some(ProviderQuota {
+                requests_per_minute: rpm,
+                burst,
+            })
+        }
+    };
+    in_range(
+        *max_concurrent_requests,
+        1..=1024,
+        &field("max_concurrent_requests"),
+    )?;
+    in_range(*queue_timeout_ms, 0..=300_000, &field("queue_timeout_ms"))?;
+    in_range(*max_retries, 0..=10, &field("max_retries"))?;
+    in_range(*retry_backoff_ms, 1..=60_000, &field("retry_backoff_ms"))?;
+    in_range(
+        *breaker_failure_threshold,
+        1..=1000,
+        &field("breaker_failure_threshold"),
+    )?;
+    in_range(*breaker_open_ms, 1..=3_600_000, &field("breaker_open_ms"))?;
+    Ok(OutboundConfig {
+        quota,
+        max_concurrent_requests: *max_concurrent_requests,
+        queue_timeout: Duration::from_millis(*queue_timeout_ms),
+        max_retries: *max_retries,
+        retry_backoff: Duration::from_millis(*retry_backoff_ms),
+        breaker_failure_threshold: *breaker_failure_threshold,
+        breaker_open: Duration::from_millis(*breaker_open_ms),
+    })
+}
+
+/// `value`, if it lies in `range`.
+fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+    key: &str,
+) -> Result<T, ConfigError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::new(
+            key,
+            format!("must be between {} and {}", range.start(), range.end()),
+        ))
+    }
+}
+
+/// `value` as a non-zero number, if it lies between 1 and `max`.
+fn positive(value: u32, max: u32, key: &str) -> Result<NonZeroU32, ConfigError> {
+    NonZeroU32::new(in_range(value, 1..=max, key)?)
+        .ok_or_else(|| ConfigError::new(key, "must be above 0"))
 }
 
 fn check_name(name: &str, key: &str) -> Result<(), ConfigError> {
@@ -1075,6 +1362,114 @@ mod tests {
         assert_eq!(
             config.sandbox.unwrap().refresh_duration,
             Duration::from_millis(150)
+        );
+    }
+
+    /// `VALID` with `lines` added to `[providers.okra]`.
+    fn with_okra(lines: &str) -> String {
+        VALID.replace(
+            "[providers.mono]",
+            &format!("{lines}\n        [providers.mono]"),
+        )
+    }
+
+    #[test]
+    fn outbound_defaults_and_settings() {
+        let config = Config::from_toml(VALID).unwrap();
+        assert_eq!(config.providers["okra"].outbound, OutboundConfig::default());
+        assert_eq!(config.providers["okra"].outbound.quota, None);
+
+        let config = Config::from_toml(&with_okra(
+            "requests_per_minute = 60\nmax_concurrent_requests = 2\nqueue_timeout_ms = 0\n\
+             max_retries = 0\nretry_backoff_ms = 5\nbreaker_failure_threshold = 1\n\
+             breaker_open_ms = 250",
+        ))
+        .unwrap();
+        let outbound = &config.providers["okra"].outbound;
+        let quota = outbound.quota.unwrap();
+        assert_eq!(quota.requests_per_minute.get(), 60);
+        assert_eq!(quota.burst.get(), 6, "a tenth of the quota by default");
+        assert_eq!(outbound.max_concurrent_requests, 2);
+        assert_eq!(outbound.queue_timeout, Duration::ZERO);
+        assert_eq!(outbound.max_retries, 0);
+        assert_eq!(outbound.retry_backoff, Duration::from_millis(5));
+        assert_eq!(outbound.breaker_failure_threshold, 1);
+        assert_eq!(outbound.breaker_open, Duration::from_millis(250));
+
+        let config = Config::from_toml(&with_okra("requests_per_minute = 6\nburst = 6")).unwrap();
+        assert_eq!(
+            config.providers["okra"].outbound.quota.unwrap().burst.get(),
+            6
+        );
+    }
+
+    #[test]
+    fn outbound_errors_name_the_key() {
+        for (lines, key) in [
+            (
+                "requests_per_minute = 0",
+                "providers.okra.requests_per_minute",
+            ),
+            ("requests_per_minute = 6\nburst = 7", "providers.okra.burst"),
+            ("requests_per_minute = 6\nburst = 0", "providers.okra.burst"),
+            ("burst = 3", "providers.okra.burst"),
+            (
+                "max_concurrent_requests = 0",
+                "providers.okra.max_concurrent_requests",
+            ),
+            (
+                "queue_timeout_ms = 300001",
+                "providers.okra.queue_timeout_ms",
+            ),
+            ("max_retries = 11", "providers.okra.max_retries"),
+            ("retry_backoff_ms = 0", "providers.okra.retry_backoff_ms"),
+            (
+                "breaker_failure_threshold = 0",
+                "providers.okra.breaker_failure_threshold",
+            ),
+            ("breaker_open_ms = 0", "providers.okra.breaker_open_ms"),
+            ("breaker_open_secs = 1", "providers.okra"),
+        ] {
+            assert_eq!(error_key(&with_okra(lines)), key, "{lines}");
+        }
+    }
+
+    #[test]
+    fn client_quotas_default_and_override() {
+        let config = Config::from_toml(VALID).unwrap();
+        let rate = &config.clients[0].rate_limit;
+        assert_eq!(rate.policy, "default");
+        assert_eq!(
+            (rate.requests_per_minute.get(), rate.burst.get()),
+            (6000, 500)
+        );
+
+        let text = VALID.replace(
+            "[providers.okra]",
+            "requests_per_minute = 6\n        [rate_limits]\n        burst = 20\n        [providers.okra]",
+        );
+        let config = Config::from_toml(&text).unwrap();
+        let rate = &config.clients[0].rate_limit;
+        assert_eq!(rate.policy, "billing", "an override is its own policy");
+        assert_eq!((rate.requests_per_minute.get(), rate.burst.get()), (6, 20));
+
+        assert_eq!(
+            error_key(&format!(
+                "{VALID}\n[rate_limits]\nrequests_per_minute = 0\n"
+            )),
+            "rate_limits.requests_per_minute"
+        );
+        assert_eq!(
+            error_key(&format!("{VALID}\n[rate_limits]\nburst = 0\n")),
+            "rate_limits.burst"
+        );
+        assert_eq!(
+            error_key(&format!("{VALID}\n[rate_limits]\nper_ip = 5\n")),
+            "rate_limits.per_ip"
+        );
+        assert_eq!(
+            error_key(&VALID.replace("[providers.okra]", "burst = 0\n        [providers.okra]")),
+            "clients.billing.burst"
         );
     }
 

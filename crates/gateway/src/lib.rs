@@ -4,12 +4,15 @@
 //! on a free port: [`Application::build`] binds, [`Application::addr`] tells where.
 
 pub mod api;
+pub mod breaker;
 pub mod config;
 pub mod cursor;
 pub mod error;
+pub mod inbound;
 pub mod jobs;
 pub mod middleware;
 pub mod notify;
+pub mod outbound;
 pub mod snapshot;
 pub mod startup;
 pub mod state;

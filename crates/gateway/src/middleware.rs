@@ -83,7 +83,26 @@ pub async fn request_context(
             None => None,
         };
         if let Some(response) = rendered {
+            // Keep what inner layers added (`RateLimit`, ...); the problem sets its own body.
+            let kept: Vec<(HeaderName, HeaderValue)> = res
+                .headers()
+                .iter()
+                .filter(|(name, _)| {
+                    !response.headers().contains_key(*name)
+                        && !matches!(
+                            *name,
+                            &header::CONTENT_TYPE
+                                | &header::CONTENT_LENGTH
+                                | &header::CONTENT_ENCODING
+                                | &header::TRANSFER_ENCODING
+                        )
+                })
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect();
             res = res.into_response(response);
+            for (name, value) in kept {
+                res.headers_mut().append(name, value);
+            }
         }
     }
     if let Ok(value) = HeaderValue::from_str(&request_id) {

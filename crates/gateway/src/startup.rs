@@ -12,6 +12,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::api;
 use crate::config::{Config, ConfigError, DEMO_API_KEY};
 use crate::cursor::CursorCodec;
+use crate::inbound::{InboundLimits, rate_limit};
 use crate::jobs::Jobs;
 use crate::middleware::{authenticate, request_context};
 use crate::snapshot::SnapshotCache;
@@ -101,6 +102,7 @@ impl Application {
             request_timeout: config.request_timeout,
             cursors: CursorCodec::random(),
             jobs: Jobs::new(&config, addr)?,
+            inbound: InboundLimits::new(&config.clients),
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -120,7 +122,9 @@ impl Application {
                 )
                 .configure(api::webhook_routes)
                 .service(
+                    // The last `wrap` runs first: authenticate, then charge the client.
                     web::scope("/v1")
+                        .wrap(from_fn(rate_limit))
                         .wrap(from_fn(authenticate))
                         .configure(api::v1_routes),
                 )

@@ -9,7 +9,9 @@ use provider::{Provider, ProviderError};
 use crate::config::{Config, ProviderConfig, ProviderKind, Upstream};
 use crate::cursor::CursorCodec;
 use crate::error::ApiError;
+use crate::inbound::InboundLimits;
 use crate::jobs::Jobs;
+use crate::outbound::{Guarded, Lane};
 use crate::snapshot::SnapshotCache;
 
 /// A calling service, identified by its API key.
@@ -26,7 +28,7 @@ pub struct ProviderEntry {
     pub name: Arc<str>,
     /// `okra` or `mono`.
     pub kind: ProviderKind,
-    /// The adapter.
+    /// The adapter, behind its outbound lane.
     pub provider: Arc<dyn Provider>,
     /// Provider pages read at once when filling a snapshot.
     pub fetch_concurrency: usize,
@@ -34,6 +36,8 @@ pub struct ProviderEntry {
     pub page_size: u32,
     /// How long its snapshots are fresh.
     pub cache_ttl: Duration,
+    /// The outbound lane every call of `provider` goes through (quota, breaker, ...).
+    pub lane: Arc<Lane>,
 }
 
 /// The configured providers, by name, and which one answers when a request names none.
@@ -52,14 +56,20 @@ pub struct SandboxUpstream<'a> {
 }
 
 impl Registry {
-    /// Builds every configured adapter.
+    /// Builds every configured adapter, each behind its own outbound lane.
     pub fn build(
         config: &Config,
         sandbox: Option<&SandboxUpstream<'_>>,
     ) -> Result<Registry, ProviderError> {
         let mut providers = BTreeMap::new();
         for (name, settings) in &config.providers {
-            let provider = build_adapter(name, settings, sandbox)?;
+            let adapter = build_adapter(name, settings, sandbox)?;
+            let lane = Arc::new(Lane::new(name, settings.outbound.clone()));
+            // Mono pages a non-bulk walk at its configured size; Okra at its largest page.
+            let walk_page_size =
+                (settings.kind == ProviderKind::Mono).then_some(settings.page_size);
+            let provider: Arc<dyn Provider> =
+                Arc::new(Guarded::new(adapter, lane.clone(), walk_page_size));
             providers.insert(
                 name.clone(),
                 ProviderEntry {
@@ -72,6 +82,7 @@ impl Registry {
                         ProviderKind::Mono => settings.page_size,
                     },
                     cache_ttl: settings.cache_ttl,
+                    lane,
                 },
             );
         }
@@ -192,12 +203,14 @@ pub struct DemoInfo {
 }
 
 impl AppState {
-    /// Runs `work` under the gateway's per-request deadline.
+    /// Runs `work` under the gateway's per-request deadline, which every outbound lane it
+    /// calls also sees (waits in line and retries end by it).
     pub async fn within_deadline<T>(
         &self,
         work: impl std::future::Future<Output = Result<T, ApiError>>,
     ) -> Result<T, ApiError> {
-        tokio::time::timeout(self.request_timeout, work)
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        tokio::time::timeout_at(deadline, crate::outbound::with_deadline(deadline, work))
             .await
             .unwrap_or(Err(ApiError::Timeout(self.request_timeout)))
     }
@@ -217,4 +230,6 @@ pub struct AppState {
     pub cursors: CursorCodec,
     /// Refresh jobs (and the client notifications they send).
     pub jobs: Jobs,
+    /// Each client's inbound quota.
+    pub inbound: InboundLimits,
 }

@@ -11,10 +11,13 @@ pub mod views;
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
+use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Content, Object, Ref, RefOr, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::Problem;
+use crate::outbound::LaneStatus;
 use crate::state::AppState;
 
 /// The gateway's OpenAPI document.
@@ -22,7 +25,7 @@ use crate::state::AppState;
 #[openapi(
     info(
         title = "Bank transactions gateway",
-        description = "One canonical, paginated API over several bank-data providers (Okra, a Mono-style provider).\n\nAmounts are exact: integer minor units (`minor`, kobo for NGN) plus a decimal string (`value`). Lists are newest first and served from consistent snapshots; walk them with `page` or with the opaque `next_cursor`.\n\nAuthenticate with `Authorization: Bearer <API key>` (the **Authorize** button). Errors are RFC 9457 `application/problem+json` with a stable `code`, the `request_id`, and for validation errors the `parameter` at fault.",
+        description = "One canonical, paginated API over several bank-data providers (Okra, a Mono-style provider).\n\nAmounts are exact: integer minor units (`minor`, kobo for NGN) plus a decimal string (`value`). Lists are newest first and served from consistent snapshots; walk them with `page` or with the opaque `next_cursor`.\n\nAuthenticate with `Authorization: Bearer <API key>` (the **Authorize** button). Errors are RFC 9457 `application/problem+json` with a stable `code`, the `request_id`, and for validation errors the `parameter` at fault.\n\nEach client has a request quota. Every authenticated `/v1` answer carries `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-09): `RateLimit-Policy: \"default\";q=6000;w=60` is the policy (`q` requests per `w` seconds), `RateLimit: \"default\";r=499;t=3` says `r` requests may be sent now and the full burst is back in `t` seconds. Over quota: 429 with `Retry-After`. When a provider is over the gateway's outbound quota for it (`provider_busy`), rate limiting the gateway (`upstream_rate_limited`), or failing so that its circuit breaker is open (`circuit_open`), the answer is 503 with `Retry-After`.",
         version = "1.0.0"
     ),
     paths(
@@ -37,8 +40,8 @@ use crate::state::AppState;
         list_providers,
         healthz,
     ),
-    components(schemas(Problem, ProvidersBody, ProviderInfo, Health, crate::jobs::JobView, crate::jobs::JobStatus)),
-    modifiers(&BearerAuth),
+    components(schemas(Problem, ProvidersBody, ProviderInfo, OutboundInfo, CircuitInfo, Health, crate::jobs::JobView, crate::jobs::JobStatus)),
+    modifiers(&BearerAuth, &RateLimitDocs),
     tags(
         (name = "transactions", description = "Canonical transactions from any configured provider"),
         (name = "refresh", description = "Fresh data on demand: refresh jobs, and the providers' webhook deliveries"),
@@ -65,6 +68,168 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Documents the inbound quota on every `/v1` operation a client calls with its API key (the
+/// middleware is not a handler, so its answers are described here, once): `RateLimit` headers
+/// on each answer but 401, the 429, and on the transaction routes the 503s of the outbound lane.
+struct RateLimitDocs;
+
+impl Modify for RateLimitDocs {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let header = |kind: Type, description: &str| -> RefOr<Header> {
+            RefOr::T(
+                HeaderBuilder::new()
+                    .schema(Some(Object::with_type(kind)))
+                    .description(Some(description))
+                    .build(),
+            )
+        };
+        let header_ref = |name: &str| RefOr::Ref(Ref::new(format!("#/components/headers/{name}")));
+        let response_ref =
+            |name: &str| RefOr::Ref(Ref::new(format!("#/components/responses/{name}")));
+        let problem = || Content::new(Some(Ref::from_schema_name("Problem")));
+
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.headers.insert(
+            "RateLimit-Policy".to_owned(),
+            header(
+                Type::String,
+                "The client's quota policy (draft-ietf-httpapi-ratelimit-headers-09), e.g. `\"default\";q=6000;w=60`: `q` requests per `w` seconds.",
+            ),
+        );
+        components.headers.insert(
+            "RateLimit".to_owned(),
+            header(
+                Type::String,
+                "What is left of the client's quota, e.g. `\"default\";r=499;t=3`: `r` requests may be sent now; the whole burst is available again in `t` seconds.",
+            ),
+        );
+        components.headers.insert(
+            "Retry-After".to_owned(),
+            header(Type::Integer, "Seconds to wait before sending again."),
+        );
+        let mut too_many = ResponseBuilder::new()
+            .description("The client is over its quota: wait `Retry-After` seconds.")
+            .content("application/problem+json", problem())
+            .build();
+        let mut unavailable = ResponseBuilder::new()
+            .description("The provider is unreachable (`upstream_unavailable`), rate limiting the gateway (`upstream_rate_limited`), over the gateway's outbound quota for it (`provider_busy`), or failing so that its circuit breaker is open (`circuit_open`); see Retry-After.")
+            .content("application/problem+json", problem())
+            .build();
+        for response in [&mut too_many, &mut unavailable] {
+            for name in ["Retry-After", "RateLimit-Policy", "RateLimit"] {
+                response.headers.insert(name.to_owned(), header_ref(name));
+            }
+        }
+        components
+            .responses
+            .insert("TooManyRequests".to_owned(), RefOr::T(too_many));
+        components
+            .responses
+            .insert("ProviderUnavailable".to_owned(), RefOr::T(unavailable));
+
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            // Only what a client calls with its API key is charged (not vendors' webhooks).
+            let charged = operations
+                .into_iter()
+                .flatten()
+                .filter(|op| op.security.as_ref().is_some_and(|s| !s.is_empty()));
+            for operation in charged {
+                let reads_providers = operation
+                    .tags
+                    .as_ref()
+                    .is_some_and(|tags| tags.iter().any(|t| t == "transactions"));
+                let responses = &mut operation.responses.responses;
+                for (status, response) in responses.iter_mut() {
+                    if let (false, RefOr::T(response)) = (status == "401", response) {
+                        for name in ["RateLimit-Policy", "RateLimit"] {
+                            response
+                                .headers
+                                .entry(name.to_owned())
+                                .or_insert_with(|| header_ref(name));
+                        }
+                    }
+                }
+                if reads_providers {
+                    responses
+                        .entry("503".to_owned())
+                        .or_insert_with(|| response_ref("ProviderUnavailable"));
+                }
+                responses
+                    .entry("429".to_owned())
+                    .or_insert_with(|| response_ref("TooManyRequests"));
+            }
+        }
+    }
+}
+
+/// A provider's outbound lane: what the gateway lets through to it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "requests_per_minute": 60,
+    "burst": 6,
+    "max_concurrent_requests": 8,
+    "in_flight": 1,
+    "paused_for_ms": null
+}))]
+pub struct OutboundInfo {
+    /// Upstream requests allowed in any 60 seconds (`null`: no quota configured).
+    requests_per_minute: Option<u32>,
+    /// How many of those may go out at once.
+    burst: Option<u32>,
+    /// Upstream requests in flight at once, at most.
+    max_concurrent_requests: u32,
+    /// Upstream requests in flight now.
+    in_flight: u32,
+    /// After the provider answered 429: milliseconds until the gateway calls it again.
+    paused_for_ms: Option<u64>,
+}
+
+/// A provider's circuit breaker.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"state": "closed", "consecutive_failures": 0, "probe_in_ms": null}))]
+pub struct CircuitInfo {
+    /// `closed`: calls go through; `open`: calls fail fast (503 `circuit_open`); `half_open`:
+    /// the next call is a probe whose success closes the breaker.
+    state: &'static str,
+    /// Failures in a row (while open: the run that opened it).
+    consecutive_failures: u32,
+    /// While open: milliseconds until a probe is let through.
+    probe_in_ms: Option<u64>,
+}
+
+impl From<LaneStatus> for OutboundInfo {
+    fn from(status: LaneStatus) -> Self {
+        OutboundInfo {
+            requests_per_minute: status.quota.map(|q| q.requests_per_minute.get()),
+            burst: status.quota.map(|q| q.burst.get()),
+            max_concurrent_requests: status.max_concurrent_requests,
+            in_flight: status.in_flight,
+            paused_for_ms: status.paused_for.map(|d| d.as_millis() as u64),
+        }
+    }
+}
+
+impl From<LaneStatus> for CircuitInfo {
+    fn from(status: LaneStatus) -> Self {
+        let circuit = status.circuit;
+        CircuitInfo {
+            state: circuit.state.as_str(),
+            consecutive_failures: circuit.consecutive_failures,
+            probe_in_ms: circuit.probe_in.map(|d| d.as_millis() as u64),
+        }
+    }
+}
+
 /// A configured provider instance.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProviderInfo {
@@ -77,6 +242,10 @@ pub struct ProviderInfo {
     /// What it can do natively.
     #[schema(value_type = Object)]
     capabilities: serde_json::Value,
+    /// Its outbound quota and concurrency, and any pause it asked for.
+    outbound: OutboundInfo,
+    /// Its circuit breaker.
+    circuit: CircuitInfo,
 }
 
 /// The configured providers.
@@ -86,7 +255,8 @@ pub struct ProvidersBody {
     data: Vec<ProviderInfo>,
 }
 
-/// Lists the configured providers, their kinds and capabilities, and which one is the default.
+/// Lists the configured providers, their kinds and capabilities, which one is the default, and
+/// how the gateway treats each: its outbound quota, and its circuit breaker's state.
 #[utoipa::path(
     get,
     path = "/v1/providers",
@@ -101,12 +271,17 @@ pub async fn list_providers(state: web::Data<AppState>) -> HttpResponse {
     let data = state
         .registry
         .iter()
-        .map(|entry| ProviderInfo {
-            name: entry.name.to_string(),
-            kind: entry.provider.kind(),
-            default: &*entry.name == state.registry.default_name(),
-            capabilities: serde_json::to_value(entry.provider.capabilities())
-                .unwrap_or(serde_json::Value::Null),
+        .map(|entry| {
+            let lane = entry.lane.status();
+            ProviderInfo {
+                name: entry.name.to_string(),
+                kind: entry.provider.kind(),
+                default: &*entry.name == state.registry.default_name(),
+                capabilities: serde_json::to_value(entry.provider.capabilities())
+                    .unwrap_or(serde_json::Value::Null),
+                outbound: lane.into(),
+                circuit: lane.into(),
+            }
         })
         .collect();
     HttpResponse::Ok().json(ProvidersBody { data })

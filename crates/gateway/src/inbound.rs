@@ -1,0 +1,219 @@
+//! Inbound rate limits: each calling service's quota, and the `RateLimit` header fields.
+//!
+//! Every configured client has its own GCRA limiter (governor), built at start from its
+//! `[clients.NAME]` quota or the `[rate_limits]` default. The [`rate_limit`] middleware runs
+//! on `/v1` *after* authentication: the key it charges is the client the API key resolved to,
+//! never anything else the caller sends, so no caller can spend another's quota, and a request
+//! that fails authentication spends nothing.
+//!
+//! Headers follow draft-ietf-httpapi-ratelimit-headers-09 (the structured-field form with
+//! named policies, kept by later revisions):
+//!
+//! - `RateLimit-Policy: "default";q=6000;w=60`: the client's policy, named `default` or after
+//!   the client when its section overrides the default; `q` requests per `w` = 60 seconds.
+//! - `RateLimit: "default";r=499;t=3`: `r` requests may be sent right now (the unspent burst),
+//!   and `t` seconds from now the whole burst is available again.
+//!
+//! Over quota, the answer is the 429 problem with `Retry-After` (seconds until one request is
+//! accepted again) and `RateLimit` with `r=0`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, web};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+
+use crate::config::{ClientConfig, ClientRateLimit};
+use crate::error::ApiError;
+use crate::state::{AppState, Client};
+
+/// `RateLimit-Policy`: the client's quota policy.
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// `RateLimit`: what is left of it now.
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
+
+struct ClientLimiter {
+    policy: HeaderValue,
+    name: String,
+    burst: u32,
+    interval: Duration,
+    limiter: Limiter,
+}
+
+/// The quota of every configured client.
+pub struct InboundLimits {
+    by_client: HashMap<String, ClientLimiter>,
+}
+
+impl std::fmt::Debug for InboundLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundLimits")
+            .field("clients", &self.by_client.len())
+            .finish()
+    }
+}
+
+/// The verdict on one request: the headers to send, and whether it was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// `RateLimit-Policy`.
+    pub policy: HeaderValue,
+    /// `RateLimit`.
+    pub remaining: HeaderValue,
+    /// When refused: how long until one request is accepted again.
+    pub refused: Option<Duration>,
+}
+
+impl Verdict {
+    /// Adds the two `RateLimit` header fields to `headers`.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        headers.insert(RATELIMIT_POLICY, self.policy.clone());
+        headers.insert(RATELIMIT, self.remaining.clone());
+    }
+}
+
+/// Whole seconds, rounded up.
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+impl InboundLimits {
+    /// A limiter per configured client.
+    pub fn new(clients: &[ClientConfig]) -> InboundLimits {
+        let by_client = clients
+            .iter()
+            .map(|c| (c.name.clone(), ClientLimiter::new(&c.rate_limit)))
+            .collect();
+        InboundLimits { by_client }
+    }
+
+    /// Charges one request to `client` (an authenticated client's name).
+    pub fn check(&self, client: &str) -> Option<Verdict> {
+        self.by_client.get(client).map(ClientLimiter::check)
+    }
+}
+
+impl ClientLimiter {
+    fn new(rate: &ClientRateLimit) -> ClientLimiter {
+        let quota = Quota::per_minute(rate.requests_per_minute).allow_burst(rate.burst);
+        let policy = format!(
+            "\"{}\";q={};w=60",
+            rate.policy,
+            rate.requests_per_minute.get()
+        );
+        ClientLimiter {
+            policy: HeaderValue::from_str(&policy)
+                .unwrap_or_else(|_| HeaderValue::from_static("\"default\"")),
+            name: rate.policy.clone(),
+            burst: rate.burst.get(),
+            interval: quota.replenish_interval(),
+            limiter: RateLimiter::direct(quota).with_middleware::<StateInformationMiddleware>(),
+        }
+    }
+
+    fn check(&self) -> Verdict {
+        let (remaining, until_full, refused) = match self.limiter.check() {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity().min(self.burst);
+                let spent = self.burst - remaining;
+                (remaining, self.interval.saturating_mul(spent), None)
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.limiter.clock().now());
+                let rest = self.interval.saturating_mul(self.burst.saturating_sub(1));
+                (0, wait + rest, Some(wait))
+            }
+        };
+        let value = format!(
+            "\"{}\";r={};t={}",
+            self.name,
+            remaining,
+            ceil_secs(until_full)
+        );
+        Verdict {
+            policy: self.policy.clone(),
+            remaining: HeaderValue::from_str(&value)
+                .unwrap_or_else(|_| HeaderValue::from_static("\"default\";r=0;t=60")),
+            refused,
+        }
+    }
+}
+
+/// Charges each authenticated `/v1` request to its client; over quota answers 429. Every
+/// answer carries `RateLimit-Policy` and `RateLimit`. Must run inside `authenticate`.
+pub async fn rate_limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let client = req.extensions().get::<Arc<Client>>().cloned();
+    let verdict = match (req.app_data::<web::Data<AppState>>(), client) {
+        (Some(state), Some(client)) => state.inbound.check(&client.name),
+        _ => None,
+    };
+    let Some(verdict) = verdict else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let mut res = match verdict.refused {
+        Some(retry_after) => req.error_response(ApiError::RateLimited { retry_after }),
+        None => next.call(req).await?.map_into_boxed_body(),
+    };
+    verdict.apply(res.headers_mut());
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use super::*;
+
+    fn limits(rpm: u32, burst: u32) -> InboundLimits {
+        InboundLimits::new(&[ClientConfig {
+            name: "billing".into(),
+            key_sha256: [0; 32],
+            webhook: None,
+            rate_limit: ClientRateLimit {
+                policy: "billing".into(),
+                requests_per_minute: NonZeroU32::new(rpm).unwrap(),
+                burst: NonZeroU32::new(burst).unwrap(),
+            },
+        }])
+    }
+
+    #[test]
+    fn headers_count_down_the_burst_then_refuse_with_a_wait() {
+        // One request per 10 s, three at once.
+        let limits = limits(6, 3);
+        let first = limits.check("billing").unwrap();
+        assert_eq!(first.policy, "\"billing\";q=6;w=60");
+        assert_eq!(first.remaining, "\"billing\";r=2;t=10");
+        assert_eq!(first.refused, None);
+        assert_eq!(
+            limits.check("billing").unwrap().remaining,
+            "\"billing\";r=1;t=20"
+        );
+        assert_eq!(
+            limits.check("billing").unwrap().remaining,
+            "\"billing\";r=0;t=30"
+        );
+        let refused = limits.check("billing").unwrap();
+        let wait = refused.refused.unwrap();
+        assert!(wait > Duration::from_secs(9) && wait <= Duration::from_secs(10));
+        assert_eq!(refused.remaining, "\"billing\";r=0;t=30");
+    }
+
+    #[test]
+    fn unknown_clients_are_not_charged() {
+        assert!(limits(6, 3).check("ledger").is_none());
+    }
+}

@@ -1,0 +1,721 @@
+//! The outbound lane of each provider instance: every upstream call waits here for a slot and
+//! for the provider's quota, honours a pause the provider asked for with a 429, retries
+//! transient failures of reads, and passes the provider's circuit breaker.
+//!
+//! [`Guarded`] wraps an adapter and implements [`Provider`] itself, so nothing else in the
+//! gateway knows the lane exists: the registry hands out guarded providers only. Each upstream
+//! request of a read takes one quota cell (a default page walk is walked here, page by page,
+//! through the guarded `list_page`; a bulk `list_all` is one request). A refresh is admitted
+//! as one call and never retried, and holds no concurrency slot while it runs: the polling an
+//! adapter does inside it is its own.
+//!
+//! Order of one attempt: paused after a 429? -> breaker open? (both fail fast) -> a concurrency
+//! slot (FIFO) -> a quota cell -> the call, bounded by the request's deadline -> the outcome
+//! feeds the breaker (and a 429 pauses the lane). The cell is taken while holding the slot and
+//! right before sending, so requests leave at the pace the quota was granted at.
+//!
+//! Deadlines: the gateway runs each request's work inside [`with_deadline`]; waits in line
+//! end at the earlier of that deadline and `queue_timeout`, a call still running at the
+//! deadline counts as a failure, and no retry starts that could not finish before it. Outside
+//! a request (background work) there is no deadline but `queue_timeout` and the adapters' own
+//! timeouts.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
+use governor::clock::Clock;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use provider::{
+    Capabilities, Page, PageRequest, Provider, ProviderError, RefreshDelivery, RefreshOutcome,
+    RefreshRequest, ThrottleReason, Transaction, TransactionQuery,
+};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::breaker::{Breaker, CircuitStatus};
+use crate::config::{OutboundConfig, ProviderQuota};
+
+/// How long the lane pauses after a 429 that did not say how long.
+const DEFAULT_PAUSE: Duration = Duration::from_secs(30);
+/// The longest pause a provider's `Retry-After` can impose.
+const MAX_PAUSE: Duration = Duration::from_secs(15 * 60);
+/// The longest backoff between two retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// What a caller refused because every slot stayed busy is told to wait.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
+
+tokio::task_local! {
+    static DEADLINE: Instant;
+}
+
+/// Runs `work` with `deadline` as the end of the current request, for every lane it calls.
+pub async fn with_deadline<F: Future>(deadline: Instant, work: F) -> F::Output {
+    DEADLINE.scope(deadline, work).await
+}
+
+/// The current request's deadline, when running inside [`with_deadline`].
+pub fn current_deadline() -> Option<Instant> {
+    DEADLINE.try_with(|deadline| *deadline).ok()
+}
+
+/// The governor quota that lets at most `requests_per_minute` requests through in any 60
+/// seconds, `burst` of them at once.
+///
+/// A token bucket of `burst` cells refilled one per period lets `burst + ceil(60 s / period) - 1`
+/// requests into a 60-second window, so the period is `60 s / (rpm - burst + 1)`, rounded up:
+/// the sustained rate is `rpm - burst + 1` per minute. `burst = 1` gives the full rate, evenly
+/// spaced; a larger burst trades sustained rate for quick multi-page reads.
+pub fn provider_quota(quota: &ProviderQuota) -> Quota {
+    let rpm = quota.requests_per_minute.get();
+    let burst = quota.burst.get().min(rpm);
+    let refills = u64::from(rpm - burst + 1);
+    let period = Duration::from_nanos(60_000_000_000u64.div_ceil(refills));
+    Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_minute(quota.requests_per_minute))
+        .allow_burst(quota.burst.min(quota.requests_per_minute))
+}
+
+/// A lane's state at one instant, for `GET /v1/providers`.
+#[derive(Debug, Clone, Copy)]
+pub struct LaneStatus {
+    /// The quota, when one is configured.
+    pub quota: Option<ProviderQuota>,
+    /// The concurrency cap.
+    pub max_concurrent_requests: u32,
+    /// Upstream calls in flight (or waiting for a quota cell while holding a slot).
+    pub in_flight: u32,
+    /// How long the lane stays paused after the provider's 429.
+    pub paused_for: Option<Duration>,
+    /// The circuit breaker.
+    pub circuit: CircuitStatus,
+}
+
+/// Whether the outcome of a call says the provider is healthy, failing, or neither.
+enum Verdict {
+    Healthy,
+    Failing,
+    Neither,
+}
+
+fn verdict<T>(result: &Result<T, ProviderError>) -> Verdict {
+    match result {
+        Ok(_) => Verdict::Healthy,
+        Err(ProviderError::Unavailable { .. } | ProviderError::BadPayload { .. }) => {
+            Verdict::Failing
+        }
+        // It answered, and properly: the request or our account with it was wrong.
+        Err(
+            ProviderError::NotFound { .. }
+            | ProviderError::Rejected { .. }
+            | ProviderError::Unauthorized { .. }
+            | ProviderError::Mapping { .. },
+        ) => Verdict::Healthy,
+        // Alive but pacing us, or never called.
+        Err(
+            ProviderError::RateLimited { .. }
+            | ProviderError::Throttled { .. }
+            | ProviderError::Unsupported { .. }
+            | ProviderError::Config { .. },
+        ) => Verdict::Neither,
+    }
+}
+
+/// Whether a read that failed this way may succeed if sent again at once: timeouts,
+/// connection failures, 408, 502, 503 and 504. Never a 4xx, never a 429 (the lane pauses
+/// instead), never a 500 (usually the same bug again), never a bad payload.
+pub fn is_transient(error: &ProviderError) -> bool {
+    matches!(
+        error,
+        ProviderError::Unavailable {
+            status: None | Some(408 | 502 | 503 | 504),
+            ..
+        }
+    )
+}
+
+/// One provider instance's outbound lane.
+pub struct Lane {
+    provider: Arc<str>,
+    config: OutboundConfig,
+    quota: Option<DefaultDirectRateLimiter>,
+    slots: Semaphore,
+    paused_until: Mutex<Option<Instant>>,
+    breaker: Breaker,
+}
+
+impl std::fmt::Debug for Lane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lane")
+            .field("provider", &self.provider)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lane {
+    /// The lane of provider instance `provider`.
+    pub fn new(provider: &str, config: OutboundConfig) -> Lane {
+        Lane {
+            provider: Arc::from(provider),
+            quota: config
+                .quota
+                .as_ref()
+                .map(|q| RateLimiter::direct(provider_quota(q))),
+            slots: Semaphore::new(config.max_concurrent_requests as usize),
+            paused_until: Mutex::new(None),
+            breaker: Breaker::new(config.breaker_failure_threshold, config.breaker_open),
+            config,
+        }
+    }
+
+    /// The lane's state now.
+    pub fn status(&self) -> LaneStatus {
+        let now = Instant::now();
+        let available = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
+        LaneStatus {
+            quota: self.config.quota,
+            max_concurrent_requests: self.config.max_concurrent_requests,
+            in_flight: self
+                .config
+                .max_concurrent_requests
+                .saturating_sub(available),
+            paused_for: self.paused_for(now),
+            circuit: self.breaker.status(now),
+        }
+    }
+
+    fn paused_for(&self, now: Instant) -> Option<Duration> {
+        let until = (*self.paused_until.lock().unwrap_or_else(|e| e.into_inner()))?;
+        (until > now).then(|| until - now)
+    }
+
+    fn pause(&self, requested: Option<Duration>) {
+        let pause = requested.unwrap_or(DEFAULT_PAUSE).min(MAX_PAUSE);
+        let until = Instant::now() + pause;
+        let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        if paused.is_none_or(|current| current < until) {
+            *paused = Some(until);
+        }
+        tracing::warn!(
+            provider = %self.provider,
+            pause_ms = pause.as_millis() as u64,
+            "provider answered 429: lane paused"
+        );
+    }
+
+    fn throttled(&self, reason: ThrottleReason, retry_after: Duration) -> ProviderError {
+        ProviderError::Throttled {
+            provider: self.provider.to_string(),
+            reason,
+            retry_after,
+        }
+    }
+
+    fn still_paused(&self, now: Instant) -> Result<(), ProviderError> {
+        match self.paused_for(now) {
+            None => Ok(()),
+            Some(left) => Err(ProviderError::RateLimited {
+                provider: self.provider.to_string(),
+                retry_after: Some(left),
+                message: "paused after the provider's 429; not called".to_owned(),
+            }),
+        }
+    }
+
+    /// One upstream call through the lane (no retry). `hold_slot = false` gives the
+    /// concurrency slot back once the quota cell is taken (for long calls that mostly wait).
+    async fn attempt<T, Fut>(
+        &self,
+        deadline: Option<Instant>,
+        hold_slot: bool,
+        call: Fut,
+    ) -> Result<T, ProviderError>
+    where
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let now = Instant::now();
+        self.still_paused(now)?;
+        self.breaker
+            .check(now)
+            .map_err(|wait| self.throttled(ThrottleReason::CircuitOpen, wait))?;
+
+        let line_end = match deadline {
+            Some(deadline) => deadline.min(now + self.config.queue_timeout),
+            None => now + self.config.queue_timeout,
+        };
+        let slot = match tokio::time::timeout_at(line_end, self.slots.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) | Err(_) => {
+                return Err(self.throttled(ThrottleReason::Concurrency, BUSY_RETRY));
+            }
+        };
+        if let Some(quota) = &self.quota {
+            while let Err(not_until) = quota.check() {
+                let wait = not_until.wait_time_from(quota.clock().now());
+                if Instant::now() + wait > line_end {
+                    return Err(self.throttled(ThrottleReason::Quota, wait));
+                }
+                tokio::time::sleep(wait).await;
+            }
+        }
+        let _slot = hold_slot.then_some(slot);
+
+        let now = Instant::now();
+        self.still_paused(now)?;
+        let ticket = self
+            .breaker
+            .acquire(now)
+            .map_err(|wait| self.throttled(ThrottleReason::CircuitOpen, wait))?;
+        let result = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, call)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ProviderError::Unavailable {
+                        provider: self.provider.to_string(),
+                        status: None,
+                        message: "no answer before the request's deadline".to_owned(),
+                    })
+                }),
+            None => call.await,
+        };
+        match verdict(&result) {
+            Verdict::Healthy => ticket.success(),
+            Verdict::Failing => ticket.failure(Instant::now()),
+            Verdict::Neither => drop(ticket),
+        }
+        if let Err(ProviderError::RateLimited { retry_after, .. }) = &result {
+            self.pause(*retry_after);
+        }
+        result
+    }
+
+    /// A read: one call through the lane, retried with jittered exponential backoff while it
+    /// fails transiently, as long as a retry can start before the request's deadline. A retry
+    /// the lane holds back (the breaker opened meanwhile, no quota left) ends the read with the
+    /// upstream failure that asked for the retry: the caller's request did reach the provider.
+    pub async fn read<T, F, Fut>(&self, mut call: F) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut + Send,
+        Fut: Future<Output = Result<T, ProviderError>> + Send,
+        T: Send,
+    {
+        let deadline = current_deadline();
+        let backoff = ExponentialBuilder::new()
+            .with_jitter()
+            .with_min_delay(self.config.retry_backoff)
+            .with_max_delay(MAX_BACKOFF.max(self.config.retry_backoff))
+            .with_max_times(self.config.max_retries as usize);
+        let provider = self.provider.clone();
+        let retried = Mutex::new(None);
+        let result = (|| self.attempt(deadline, true, call()))
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(is_transient)
+            .adjust(move |_, delay| {
+                delay.filter(|delay| deadline.is_none_or(|end| Instant::now() + *delay < end))
+            })
+            .notify(|error, delay| {
+                tracing::info!(
+                    provider = %provider,
+                    error = %error,
+                    backoff_ms = delay.as_millis() as u64,
+                    "transient upstream failure: retrying"
+                );
+                *retried.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.clone());
+            })
+            .await;
+        let last = retried.into_inner().unwrap_or_else(|e| e.into_inner());
+        match (result, last) {
+            (Err(ProviderError::Throttled { .. }), Some(upstream)) => Err(upstream),
+            (result, _) => result,
+        }
+    }
+
+    /// A call that must not be repeated (it changes something upstream): once through the lane.
+    pub async fn once<T, Fut>(&self, call: Fut) -> Result<T, ProviderError>
+    where
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        self.attempt(current_deadline(), true, call).await
+    }
+
+    /// A refresh: once through the lane (pause, breaker, a quota cell), but without keeping a
+    /// concurrency slot while the adapter follows the provider's slow refresh flow.
+    pub async fn refresh<T, Fut>(&self, call: Fut) -> Result<T, ProviderError>
+    where
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        self.attempt(current_deadline(), false, call).await
+    }
+}
+
+/// A provider whose every upstream call goes through its [`Lane`].
+#[derive(Debug)]
+pub struct Guarded {
+    inner: Arc<dyn Provider>,
+    lane: Arc<Lane>,
+    walk_page_size: u32,
+}
+
+impl Guarded {
+    /// `inner` behind `lane`; a page walk of `list_all` asks for pages of `walk_page_size`
+    /// (the adapter's largest page when `None`).
+    pub fn new(inner: Arc<dyn Provider>, lane: Arc<Lane>, walk_page_size: Option<u32>) -> Guarded {
+        let walk_page_size = walk_page_size
+            .unwrap_or(inner.capabilities().max_page_size)
+            .max(1);
+        Guarded {
+            inner,
+            lane,
+            walk_page_size,
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for Guarded {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn list_page(
+        &self,
+        query: &TransactionQuery,
+    ) -> Result<Page<Transaction>, ProviderError> {
+        self.lane.read(|| self.inner.list_page(query)).await
+    }
+
+    async fn get_transaction(&self, provider_id: &str) -> Result<Transaction, ProviderError> {
+        self.lane
+            .read(|| self.inner.get_transaction(provider_id))
+            .await
+    }
+
+    /// One upstream request when the adapter reads a whole scope at once; otherwise the pages
+    /// are walked here, each one a guarded (and separately retried) `list_page`.
+    async fn list_all(&self, query: &TransactionQuery) -> Result<Vec<Transaction>, ProviderError> {
+        if self.inner.capabilities().bulk_read {
+            return self.lane.read(|| self.inner.list_all(query)).await;
+        }
+        let mut page_no = 1;
+        let mut all = Vec::new();
+        loop {
+            let page = self
+                .list_page(&query.with_page(PageRequest::new(page_no, self.walk_page_size)))
+                .await?;
+            let got = page.items.len();
+            all.extend(page.items);
+            match page.next_page {
+                Some(next) if next > page_no && got > 0 => page_no = next,
+                _ => break,
+            }
+        }
+        Ok(all)
+    }
+
+    async fn refresh(&self, request: &RefreshRequest) -> Result<RefreshOutcome, ProviderError> {
+        self.lane.refresh(self.inner.refresh(request)).await
+    }
+
+    fn parse_delivery(
+        &self,
+        expected_account_id: &str,
+        body: &[u8],
+    ) -> Result<RefreshDelivery, ProviderError> {
+        self.inner.parse_delivery(expected_account_id, body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use governor::clock::FakeRelativeClock;
+
+    use super::*;
+
+    fn quota(rpm: u32, burst: u32) -> ProviderQuota {
+        ProviderQuota {
+            requests_per_minute: NonZeroU32::new(rpm).unwrap(),
+            burst: NonZeroU32::new(burst).unwrap(),
+        }
+    }
+
+    /// Greedy callers asking every 10 ms for five minutes: no 60-second window ever holds more
+    /// than the quota, and the burst goes out at once.
+    #[test]
+    fn no_sixty_seconds_ever_see_more_than_the_quota() {
+        for (rpm, burst) in [(6, 6), (6, 1), (6, 3), (60, 6), (60, 1), (7, 3), (100, 99)] {
+            let clock = FakeRelativeClock::default();
+            let limiter =
+                RateLimiter::direct_with_clock(provider_quota(&quota(rpm, burst)), clock.clone());
+            let step = Duration::from_millis(10);
+            let mut sent: Vec<Duration> = Vec::new();
+            let mut now = Duration::ZERO;
+            while now < Duration::from_secs(300) {
+                while limiter.check().is_ok() {
+                    sent.push(now);
+                }
+                clock.advance(step);
+                now += step;
+            }
+            let at_once = sent.iter().filter(|t| t.is_zero()).count();
+            assert_eq!(at_once, burst as usize, "rpm {rpm} burst {burst}");
+            for (i, start) in sent.iter().enumerate() {
+                let in_window = sent[i..]
+                    .iter()
+                    .take_while(|t| **t < *start + Duration::from_secs(60))
+                    .count();
+                assert!(
+                    in_window <= rpm as usize,
+                    "rpm {rpm} burst {burst}: {in_window} requests in the minute from {start:?}"
+                );
+            }
+            // And the quota is used, not starved: the sustained rate is rpm - burst + 1.
+            let last_minute = sent
+                .iter()
+                .filter(|t| **t >= Duration::from_secs(240))
+                .count();
+            assert!(
+                last_minute >= (rpm - burst) as usize,
+                "rpm {rpm} burst {burst}: only {last_minute} in the last minute"
+            );
+        }
+    }
+
+    #[test]
+    fn only_timeouts_connection_failures_and_502_503_504_are_retried() {
+        let unavailable = |status| ProviderError::Unavailable {
+            provider: "okra".into(),
+            status,
+            message: String::new(),
+        };
+        for status in [None, Some(408), Some(502), Some(503), Some(504)] {
+            assert!(is_transient(&unavailable(status)), "{status:?}");
+        }
+        assert!(!is_transient(&unavailable(Some(500))));
+        assert!(!is_transient(&ProviderError::RateLimited {
+            provider: "okra".into(),
+            retry_after: None,
+            message: String::new(),
+        }));
+        assert!(!is_transient(&ProviderError::Rejected {
+            provider: "okra".into(),
+            status: 400,
+            message: String::new(),
+        }));
+        assert!(!is_transient(&ProviderError::NotFound {
+            provider: "okra".into(),
+            message: String::new(),
+        }));
+    }
+
+    fn config() -> OutboundConfig {
+        OutboundConfig {
+            quota: None,
+            max_concurrent_requests: 2,
+            queue_timeout: Duration::from_millis(200),
+            max_retries: 3,
+            retry_backoff: Duration::from_millis(1),
+            breaker_failure_threshold: 2,
+            breaker_open: Duration::from_secs(60),
+        }
+    }
+
+    fn failure(status: u16) -> ProviderError {
+        ProviderError::Unavailable {
+            provider: "p".into(),
+            status: Some(status),
+            message: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_are_retried_until_they_succeed() {
+        let lane = Lane::new("p", config());
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let result = lane
+            .read(|| async {
+                match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                    0 => Err(failure(503)),
+                    _ => Ok(7),
+                }
+            })
+            .await;
+        assert_eq!(result, Ok(7));
+        assert_eq!(calls.into_inner(), 2);
+        // The success ended the run of failures.
+        assert_eq!(lane.status().circuit.consecutive_failures, 0);
+    }
+
+    #[tokio::test]
+    async fn a_failing_provider_opens_the_breaker_and_later_calls_do_not_reach_it() {
+        let lane = Lane::new("p", config());
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let call = || async {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err::<(), _>(failure(503))
+        };
+        let first = lane.read(call).await;
+        // Two failures opened the breaker; the retry after it was held back, and the caller
+        // hears what the provider said.
+        assert_eq!(first, Err(failure(503)));
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let second = lane.read(call).await;
+        assert!(matches!(
+            second,
+            Err(ProviderError::Throttled {
+                reason: ThrottleReason::CircuitOpen,
+                ..
+            })
+        ));
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_429_pauses_the_lane_and_is_not_retried() {
+        let lane = Lane::new("p", config());
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let call = || async {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err::<(), _>(ProviderError::RateLimited {
+                provider: "p".into(),
+                retry_after: Some(Duration::from_secs(30)),
+                message: String::new(),
+            })
+        };
+        assert!(lane.read(call).await.is_err());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let paused = lane.read(call).await.unwrap_err();
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(paused.retry_after().unwrap() > Duration::from_secs(29));
+        assert!(lane.status().paused_for.is_some());
+        assert_eq!(lane.status().circuit.consecutive_failures, 0);
+    }
+
+    #[tokio::test]
+    async fn no_retry_starts_that_cannot_finish_before_the_deadline() {
+        let mut slow = config();
+        slow.retry_backoff = Duration::from_secs(5);
+        slow.breaker_failure_threshold = 100;
+        let lane = Lane::new("p", slow);
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let started = Instant::now();
+        let result = with_deadline(
+            Instant::now() + Duration::from_millis(300),
+            lane.read(|| async {
+                calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Err::<(), _>(failure(502))
+            }),
+        )
+        .await;
+        assert!(result.is_err());
+        assert_eq!(calls.into_inner(), 1);
+        assert!(started.elapsed() < Duration::from_millis(300));
+    }
+
+    #[tokio::test]
+    async fn a_call_still_running_at_the_deadline_is_a_failure() {
+        let mut one = config();
+        one.breaker_failure_threshold = 1;
+        one.max_retries = 0;
+        let lane = Lane::new("p", one);
+        let result = with_deadline(
+            Instant::now() + Duration::from_millis(50),
+            lane.read(|| async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok(())
+            }),
+        )
+        .await;
+        assert!(matches!(
+            result,
+            Err(ProviderError::Unavailable { status: None, .. })
+        ));
+        assert_eq!(
+            lane.status().circuit.state,
+            crate::breaker::CircuitState::Open
+        );
+    }
+
+    #[tokio::test]
+    async fn callers_beyond_the_concurrency_cap_wait_in_line_then_give_up() {
+        let mut capped = config();
+        capped.max_concurrent_requests = 1;
+        capped.queue_timeout = Duration::from_millis(50);
+        let lane = Arc::new(Lane::new("p", capped));
+        let busy = {
+            let lane = lane.clone();
+            tokio::spawn(async move {
+                lane.once(async {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Ok::<_, ProviderError>(())
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(lane.status().in_flight, 1);
+        let refused = lane.once(async { Ok::<_, ProviderError>(()) }).await;
+        assert!(matches!(
+            refused,
+            Err(ProviderError::Throttled {
+                reason: ThrottleReason::Concurrency,
+                ..
+            })
+        ));
+        assert!(busy.await.unwrap().is_ok());
+        assert!(
+            lane.once(async { Ok::<_, ProviderError>(()) })
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn past_the_quota_callers_wait_for_a_cell_or_are_told_when_to_come_back() {
+        let mut limited = config();
+        // One cell per 100 ms, none banked.
+        limited.quota = Some(quota(600, 1));
+        limited.queue_timeout = Duration::from_millis(500);
+        let lane = Lane::new("p", limited);
+        let started = Instant::now();
+        for _ in 0..3 {
+            lane.once(async { Ok::<_, ProviderError>(()) })
+                .await
+                .unwrap();
+        }
+        assert!(started.elapsed() >= Duration::from_millis(190));
+
+        let mut strict = config();
+        strict.quota = Some(quota(1, 1));
+        strict.queue_timeout = Duration::from_millis(100);
+        let lane = Lane::new("p", strict);
+        lane.once(async { Ok::<_, ProviderError>(()) })
+            .await
+            .unwrap();
+        let refused = lane
+            .once(async { Ok::<_, ProviderError>(()) })
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            refused,
+            ProviderError::Throttled {
+                reason: ThrottleReason::Quota,
+                ..
+            }
+        ));
+        assert!(refused.retry_after().unwrap() > Duration::from_secs(50));
+    }
+}
