@@ -369,3 +369,36 @@ async fn scopes_too_large_to_snapshot_page_straight_through() {
         (small.debit_total_kobo, small.credit_total_kobo)
     );
 }
+
+#[tokio::test]
+async fn a_snapshot_reads_the_providers_pages_of_its_configured_size() {
+    let config = base_config("okra", "").replace(
+        "[providers.mono]\nkind = \"mono\"\nbase_url = \"sandbox\"\n",
+        "[providers.mono]\nkind = \"mono\"\nbase_url = \"sandbox\"\nbulk_read = false\npage_size = 10\nfetch_concurrency = 4\n",
+    );
+    assert!(config.contains("page_size = 10"));
+    let gw = spawn(&config).await;
+    let account = gw
+        .accounts_with(1)
+        .into_iter()
+        .find(|a| (50..=400).contains(&a.transaction_count))
+        .unwrap();
+    gw.sandbox.reset_stats();
+    let all = gw
+        .walk(
+            &format!(
+                "/v1/accounts/{}/transactions?provider=mono",
+                account.mono_account_id
+            ),
+            100,
+        )
+        .await;
+    assert_eq!(all.len() as u64, account.transaction_count);
+    assert_eq!(
+        sums(&all),
+        (account.debit_total_kobo, account.credit_total_kobo)
+    );
+    // Every page of 10 once, nothing more (the walk itself is served from the snapshot).
+    let calls = gw.sandbox.stats().mono.get(MONO_LIST).copied();
+    assert_eq!(calls, Some(account.transaction_count.div_ceil(10)));
+}

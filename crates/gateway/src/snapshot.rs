@@ -348,13 +348,7 @@ impl SnapshotCache {
         key: SnapshotKey,
     ) -> Result<Arc<Snapshot>, FetchError> {
         let started = Instant::now();
-        let fetched = fetch_all(
-            entry.provider.as_ref(),
-            &key,
-            entry.fetch_concurrency,
-            self.max_items,
-        )
-        .await?;
+        let fetched = fetch_all(entry, &key, self.max_items).await?;
         let items = normalize(fetched);
         let bytes = estimate_bytes(&items);
         let snapshot = Arc::new(Snapshot {
@@ -455,13 +449,15 @@ impl SnapshotCache {
 }
 
 /// Reads every transaction of `key` from the provider: one bulk call when the provider has one,
-/// else the first page and then the remaining pages `concurrency` at a time.
+/// else the first page and then the remaining pages `fetch_concurrency` at a time, each of the
+/// provider instance's configured page size.
 pub async fn fetch_all(
-    provider: &dyn Provider,
+    entry: &ProviderEntry,
     key: &SnapshotKey,
-    concurrency: usize,
     max_items: u64,
 ) -> Result<Vec<Transaction>, FetchError> {
+    let provider: &dyn Provider = entry.provider.as_ref();
+    let concurrency = entry.fetch_concurrency;
     let caps = provider.capabilities();
     let query = key.fetch_query();
     if caps.bulk_read {
@@ -470,7 +466,7 @@ pub async fn fetch_all(
             .await
             .map_err(FetchError::Provider);
     }
-    let limit = caps.max_page_size;
+    let limit = entry.page_size.clamp(1, caps.max_page_size.max(1));
     let first = provider
         .list_page(&query.with_page(PageRequest::new(1, limit)))
         .await

@@ -337,7 +337,8 @@ pub fn v1_routes(cfg: &mut web::ServiceConfig) {
 /// authenticate each request by its job's token instead.
 pub fn webhook_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/v1/webhooks/{provider}").route(web::post().to(refresh::receive_delivery)),
+        web::scope("/v1/webhooks")
+            .service(web::resource("/{provider}").route(web::post().to(refresh::receive_delivery))),
     );
 }
 
