@@ -29,8 +29,8 @@ use backon::{ExponentialBuilder, Retryable};
 use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use provider::{
-    Capabilities, Page, PageRequest, Provider, ProviderError, RefreshDelivery, RefreshOutcome,
-    RefreshRequest, ThrottleReason, Transaction, TransactionQuery,
+    Capabilities, Page, Provider, ProviderError, RefreshDelivery, RefreshOutcome, RefreshRequest,
+    ThrottleReason, Transaction, TransactionQuery,
 };
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -408,20 +408,7 @@ impl Provider for Guarded {
         if self.inner.capabilities().bulk_read {
             return self.lane.read(|| self.inner.list_all(query)).await;
         }
-        let mut page_no = 1;
-        let mut all = Vec::new();
-        loop {
-            let page = self
-                .list_page(&query.with_page(PageRequest::new(page_no, self.walk_page_size)))
-                .await?;
-            let got = page.items.len();
-            all.extend(page.items);
-            match page.next_page {
-                Some(next) if next > page_no && got > 0 => page_no = next,
-                _ => break,
-            }
-        }
-        Ok(all)
+        provider::walk_pages(self, query, self.walk_page_size, 1).await
     }
 
     async fn refresh(&self, request: &RefreshRequest) -> Result<RefreshOutcome, ProviderError> {

@@ -480,60 +480,42 @@ pub async fn fetch_all(
         .map(u64::from)
         .or_else(|| first.total.map(|t| t.div_ceil(page_size)))
         .unwrap_or(1);
-    let mut last_next = first.next_page;
+    let limit = first.limit.max(1);
     let mut items = first.items;
-    if first.next_page.is_some() && total_pages > 1 {
-        let limit = first.limit.max(1);
-        let pages: Vec<_> =
-            futures_util::stream::iter(2..=u32::try_from(total_pages).unwrap_or(u32::MAX))
-                .map(|page| {
-                    let q = query.with_page(PageRequest::new(page, limit));
-                    async move { provider.list_page(&q).await }
-                })
-                .buffered(concurrency.max(1))
-                .try_collect()
+    let Some(second) = first.next_page.filter(|&n| n > 1) else {
+        return Ok(items);
+    };
+    if total_pages <= 1 {
+        // The provider gives no totals: follow `next_page` one page at a time.
+        items.extend(
+            provider::walk_pages(provider, &query, limit, second)
                 .await
-                .map_err(FetchError::Provider)?;
-        for page in pages {
-            last_next = page.next_page;
-            items.extend(page.items);
-        }
-        // Transactions that arrived during the walk may have added pages at the end.
-        let mut page_no = u32::try_from(total_pages).unwrap_or(u32::MAX);
-        while let Some(next) = last_next.filter(|&n| n > page_no) {
-            let page = provider
-                .list_page(&query.with_page(PageRequest::new(next, limit)))
+                .map_err(FetchError::Provider)?,
+        );
+        return Ok(items);
+    }
+    let last = u32::try_from(total_pages).unwrap_or(u32::MAX);
+    let pages: Vec<_> = futures_util::stream::iter(2..=last)
+        .map(|page| {
+            let q = query.with_page(PageRequest::new(page, limit));
+            async move { provider.list_page(&q).await }
+        })
+        .buffered(concurrency.max(1))
+        .try_collect()
+        .await
+        .map_err(FetchError::Provider)?;
+    let mut last_next = None;
+    for page in pages {
+        last_next = page.next_page;
+        items.extend(page.items);
+    }
+    // Transactions that arrived during the walk may have added pages at the end.
+    if let Some(next) = last_next.filter(|&n| n > last) {
+        items.extend(
+            provider::walk_pages(provider, &query, limit, next)
                 .await
-                .map_err(FetchError::Provider)?;
-            page_no = next;
-            last_next = if page.items.is_empty() {
-                None
-            } else {
-                page.next_page
-            };
-            items.extend(page.items);
-        }
-    } else if first.next_page.is_some() {
-        // The provider gives no totals: walk `next_page` one page at a time.
-        let mut page_no = 1;
-        while let Some(next) = last_next.filter(|&n| n > page_no) {
-            let page = provider
-                .list_page(&query.with_page(PageRequest::new(next, first.limit.max(1))))
-                .await
-                .map_err(FetchError::Provider)?;
-            page_no = next;
-            last_next = if page.items.is_empty() {
-                None
-            } else {
-                page.next_page
-            };
-            items.extend(page.items);
-            if items.len() as u64 > max_items {
-                return Err(FetchError::TooLarge {
-                    total: items.len() as u64,
-                });
-            }
-        }
+                .map_err(FetchError::Provider)?,
+        );
     }
     Ok(items)
 }

@@ -61,20 +61,7 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     /// The default walks the pages one after another with the provider's largest page size,
     /// stopping at the last page; adapters with a cheaper bulk read override it.
     async fn list_all(&self, query: &TransactionQuery) -> Result<Vec<Transaction>, ProviderError> {
-        let limit = self.capabilities().max_page_size;
-        let mut page_no = 1;
-        let mut all = Vec::new();
-        loop {
-            let q = query.with_page(PageRequest::new(page_no, limit));
-            let page = self.list_page(&q).await?;
-            let got = page.items.len();
-            all.extend(page.items);
-            match page.next_page {
-                Some(next) if next > page_no && got > 0 => page_no = next,
-                _ => break,
-            }
-        }
-        Ok(all)
+        walk_pages(self, query, self.capabilities().max_page_size, 1).await
     }
 
     /// Asks the provider for fresh data on an account.
@@ -98,4 +85,28 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         let _ = (expected_account_id, body);
         Err(ProviderError::unsupported(self.name(), "refresh_delivery"))
     }
+}
+
+/// Reads `provider`'s pages of `page_size` from page `from` on, following `next_page` until the
+/// last page (or an empty page, or a `next_page` that does not move forward), in order.
+pub async fn walk_pages<P: Provider + ?Sized>(
+    provider: &P,
+    query: &TransactionQuery,
+    page_size: u32,
+    from: u32,
+) -> Result<Vec<Transaction>, ProviderError> {
+    let mut page_no = from.max(1);
+    let mut all = Vec::new();
+    loop {
+        let page = provider
+            .list_page(&query.with_page(PageRequest::new(page_no, page_size)))
+            .await?;
+        let got = page.items.len();
+        all.extend(page.items);
+        match page.next_page {
+            Some(next) if next > page_no && got > 0 => page_no = next,
+            _ => break,
+        }
+    }
+    Ok(all)
 }
