@@ -258,8 +258,9 @@ impl Money {
     ///
     /// See the module docs for the floating-point noise rule. Pass the number's source text
     /// (e.g. from `serde_json::Number::to_string()` with `arbitrary_precision`, or the raw JSON
-    /// token); `serde_json` prints an `f64` with the shortest text that round-trips, which is the
-    /// text the vendor sent for every number that came from an `f64`.
+    /// token). Without `arbitrary_precision`, `serde_json` prints a number it read as a binary
+    /// double with the shortest text that reads back to it: the vendor's own text for every
+    /// number the vendor computed in binary floating point.
     pub fn from_json_number(text: &str, currency: Currency) -> Result<Money, MoneyError> {
         let parsed = Decimal::parse(text, Syntax::JsonNumber)?;
         parsed.to_money(text, currency, ExcessDigits::FloatNoise)

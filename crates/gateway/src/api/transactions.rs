@@ -16,6 +16,40 @@ use crate::state::{AppState, Client, ProviderEntry};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
+/// What every transaction listing may answer besides its page (OpenAPI documentation).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum ListFailures {
+    /// Not modified: the `If-None-Match` tag is current.
+    #[response(status = 304)]
+    NotModified,
+    /// A parameter is invalid or missing, or the cursor is not this caller's for this query;
+    /// `parameter` names it.
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(Problem),
+    /// Missing or unknown API key.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The provider does not know the account, customer or NUBAN.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// The cursor's snapshot has expired: restart from the first page.
+    #[response(status = 410, content_type = "application/problem+json")]
+    Gone(Problem),
+    /// Too large to snapshot, and filtered by a field the provider cannot filter.
+    #[response(status = 422, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// The provider cannot list by this scope.
+    #[response(status = 501, content_type = "application/problem+json")]
+    NotImplemented(Problem),
+    /// The provider failed or sent an unreadable payload.
+    #[response(status = 502, content_type = "application/problem+json")]
+    BadGateway(Problem),
+    /// The request did not complete within the gateway's deadline.
+    #[response(status = 504, content_type = "application/problem+json")]
+    Timeout(Problem),
+}
+
 /// Lists one account's transactions.
 #[utoipa::path(
     get,
@@ -27,15 +61,7 @@ type Result<T> = std::result::Result<T, ApiError>;
     ),
     responses(
         (status = 200, description = "A page of the account's transactions, newest first.", body = crate::api::views::ListSchema),
-        (status = 304, description = "Not modified: the `If-None-Match` tag is current."),
-        (status = 400, description = "A parameter is invalid; `parameter` names it.", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The provider does not know the account.", body = Problem, content_type = "application/problem+json"),
-        (status = 410, description = "The cursor's snapshot has expired: restart from the first page.", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Too large to snapshot and filtered by a field the provider cannot filter.", body = Problem, content_type = "application/problem+json"),
-        (status = 501, description = "The provider cannot list by this scope.", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The provider failed or sent an unreadable payload.", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The provider is unreachable or rate limiting; see Retry-After.", body = Problem, content_type = "application/problem+json"),
+        ListFailures,
     ),
     security(("api_key" = []))
 )]
@@ -61,12 +87,7 @@ pub async fn list_account(
     ),
     responses(
         (status = 200, description = "A page of the customer's transactions, newest first.", body = crate::api::views::ListSchema),
-        (status = 304, description = "Not modified: the `If-None-Match` tag is current."),
-        (status = 400, description = "A parameter is invalid; `parameter` names it.", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Too large to snapshot and filtered by a field the provider cannot filter.", body = Problem, content_type = "application/problem+json"),
-        (status = 501, description = "The provider cannot list by customer.", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The provider failed.", body = Problem, content_type = "application/problem+json"),
+        ListFailures,
     ),
     security(("api_key" = []))
 )]
@@ -92,12 +113,7 @@ pub async fn list_customer(
     ),
     responses(
         (status = 200, description = "A page of the account's transactions, newest first.", body = crate::api::views::ListSchema),
-        (status = 304, description = "Not modified: the `If-None-Match` tag is current."),
-        (status = 400, description = "A parameter is invalid; `parameter` names it.", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Too large to snapshot and filtered by a field the provider cannot filter.", body = Problem, content_type = "application/problem+json"),
-        (status = 501, description = "The provider cannot list by NUBAN.", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The provider failed.", body = Problem, content_type = "application/problem+json"),
+        ListFailures,
     ),
     security(("api_key" = []))
 )]
@@ -120,11 +136,7 @@ pub async fn list_nuban(
     params(ListParams),
     responses(
         (status = 200, description = "A page of transactions, newest first.", body = crate::api::views::ListSchema),
-        (status = 400, description = "A parameter is invalid or missing; `parameter` names it.", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Too large to snapshot and filtered by a field the provider cannot filter.", body = Problem, content_type = "application/problem+json"),
-        (status = 501, description = "The provider cannot list across accounts.", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The provider failed.", body = Problem, content_type = "application/problem+json"),
+        ListFailures,
     ),
     security(("api_key" = []))
 )]
