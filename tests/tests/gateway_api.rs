@@ -620,6 +620,10 @@ async fn openapi_and_swagger_ui_are_served_from_the_binary() {
         .get(&format!("/v1/accounts/{example}/transactions?limit=1"))
         .await;
     assert_eq!(listed.status, 200);
+    // This configuration has no demo client: the description does not offer its key.
+    let description = spec.json["info"]["description"].as_str().unwrap();
+    assert!(description.contains("Embedded sandbox"));
+    assert!(!description.contains(gateway::config::DEMO_API_KEY));
 
     let ui = gw
         .http
@@ -638,4 +642,46 @@ async fn openapi_and_swagger_ui_are_served_from_the_binary() {
         .await
         .unwrap();
     assert!(redirect.status().is_redirection());
+}
+
+#[tokio::test]
+async fn the_zero_configuration_setup_offers_the_demo_key_and_real_examples() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut config = gateway::Config::embedded_default().unwrap();
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    let app = gateway::Application::build(config).await.unwrap();
+    let demo = app.demo().unwrap().clone();
+    assert_eq!(demo.api_key.as_deref(), Some(gateway::config::DEMO_API_KEY));
+    assert!(!demo.okra_accounts.is_empty() && !demo.mono_accounts.is_empty());
+    assert!(!demo.customers.is_empty() && !demo.nubans.is_empty());
+    let addr = app.spawn();
+    let http = reqwest::Client::new();
+    let spec: Value = http
+        .get(format!("http://{addr}/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let description = spec["info"]["description"].as_str().unwrap();
+    assert!(
+        description.contains(gateway::config::DEMO_API_KEY),
+        "{description}"
+    );
+    // What the log and the description offer works, through each provider.
+    for (id, provider) in [
+        (&demo.okra_accounts[0], "okra"),
+        (&demo.mono_accounts[0], "mono"),
+    ] {
+        let res = http
+            .get(format!(
+                "http://{addr}/v1/accounts/{id}/transactions?provider={provider}&limit=3"
+            ))
+            .bearer_auth(gateway::config::DEMO_API_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{provider}");
+    }
 }

@@ -74,10 +74,11 @@ async fn main() -> ExitCode {
     tracing::info!("listening on http://{addr}");
     tracing::info!("Swagger UI: http://{addr}/swagger-ui/  (OpenAPI: http://{addr}/openapi.json)");
     if let Some(demo) = app.demo() {
-        tracing::info!(
-            "embedded sandbox: demo API key {:?} (Authorize in Swagger UI with it)",
-            demo.api_key
-        );
+        let key = demo
+            .api_key
+            .as_deref()
+            .unwrap_or("<a configured client's key>");
+        tracing::info!("embedded sandbox: demo API key {key:?} (Authorize in Swagger UI with it)");
         tracing::info!("try: okra account ids {:?}", demo.okra_accounts);
         tracing::info!(
             "try: mono account ids {:?} (with ?provider=mono)",
@@ -90,7 +91,7 @@ async fn main() -> ExitCode {
         );
         tracing::info!(
             "e.g. curl -H 'Authorization: Bearer {}' 'http://{addr}/v1/accounts/{}/transactions?limit=5'",
-            demo.api_key,
+            key,
             demo.okra_accounts
                 .first()
                 .map(String::as_str)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
+use sha2::{Digest, Sha256};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api;
@@ -62,7 +63,15 @@ impl Application {
             .as_ref()
             .map(|(sandbox, config)| SandboxUpstream { sandbox, config });
         let registry = Registry::build(&config, upstream.as_ref())?;
-        let demo = sandbox_running.as_ref().map(|(sb, _)| demo_info(sb));
+        // The demo key is offered only when the configuration has the demo client.
+        let demo_key = config
+            .clients
+            .iter()
+            .any(|c| c.key_sha256 == <[u8; 32]>::from(Sha256::digest(DEMO_API_KEY.as_bytes())))
+            .then(|| DEMO_API_KEY.to_owned());
+        let demo = sandbox_running
+            .as_ref()
+            .map(|(sb, _)| demo_info(sb, demo_key));
 
         let examples: Vec<(&str, String)> = match &demo {
             Some(demo) => vec![
@@ -78,7 +87,24 @@ impl Application {
             ],
             None => Vec::new(),
         };
-        let openapi = api::openapi_with_examples(&examples);
+        let note = demo.as_ref().map(|demo| {
+            let authorize = match &demo.api_key {
+                Some(key) => format!("Click **Authorize** and enter the demo key `{key}`. "),
+                None => {
+                    "Click **Authorize** and enter one of your configured clients' keys. ".into()
+                }
+            };
+            format!(
+                "**Embedded sandbox.** {authorize}The examples are real sandbox ids, so *Try it \
+                 out* works as is. Okra accounts: {}. Mono-style accounts (add `provider=mono`): \
+                 {}. Customers: {}. NUBANs: {}.",
+                code_list(&demo.okra_accounts),
+                code_list(&demo.mono_accounts),
+                code_list(&demo.customers),
+                code_list(&demo.nubans),
+            )
+        });
+        let openapi = api::openapi_with_examples(&examples, note.as_deref());
 
         let clients: HashMap<[u8; 32], Arc<Client>> = config
             .clients
@@ -188,10 +214,10 @@ async fn redirect_to_swagger() -> HttpResponse {
         .finish()
 }
 
-fn demo_info(sb: &sandbox::Sandbox) -> DemoInfo {
+fn demo_info(sb: &sandbox::Sandbox, api_key: Option<String>) -> DemoInfo {
     let directory = sb.directory();
     let mut info = DemoInfo {
-        api_key: DEMO_API_KEY.to_owned(),
+        api_key,
         ..Default::default()
     };
     // Prefer accounts with data, so the examples show something.
@@ -211,4 +237,12 @@ fn demo_info(sb: &sandbox::Sandbox) -> DemoInfo {
         }
     }
     info
+}
+
+fn code_list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

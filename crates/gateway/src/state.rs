@@ -190,8 +190,8 @@ fn build_adapter(
 /// Facts about the embedded sandbox shown to people (logs, Swagger examples).
 #[derive(Debug, Clone, Default)]
 pub struct DemoInfo {
-    /// The demo API key.
-    pub api_key: String,
+    /// The demo API key, when the demo client is configured (it is in the zero-config setup).
+    pub api_key: Option<String>,
     /// A few Okra account ids.
     pub okra_accounts: Vec<String>,
     /// A few Mono-style account ids.

@@ -351,8 +351,14 @@ pub fn openapi_pretty() -> String {
 
 /// The document served at runtime: the generated one with the examples replaced by real values
 /// (e.g. the embedded sandbox's account ids, so "Try it out" works as is).
-pub fn openapi_with_examples(examples: &[(&str, String)]) -> serde_json::Value {
+///
+/// `note`, when given, is put at the top of the description (how to try the embedded sandbox).
+pub fn openapi_with_examples(examples: &[(&str, String)], note: Option<&str>) -> serde_json::Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    if let (Some(note), Some(description)) = (note, doc.pointer_mut("/info/description")) {
+        let text = description.as_str().unwrap_or_default();
+        *description = serde_json::Value::String(format!("{note}\n\n{text}"));
+    }
     if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
         for item in paths.values_mut() {
             let Some(ops) = item.as_object_mut() else {
