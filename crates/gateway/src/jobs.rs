@@ -310,16 +310,16 @@ impl Jobs {
                     .get(*job_id)
                     .is_some_and(|job| !inner.expired(job.run, self.ttl))
             });
-        if let Some(job_id) = known {
-            if let Some(job) = inner.view(job_id) {
-                if job.provider != **provider || job.account_id != account_id {
-                    return Err(ApiError::IdempotencyKeyReused(format!(
-                        "this Idempotency-Key was used for a refresh of account {} at provider {}; use a new key for another request",
-                        job.account_id, job.provider
-                    )));
-                }
-                return Ok(Started { job, run: None });
+        if let Some(job_id) = known
+            && let Some(job) = inner.view(job_id)
+        {
+            if job.provider != **provider || job.account_id != account_id {
+                return Err(ApiError::IdempotencyKeyReused(format!(
+                    "this Idempotency-Key was used for a refresh of account {} at provider {}; use a new key for another request",
+                    job.account_id, job.provider
+                )));
             }
+            return Ok(Started { job, run: None });
         }
 
         let active = (provider.clone(), account_id.to_owned());
@@ -426,11 +426,11 @@ impl Jobs {
 
     fn mark_running(&self, run_id: u64) {
         let mut inner = self.lock();
-        if let Some(run) = inner.runs.get_mut(&run_id) {
-            if matches!(run.state, RunState::Queued) {
-                run.state = RunState::Running;
-                run.started_at = Some(now());
-            }
+        if let Some(run) = inner.runs.get_mut(&run_id)
+            && matches!(run.state, RunState::Queued)
+        {
+            run.state = RunState::Running;
+            run.started_at = Some(now());
         }
     }
 

@@ -106,13 +106,13 @@ pub fn parse_list(query: &str, require_range: bool) -> Result<ListRequest, ApiEr
 
     let from = get("from").map(|v| parse_date("from", v)).transpose()?;
     let to = get("to").map(|v| parse_date("to", v)).transpose()?;
-    if let (Some(from), Some(to)) = (from, to) {
-        if to < from {
-            return Err(ApiError::invalid(
-                "to",
-                format!("to ({to}) is before from ({from})"),
-            ));
-        }
+    if let (Some(from), Some(to)) = (from, to)
+        && to < from
+    {
+        return Err(ApiError::invalid(
+            "to",
+            format!("to ({to}) is before from ({from})"),
+        ));
     }
     if require_range {
         if from.is_none() {

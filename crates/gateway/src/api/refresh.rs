@@ -263,12 +263,12 @@ pub async fn receive_delivery(
         .provider
         .parse_delivery(run.account_id(), &body)
         .map_err(|e| ApiError::InvalidDelivery(e.to_string()))?;
-    if let Some(named) = &delivery.account_id {
-        if named != run.account_id() {
-            return Err(ApiError::DeliveryMismatch(format!(
-                "the delivery is for account {named}, the job refreshes another account"
-            )));
-        }
+    if let Some(named) = &delivery.account_id
+        && named != run.account_id()
+    {
+        return Err(ApiError::DeliveryMismatch(format!(
+            "the delivery is for account {named}, the job refreshes another account"
+        )));
     }
     let delivered = u64::try_from(delivery.transactions.len()).unwrap_or(u64::MAX);
     if !state.jobs.succeed(&state, &run, Some(delivered)) {
