@@ -125,6 +125,17 @@ impl TestGateway {
         self.send(req).await
     }
 
+    /// GET `path` with the billing client's key and one more header.
+    pub async fn get_with_header(&self, path: &str, name: &str, value: &str) -> Reply {
+        self.send(
+            self.http
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(BILLING_KEY)
+                .header(name, value),
+        )
+        .await
+    }
+
     /// Sends a prepared request.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
         let res = match req.send().await {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use e2e::{BILLING_KEY, base_config, spawn, spawn_default, sums};
+use e2e::{base_config, spawn, spawn_default, sums};
 use sandbox::{Faults, Vendor};
 
 const GET_BY_ACCOUNT: &str = "POST /v2/transactions/getByAccount";
@@ -157,25 +157,13 @@ async fn etags_give_304_and_cache_headers_tell_the_truth() {
     assert_eq!(second.header("x-cache"), Some("hit"));
     assert_eq!(second.header("etag"), Some(etag.as_str()));
 
-    let revalidated = gw
-        .send(
-            gw.http
-                .get(format!("{}{path}", gw.base))
-                .bearer_auth(BILLING_KEY)
-                .header("if-none-match", &etag),
-        )
-        .await;
+    let revalidated = gw.get_with_header(&path, "if-none-match", &etag).await;
     assert_eq!(revalidated.status, 304);
     assert_eq!(revalidated.header("etag"), Some(etag.as_str()));
     assert!(revalidated.json.is_null(), "a 304 has no body");
 
     let other = gw
-        .send(
-            gw.http
-                .get(format!("{}{path}", gw.base))
-                .bearer_auth(BILLING_KEY)
-                .header("if-none-match", "\"something-else\""),
-        )
+        .get_with_header(&path, "if-none-match", "\"something-else\"")
         .await;
     assert_eq!(other.status, 200);
 
@@ -184,11 +172,10 @@ async fn etags_give_304_and_cache_headers_tell_the_truth() {
     let item = gw.get(&format!("/v1/transactions/{id}")).await;
     let item_etag = item.header("etag").unwrap().to_owned();
     let item_again = gw
-        .send(
-            gw.http
-                .get(format!("{}/v1/transactions/{id}", gw.base))
-                .bearer_auth(BILLING_KEY)
-                .header("if-none-match", &item_etag),
+        .get_with_header(
+            &format!("/v1/transactions/{id}"),
+            "if-none-match",
+            &item_etag,
         )
         .await;
     assert_eq!(item_again.status, 304);

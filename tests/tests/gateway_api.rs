@@ -482,11 +482,10 @@ async fn request_ids_are_echoed_or_made() {
     assert!(made.header("x-request-id").is_some_and(|id| id.len() >= 16));
     // A problem carries the same id as its header.
     let p = gw
-        .send(
-            gw.http
-                .get(format!("{}/v1/accounts/x/transactions?limit=0", gw.base))
-                .bearer_auth(BILLING_KEY)
-                .header("x-request-id", "rid-42"),
+        .get_with_header(
+            "/v1/accounts/x/transactions?limit=0",
+            "x-request-id",
+            "rid-42",
         )
         .await;
     assert_eq!(p.json["request_id"], "rid-42");

@@ -23,10 +23,6 @@ use crate::state::{AppState, Client};
 /// The header carrying the request id, both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The id of the request being handled (in the request's extensions).
-#[derive(Debug, Clone)]
-pub struct RequestId(pub Arc<str>);
-
 fn caller_request_id(req: &ServiceRequest) -> Option<Arc<str>> {
     let value = req.headers().get(&REQUEST_ID)?.to_str().ok()?;
     let sane = (1..=128).contains(&value.len())
@@ -47,7 +43,6 @@ pub async fn request_context(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let request_id = caller_request_id(&req).unwrap_or_else(new_request_id);
-    req.extensions_mut().insert(RequestId(request_id.clone()));
     // No clone of the request may be held across `next.call`: routing needs it unshared.
     let span = tracing::info_span!(
         "request",

@@ -20,7 +20,7 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -93,8 +93,6 @@ pub struct Snapshot {
     pub items: Vec<Transaction>,
     /// When it was fetched (monotonic).
     pub created: Instant,
-    /// When it was fetched (wall clock).
-    pub fetched_at: SystemTime,
     /// How long it is served as fresh.
     pub ttl: Duration,
     /// Estimated memory, for the cache's budget.
@@ -356,7 +354,6 @@ impl SnapshotCache {
             key,
             items,
             created: Instant::now(),
-            fetched_at: SystemTime::now(),
             ttl: entry.cache_ttl,
             bytes,
         });
@@ -430,11 +427,6 @@ impl SnapshotCache {
         self.retired.run_pending_tasks();
         self.stale.run_pending_tasks();
         self.renders.run_pending_tasks();
-    }
-
-    /// The current snapshots' total estimated weight in bytes.
-    pub fn weighted_size(&self) -> u64 {
-        self.current.weighted_size()
     }
 
     /// Every tier's estimated weight in bytes: (current, retired, stale, rendered).

@@ -177,20 +177,6 @@ pub struct Page<T> {
     pub next_page: Option<u32>,
 }
 
-impl<T> Page<T> {
-    /// Maps the items, keeping the paging facts.
-    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page {
-            items: self.items.into_iter().map(f).collect(),
-            page: self.page,
-            limit: self.limit,
-            total: self.total,
-            total_pages: self.total_pages,
-            next_page: self.next_page,
-        }
-    }
-}
-
 /// How a provider refreshes an account's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

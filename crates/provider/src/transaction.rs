@@ -222,16 +222,6 @@ impl<'de> Deserialize<'de> for RawRecord {
     }
 }
 
-impl Transaction {
-    /// The signed amount: negative for debits.
-    pub fn signed_minor(&self) -> i64 {
-        match self.direction {
-            Direction::Credit => self.amount.minor(),
-            Direction::Debit => -self.amount.minor(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
