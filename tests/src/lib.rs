@@ -1,6 +1,8 @@
 //! End-to-end test helpers: start the gateway (with its embedded sandbox) on a free port and
 //! talk HTTP to it, as a calling service would.
 
+pub mod replicas;
+
 use std::net::SocketAddr;
 
 use gateway::{Application, Config};

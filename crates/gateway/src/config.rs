@@ -42,6 +42,11 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// An error about `key`.
+    pub fn new_public(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::new(key, message)
+    }
+
     fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
             key: key.into(),
@@ -101,6 +106,117 @@ pub struct FileConfig {
     /// `[rate_limits]`: the default quota of each calling service.
     #[serde(default)]
     pub rate_limits: RateLimitsSection,
+    /// `[redis]`: state shared by every replica (quotas, cursors); absent: all in-process.
+    #[serde(default)]
+    pub redis: Option<RedisSection>,
+}
+
+/// `[redis]`: the Redis every replica shares. Without it everything stays in-process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSection {
+    /// `redis://host:port/db` (no password here: see `password`).
+    pub url: String,
+    /// The password, from the environment.
+    pub password: Option<EnvRef>,
+    /// Prefix of every key, so several deployments (or tests) can share one Redis.
+    #[serde(default = "default_redis_prefix")]
+    pub key_prefix: String,
+    /// Upper bound on one Redis call; a request never waits longer on Redis.
+    #[serde(default = "default_redis_timeout_ms")]
+    pub timeout_ms: u64,
+    /// After a failed call, how long Redis is left alone before it is tried again.
+    #[serde(default = "default_redis_retry_after_ms")]
+    pub retry_after_ms: u64,
+    /// Multiplexed connections used in turn.
+    #[serde(default = "default_redis_pool_size")]
+    pub pool_size: u32,
+    /// The number of replicas that share each quota while Redis is down (default: the live
+    /// replicas last counted in Redis).
+    pub replicas: Option<u32>,
+}
+
+fn default_redis_prefix() -> String {
+    "gateway".to_owned()
+}
+fn default_redis_timeout_ms() -> u64 {
+    250
+}
+fn default_redis_retry_after_ms() -> u64 {
+    1_000
+}
+fn default_redis_pool_size() -> u32 {
+    2
+}
+
+/// The validated `[redis]` section.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// The URL, with the password filled in when one is configured (never logged).
+    pub url: Url,
+    /// Key prefix.
+    pub key_prefix: String,
+    /// Upper bound on one call.
+    pub timeout: Duration,
+    /// Pause after a failure.
+    pub retry_after: Duration,
+    /// Connections.
+    pub pool_size: u32,
+    /// Fixed replica count for fallback shares, when configured.
+    pub replicas: Option<u32>,
+}
+
+fn validate_redis(section: &RedisSection) -> Result<RedisConfig, ConfigError> {
+    let mut url = Url::parse(&section.url)
+        .map_err(|e| ConfigError::new("redis.url", format!("not a URL: {e}")))?;
+    if !matches!(url.scheme(), "redis" | "rediss") || url.host_str().is_none() {
+        return Err(ConfigError::new(
+            "redis.url",
+            "must be a redis:// (or rediss://) URL with a host",
+        ));
+    }
+    if url.password().is_some() {
+        return Err(ConfigError::new(
+            "redis.url",
+            "no password in the URL: use redis.password = { env = \"...\" }",
+        ));
+    }
+    if let Some(env) = &section.password {
+        let secret = env.resolve("redis.password")?;
+        url.set_password(Some(secret.expose()))
+            .map_err(|()| ConfigError::new("redis.password", "cannot be set on this URL"))?;
+    }
+    let prefix = section.key_prefix.trim();
+    if prefix.is_empty()
+        || prefix.len() > 64
+        || !prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    {
+        return Err(ConfigError::new(
+            "redis.key_prefix",
+            "1-64 characters of A-Z, a-z, 0-9, -, _, . and :",
+        ));
+    }
+    Ok(RedisConfig {
+        url,
+        key_prefix: prefix.to_owned(),
+        timeout: Duration::from_millis(in_range(
+            section.timeout_ms,
+            1..=10_000,
+            "redis.timeout_ms",
+        )?),
+        retry_after: Duration::from_millis(in_range(
+            section.retry_after_ms,
+            1..=60_000,
+            "redis.retry_after_ms",
+        )?),
+        pool_size: in_range(section.pool_size, 1..=64, "redis.pool_size")?,
+        replicas: section
+            .replicas
+            .map(|n| in_range(n, 1..=1_000, "redis.replicas"))
+            .transpose()?,
+    })
 }
 
 /// `[rate_limits]`: what each client may send when its `[clients.NAME]` says nothing else.
@@ -327,6 +443,9 @@ pub struct CacheSection {
     pub stale_if_error_secs: u64,
     /// Scopes with more transactions than this are not snapshotted but paged straight through.
     pub max_snapshot_items: u64,
+    /// The key that signs cursors, from the environment; every replica needs the same one
+    /// (default: generated once and kept in Redis when `[redis]` is set, else per process).
+    pub cursor_secret: Option<EnvRef>,
 }
 
 impl Default for CacheSection {
@@ -337,6 +456,7 @@ impl Default for CacheSection {
             max_bytes: 256 * 1024 * 1024,
             stale_if_error_secs: 3600,
             max_snapshot_items: 50_000,
+            cursor_secret: None,
         }
     }
 }
@@ -407,6 +527,10 @@ pub struct Config {
     pub sandbox: Option<SandboxSettings>,
     /// Refresh jobs and notifications.
     pub jobs: JobsSection,
+    /// Shared state, when `[redis]` is configured.
+    pub redis: Option<RedisConfig>,
+    /// The key signing cursors, when configured (else shared through Redis, or per process).
+    pub cursor_secret: Option<Secret>,
 }
 
 /// The embedded sandbox's settings.
@@ -703,6 +827,21 @@ impl Config {
             ));
         }
         let jobs = validate_jobs(file.jobs)?;
+        let redis = file.redis.as_ref().map(validate_redis).transpose()?;
+        let cursor_secret = cache
+            .cursor_secret
+            .as_ref()
+            .map(|env| env.resolve("cache.cursor_secret"))
+            .transpose()?;
+        if cursor_secret
+            .as_ref()
+            .is_some_and(|s| s.expose().len() < 32)
+        {
+            return Err(ConfigError::new(
+                "cache.cursor_secret",
+                "must be at least 32 characters",
+            ));
+        }
         if file
             .sandbox
             .refresh_ms
@@ -727,6 +866,8 @@ impl Config {
                 refresh_duration: Duration::from_millis(file.sandbox.refresh_ms.unwrap_or(2_000)),
             }),
             jobs,
+            redis,
+            cursor_secret,
         })
     }
 }
@@ -808,6 +949,7 @@ impl FileConfig {
             },
             jobs: JobsSection::default(),
             rate_limits: RateLimitsSection::default(),
+            redis: None,
         }
     }
 }

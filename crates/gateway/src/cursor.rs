@@ -45,6 +45,15 @@ impl CursorCodec {
         }
     }
 
+    /// A codec keyed with `key` (configured, or shared by the replicas through Redis), so a
+    /// cursor issued by one replica is accepted by all.
+    pub fn with_key(key: &[u8]) -> CursorCodec {
+        CursorCodec {
+            mac: <Hmac<Sha256> as Mac>::new_from_slice(key)
+                .unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&[0u8; 64].into())),
+        }
+    }
+
     fn mac(&self) -> Hmac<Sha256> {
         self.mac.clone()
     }

@@ -18,7 +18,8 @@
 //! accepted again) and `RateLimit` with `r=0`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -31,6 +32,7 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
+use crate::cluster::Cluster;
 use crate::config::{ClientConfig, ClientRateLimit};
 use crate::error::ApiError;
 use crate::state::{AppState, Client};
@@ -48,11 +50,18 @@ struct ClientLimiter {
     burst: u32,
     interval: Duration,
     limiter: Limiter,
+    /// The client's quota key in Redis.
+    shared_key: String,
+    /// This replica's share of the quota while Redis is away, built for a replica count.
+    share: Mutex<Option<(u32, Arc<ClientLimiter>)>>,
+    rate: ClientRateLimit,
 }
 
-/// The quota of every configured client.
+/// The quota of every configured client: in-process, or shared by the replicas through Redis
+/// (one GCRA per client on the Redis clock, the same arithmetic as the in-process limiter).
 pub struct InboundLimits {
     by_client: HashMap<String, ClientLimiter>,
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl std::fmt::Debug for InboundLimits {
@@ -88,23 +97,76 @@ fn ceil_secs(d: Duration) -> u64 {
 }
 
 impl InboundLimits {
-    /// A limiter per configured client.
-    pub fn new(clients: &[ClientConfig]) -> InboundLimits {
+    /// A limiter per configured client; with `cluster`, shared by every replica.
+    pub fn new(clients: &[ClientConfig], cluster: Option<Arc<Cluster>>) -> InboundLimits {
         let by_client = clients
             .iter()
-            .map(|c| (c.name.clone(), ClientLimiter::new(&c.rate_limit)))
+            .map(|c| {
+                let shared_key = cluster
+                    .as_ref()
+                    .map(|cl| cl.key(&format!("client:{}", c.name), "gcra"))
+                    .unwrap_or_default();
+                (
+                    c.name.clone(),
+                    ClientLimiter::new(&c.rate_limit, shared_key),
+                )
+            })
             .collect();
-        InboundLimits { by_client }
+        InboundLimits { by_client, cluster }
     }
 
-    /// Charges one request to `client` (an authenticated client's name).
+    /// Charges one request to `client` (an authenticated client's name), in-process.
     pub fn check(&self, client: &str) -> Option<Verdict> {
         self.by_client.get(client).map(ClientLimiter::check)
+    }
+
+    /// Charges one request to `client`: through Redis when configured (this replica's share of
+    /// the quota while Redis is away), else in-process.
+    pub async fn charge(&self, client: &str) -> Option<Verdict> {
+        let limiter = self.by_client.get(client)?;
+        let Some(cluster) = &self.cluster else {
+            return Some(limiter.check());
+        };
+        match cluster
+            .gcra(
+                &limiter.shared_key,
+                limiter.interval,
+                limiter.burst,
+                Duration::ZERO,
+            )
+            .await
+        {
+            Ok(cell) => Some(limiter.verdict(
+                if cell.granted { cell.remaining } else { 0 },
+                cell.until_full,
+                (!cell.granted).then_some(cell.wait),
+            )),
+            Err(_) => Some(limiter.share(cluster.replicas()).check()),
+        }
     }
 }
 
 impl ClientLimiter {
-    fn new(rate: &ClientRateLimit) -> ClientLimiter {
+    /// The limiter for this replica's share among `replicas` (same policy name and headers).
+    fn share(&self, replicas: u32) -> Arc<ClientLimiter> {
+        let mut share = self.share.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((n, limiter)) = share.as_ref()
+            && *n == replicas
+        {
+            return limiter.clone();
+        }
+        let part = |n: NonZeroU32| NonZeroU32::new((n.get() / replicas.max(1)).max(1)).unwrap_or(n);
+        let rate = ClientRateLimit {
+            policy: self.rate.policy.clone(),
+            requests_per_minute: part(self.rate.requests_per_minute),
+            burst: part(self.rate.burst),
+        };
+        let limiter = Arc::new(ClientLimiter::new(&rate, String::new()));
+        *share = Some((replicas, limiter.clone()));
+        limiter
+    }
+
+    fn new(rate: &ClientRateLimit, shared_key: String) -> ClientLimiter {
         let quota = Quota::per_minute(rate.requests_per_minute).allow_burst(rate.burst);
         let policy = format!(
             "\"{}\";q={};w=60",
@@ -118,6 +180,9 @@ impl ClientLimiter {
             burst: rate.burst.get(),
             interval: quota.replenish_interval(),
             limiter: RateLimiter::direct(quota).with_middleware::<StateInformationMiddleware>(),
+            shared_key,
+            share: Mutex::new(None),
+            rate: rate.clone(),
         }
     }
 
@@ -134,6 +199,10 @@ impl ClientLimiter {
                 (0, wait + rest, Some(wait))
             }
         };
+        self.verdict(remaining, until_full, refused)
+    }
+
+    fn verdict(&self, remaining: u32, until_full: Duration, refused: Option<Duration>) -> Verdict {
         let value = format!(
             "\"{}\";r={};t={}",
             self.name,
@@ -157,7 +226,7 @@ pub async fn rate_limit(
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let client = req.extensions().get::<Arc<Client>>().cloned();
     let verdict = match (req.app_data::<web::Data<AppState>>(), client) {
-        (Some(state), Some(client)) => state.inbound.check(&client.name),
+        (Some(state), Some(client)) => state.inbound.charge(&client.name).await,
         _ => None,
     };
     let Some(verdict) = verdict else {
@@ -173,21 +242,22 @@ pub async fn rate_limit(
 
 #[cfg(test)]
 mod tests {
-    use std::num::NonZeroU32;
-
     use super::*;
 
     fn limits(rpm: u32, burst: u32) -> InboundLimits {
-        InboundLimits::new(&[ClientConfig {
-            name: "billing".into(),
-            key_sha256: [0; 32],
-            webhook: None,
-            rate_limit: ClientRateLimit {
-                policy: "billing".into(),
-                requests_per_minute: NonZeroU32::new(rpm).unwrap(),
-                burst: NonZeroU32::new(burst).unwrap(),
-            },
-        }])
+        InboundLimits::new(
+            &[ClientConfig {
+                name: "billing".into(),
+                key_sha256: [0; 32],
+                webhook: None,
+                rate_limit: ClientRateLimit {
+                    policy: "billing".into(),
+                    requests_per_minute: NonZeroU32::new(rpm).unwrap(),
+                    burst: NonZeroU32::new(burst).unwrap(),
+                },
+            }],
+            None,
+        )
     }
 
     #[test]

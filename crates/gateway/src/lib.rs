@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod breaker;
+pub mod cluster;
 pub mod config;
 pub mod cursor;
 pub mod error;

@@ -36,6 +36,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::breaker::{Breaker, CircuitStatus};
+use crate::cluster::{Admission, AdmitArgs, Cluster};
 use crate::config::{OutboundConfig, ProviderQuota};
 
 /// How long the lane pauses after a 429 that did not say how long.
@@ -136,6 +137,110 @@ pub fn is_transient(error: &ProviderError) -> bool {
     )
 }
 
+/// How often a caller waiting for a cluster-wide slot asks again.
+const SLOT_POLL: Duration = Duration::from_millis(20);
+
+/// The part of a lane that lives in Redis: the cluster-wide quota, concurrency leases and 429
+/// pause, and this replica's share of the quota for when Redis cannot be reached.
+struct SharedLane {
+    cluster: Arc<Cluster>,
+    /// The quota's emission interval and burst (as the in-process limiter's).
+    period: Option<(Duration, u32)>,
+    /// How long a lease lives if this replica dies holding it.
+    lease: Duration,
+    /// The fallback limiter, built for a replica count.
+    share: Mutex<Option<(u32, Arc<DefaultDirectRateLimiter>)>>,
+    leases_issued: std::sync::atomic::AtomicU64,
+    /// Cells of the burst the cluster had spent when Redis last answered.
+    observed_spent: std::sync::atomic::AtomicU32,
+    /// Whether the last admission fell back to the local share.
+    in_fallback: std::sync::atomic::AtomicBool,
+}
+
+impl SharedLane {
+    /// This replica's share of `quota` among `replicas`: `rpm / replicas` per minute (at
+    /// least 1), with the burst divided the same way, so the replicas' sum never exceeds it.
+    ///
+    /// A share built when Redis goes away starts charged with this replica's part of what the
+    /// cluster had spent when Redis last answered (`ceil(spent / replicas)` cells), so the
+    /// cells the replicas spend in the minute after losing Redis still fit the quota's window.
+    fn share(&self, quota: &ProviderQuota) -> Arc<DefaultDirectRateLimiter> {
+        use std::sync::atomic::Ordering;
+        self.in_fallback.store(true, Ordering::Relaxed);
+        let replicas = self.cluster.replicas();
+        let mut share = self.share.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((n, limiter)) = share.as_ref()
+            && *n == replicas
+        {
+            return limiter.clone();
+        }
+        let limiter = Arc::new(RateLimiter::direct(provider_quota(&share_of(
+            quota, replicas,
+        ))));
+        let spent = self.observed_spent.load(Ordering::Relaxed);
+        for _ in 0..spent.div_ceil(replicas.max(1)) {
+            let _ = limiter.check();
+        }
+        *share = Some((replicas, limiter.clone()));
+        limiter
+    }
+
+    /// Redis answered: note what the cluster has spent, and forget the fallback share.
+    fn shared_again(&self, remaining: Option<u32>) {
+        use std::sync::atomic::Ordering;
+        if let (Some(remaining), Some((_, burst))) = (remaining, self.period) {
+            self.observed_spent
+                .store(burst.saturating_sub(remaining), Ordering::Relaxed);
+        }
+        if self.in_fallback.swap(false, Ordering::Relaxed) {
+            *self.share.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+}
+
+/// `quota` divided among `replicas` (each part at least one request a minute).
+pub fn share_of(quota: &ProviderQuota, replicas: u32) -> ProviderQuota {
+    let part = |n: std::num::NonZeroU32| {
+        std::num::NonZeroU32::new((n.get() / replicas.max(1)).max(1)).unwrap_or(n)
+    };
+    ProviderQuota {
+        requests_per_minute: part(quota.requests_per_minute),
+        burst: part(quota.burst),
+    }
+}
+
+/// A cluster-wide concurrency lease, given back when dropped (a cancelled call too).
+struct LeaseGuard {
+    cluster: Arc<Cluster>,
+    provider: Arc<str>,
+    id: String,
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        let (cluster, provider, id) = (
+            self.cluster.clone(),
+            self.provider.clone(),
+            std::mem::take(&mut self.id),
+        );
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move { cluster.release(&provider, &id).await });
+        }
+    }
+}
+
+/// Waits in line for a cell of an in-process limiter, until `line_end`.
+async fn local_cell(limiter: &DefaultDirectRateLimiter, line_end: Instant) -> Result<(), Duration> {
+    while let Err(not_until) = limiter.check() {
+        let wait = not_until.wait_time_from(limiter.clock().now());
+        if Instant::now() + wait > line_end {
+            return Err(wait);
+        }
+        tokio::time::sleep(wait).await;
+    }
+    Ok(())
+}
+
 /// One provider instance's outbound lane.
 pub struct Lane {
     provider: Arc<str>,
@@ -144,6 +249,7 @@ pub struct Lane {
     slots: Semaphore,
     paused_until: Mutex<Option<Instant>>,
     breaker: Breaker,
+    shared: Option<SharedLane>,
 }
 
 impl std::fmt::Debug for Lane {
@@ -156,9 +262,33 @@ impl std::fmt::Debug for Lane {
 }
 
 impl Lane {
-    /// The lane of provider instance `provider`.
+    /// The lane of provider instance `provider`, in-process.
     pub fn new(provider: &str, config: OutboundConfig) -> Lane {
+        Lane::with_cluster(provider, config, None, Duration::ZERO)
+    }
+
+    /// The lane of provider instance `provider`; with `cluster`, its quota, concurrency cap
+    /// and 429 pause hold for all replicas together (leases live `lease` at most).
+    pub fn with_cluster(
+        provider: &str,
+        config: OutboundConfig,
+        cluster: Option<Arc<Cluster>>,
+        lease: Duration,
+    ) -> Lane {
+        let shared = cluster.map(|cluster| SharedLane {
+            cluster,
+            period: config.quota.as_ref().map(|q| {
+                let quota = provider_quota(q);
+                (quota.replenish_interval(), quota.burst_size().get())
+            }),
+            lease,
+            share: Mutex::new(None),
+            leases_issued: std::sync::atomic::AtomicU64::new(0),
+            observed_spent: std::sync::atomic::AtomicU32::new(0),
+            in_fallback: std::sync::atomic::AtomicBool::new(false),
+        });
         Lane {
+            shared,
             provider: Arc::from(provider),
             quota: config
                 .quota
@@ -195,9 +325,17 @@ impl Lane {
     fn pause(&self, requested: Option<Duration>) {
         let pause = requested.unwrap_or(DEFAULT_PAUSE).min(MAX_PAUSE);
         let until = Instant::now() + pause;
-        let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-        if paused.is_none_or(|current| current < until) {
-            *paused = Some(until);
+        {
+            let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+            if paused.is_none_or(|current| current < until) {
+                *paused = Some(until);
+            }
+        }
+        if let Some(shared) = &self.shared {
+            let (cluster, provider) = (shared.cluster.clone(), self.provider.clone());
+            tokio::spawn(async move {
+                let _ = cluster.pause(&provider, pause).await;
+            });
         }
         tracing::warn!(
             provider = %self.provider,
@@ -252,16 +390,19 @@ impl Lane {
                 return Err(self.throttled(ThrottleReason::Concurrency, BUSY_RETRY));
             }
         };
-        if let Some(quota) = &self.quota {
-            while let Err(not_until) = quota.check() {
-                let wait = not_until.wait_time_from(quota.clock().now());
-                if Instant::now() + wait > line_end {
-                    return Err(self.throttled(ThrottleReason::Quota, wait));
+        let lease = match &self.shared {
+            None => {
+                if let Some(quota) = &self.quota {
+                    local_cell(quota, line_end)
+                        .await
+                        .map_err(|wait| self.throttled(ThrottleReason::Quota, wait))?;
                 }
-                tokio::time::sleep(wait).await;
+                None
             }
-        }
+            Some(shared) => self.shared_admission(shared, line_end, hold_slot).await?,
+        };
         let _slot = hold_slot.then_some(slot);
+        let _lease = lease;
 
         let now = Instant::now();
         self.still_paused(now)?;
@@ -290,6 +431,73 @@ impl Lane {
             self.pause(*retry_after);
         }
         result
+    }
+
+    /// Admission through Redis: the shared pause, a cluster-wide lease (when `hold_slot`), a
+    /// quota cell reserved in the shared GCRA; when Redis cannot answer, this replica's share.
+    async fn shared_admission(
+        &self,
+        shared: &SharedLane,
+        line_end: Instant,
+        hold_slot: bool,
+    ) -> Result<Option<LeaseGuard>, ProviderError> {
+        let n = shared
+            .leases_issued
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let lease_id = format!("{}:{n}", shared.cluster.replica_id());
+        loop {
+            let now = Instant::now();
+            let args = AdmitArgs {
+                lease_id: lease_id.clone(),
+                max_leases: if hold_slot {
+                    self.config.max_concurrent_requests
+                } else {
+                    0
+                },
+                lease: shared.lease,
+                period: shared.period.map(|(period, _)| period),
+                burst: shared.period.map_or(1, |(_, burst)| burst),
+                max_wait: line_end.saturating_duration_since(now),
+            };
+            match shared.cluster.admit(&self.provider, &args).await {
+                Ok(Admission::Admitted { wait, remaining }) => {
+                    shared.shared_again(remaining);
+                    let guard = hold_slot.then(|| LeaseGuard {
+                        cluster: shared.cluster.clone(),
+                        provider: self.provider.clone(),
+                        id: lease_id,
+                    });
+                    tokio::time::sleep(wait).await;
+                    return Ok(guard);
+                }
+                Ok(Admission::Paused(left)) => {
+                    return Err(ProviderError::RateLimited {
+                        provider: self.provider.to_string(),
+                        retry_after: Some(left),
+                        message: "paused after the provider's 429; not called".to_owned(),
+                    });
+                }
+                Ok(Admission::NoQuota(wait)) => {
+                    return Err(self.throttled(ThrottleReason::Quota, wait));
+                }
+                Ok(Admission::Busy(first_free)) => {
+                    let nap = first_free.min(SLOT_POLL);
+                    if Instant::now() + nap > line_end {
+                        return Err(self.throttled(ThrottleReason::Concurrency, BUSY_RETRY));
+                    }
+                    tokio::time::sleep(nap).await;
+                }
+                Err(_) => {
+                    // Redis is away: this replica's share of the quota, its own slots only.
+                    if let Some(quota) = &self.config.quota {
+                        local_cell(&shared.share(quota), line_end)
+                            .await
+                            .map_err(|wait| self.throttled(ThrottleReason::Quota, wait))?;
+                    }
+                    return Ok(None);
+                }
+            }
+        }
     }
 
     /// A read: one call through the lane, retried with jittered exponential backoff while it

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api;
+use crate::cluster::Cluster;
 use crate::config::{Config, ConfigError, DEMO_API_KEY};
 use crate::cursor::CursorCodec;
 use crate::inbound::{InboundLimits, rate_limit};
@@ -62,7 +63,25 @@ impl Application {
         let upstream = sandbox_running
             .as_ref()
             .map(|(sandbox, config)| SandboxUpstream { sandbox, config });
-        let registry = Registry::build(&config, upstream.as_ref())?;
+        let cluster = match &config.redis {
+            Some(redis) => {
+                let cluster = Cluster::connect(redis).map_err(|e| {
+                    ConfigError::new_public("redis.url", format!("cannot use it: {e}"))
+                })?;
+                // The first heartbeat tells the quota share; a replica also starts with Redis down.
+                match cluster.heartbeat().await {
+                    Ok(n) => tracing::info!(live_replicas = n, "redis reachable: state shared"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "redis unreachable at start: local shares until it answers")
+                    }
+                }
+                cluster.spawn_heartbeats();
+                Some(cluster)
+            }
+            None => None,
+        };
+        let cursors = cursor_codec(&config, cluster.as_deref()).await;
+        let registry = Registry::build(&config, upstream.as_ref(), cluster.as_ref())?;
         // The demo key is offered only when the configuration has the demo client.
         let demo_key = config
             .clients
@@ -126,9 +145,10 @@ impl Application {
             clients,
             snapshots: SnapshotCache::new(&config.cache),
             request_timeout: config.request_timeout,
-            cursors: CursorCodec::random(),
+            cursors,
             jobs: Jobs::new(&config, addr)?,
-            inbound: InboundLimits::new(&config.clients),
+            inbound: InboundLimits::new(&config.clients, cluster.clone()),
+            cluster,
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -206,6 +226,24 @@ impl Application {
         tokio::spawn(self.server);
         addr
     }
+}
+
+/// The cursor key: configured; else the one the replicas share in Redis; else per process.
+async fn cursor_codec(config: &Config, cluster: Option<&Cluster>) -> CursorCodec {
+    if let Some(secret) = &config.cursor_secret {
+        return CursorCodec::with_key(secret.expose().as_bytes());
+    }
+    if let Some(cluster) = cluster {
+        match cluster.cursor_key().await {
+            Ok(key) => return CursorCodec::with_key(&key),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "no shared cursor key (redis unreachable): cursors from this replica work only \
+                 here; set cache.cursor_secret to avoid this"
+            ),
+        }
+    }
+    CursorCodec::random()
 }
 
 async fn redirect_to_swagger() -> HttpResponse {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use provider::{Provider, ProviderError};
 
+use crate::cluster::Cluster;
 use crate::config::{Config, ProviderConfig, ProviderKind, Upstream};
 use crate::cursor::CursorCodec;
 use crate::error::ApiError;
@@ -60,11 +61,20 @@ impl Registry {
     pub fn build(
         config: &Config,
         sandbox: Option<&SandboxUpstream<'_>>,
+        cluster: Option<&Arc<Cluster>>,
     ) -> Result<Registry, ProviderError> {
         let mut providers = BTreeMap::new();
         for (name, settings) in &config.providers {
             let adapter = build_adapter(name, settings, sandbox)?;
-            let lane = Arc::new(Lane::new(name, settings.outbound.clone()));
+            // A lease outlives one attempt: its wait in line plus the call itself.
+            let lease =
+                settings.outbound.queue_timeout + settings.request_timeout + Duration::from_secs(1);
+            let lane = Arc::new(Lane::with_cluster(
+                name,
+                settings.outbound.clone(),
+                cluster.cloned(),
+                lease,
+            ));
             // Mono pages a non-bulk walk at its configured size; Okra at its largest page.
             let walk_page_size =
                 (settings.kind == ProviderKind::Mono).then_some(settings.page_size);
@@ -232,4 +242,6 @@ pub struct AppState {
     pub jobs: Jobs,
     /// Each client's inbound quota.
     pub inbound: InboundLimits,
+    /// The state shared with the other replicas, when `[redis]` is configured.
+    pub cluster: Option<Arc<Cluster>>,
 }

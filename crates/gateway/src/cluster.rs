@@ -1,0 +1,483 @@
+//! State shared by every replica through Redis: provider and client quotas, concurrency leases,
+//! the 429 pause, the cursor key, and the replica count that sizes each replica's fallback share.
+//!
+//! Configured by `[redis]`; without it nothing here exists and every limit is in-process, as in
+//! a single gateway. Every read-modify-write is one Lua script (sent as `EVALSHA`, loaded on a
+//! `NOSCRIPT`), whose keys share one hash tag, so the same scripts run on a Redis Cluster. Time
+//! comes from the Redis server (`TIME` inside the script), so replicas with skewed clocks still
+//! share one exact quota.
+//!
+//! **Redis down or slow.** Every call is bounded by `redis.timeout_ms`. A failed call marks Redis
+//! down for `redis.retry_after_ms`: meanwhile no request waits on Redis at all, and each replica
+//! falls back to its *share* of every quota (`quota / replicas`, where `replicas` is configured or
+//! the last count of live replicas seen in Redis), so the sum over replicas still holds. The first
+//! call after that window probes Redis again; when it answers, shared mode resumes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redis::Script;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::config::RedisConfig;
+
+/// How often a replica announces itself.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// A replica not heard from for this long is not counted.
+const HEARTBEAT_STALE: Duration = Duration::from_secs(15);
+
+/// A GCRA cell, optionally reserved ahead: the quota of one provider or one client.
+///
+/// KEYS[1] the theoretical arrival time (µs, Redis clock). ARGV: emission interval T (µs), burst,
+/// the longest wait the caller accepts for a reserved cell (µs; 0 = now or never).
+/// Returns `{granted (0/1), wait_us, remaining_burst, until_full_us}`: when granted, the cell is
+/// the caller's at now + wait_us; when refused, wait_us says when one would be free.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local T = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3])
+local tau = (burst - 1) * T
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = tat - tau - now
+if wait < 0 then wait = 0 end
+if wait > max_wait then
+  return {0, wait, 0, tat - now}
+end
+local new_tat = tat + T
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1000)
+local remaining = math.floor((now + tau + T - new_tat) / T)
+if remaining < 0 then remaining = 0 end
+if remaining > burst then remaining = burst end
+return {1, wait, remaining, new_tat - now}
+";
+
+/// One upstream call's admission: the shared 429 pause, a concurrency lease, a quota cell.
+///
+/// KEYS: pause, leases (zset: lease id -> expiry ms), gcra. ARGV: lease id, max leases (0: no
+/// cap), lease ms, T µs (0: no quota), burst, max wait µs.
+/// Returns `{verdict, ms, remaining}`: 0 = admitted (ms: wait for the reserved cell, rounded
+/// up; remaining: cells left in the burst, -1 without a quota), 1 = paused (ms left), 2 = every
+/// lease taken (ms until the first expires), 3 = no quota cell within the wait (ms until one).
+const ADMIT: &str = r"
+local pause = redis.call('PTTL', KEYS[1])
+if pause > 0 then return {1, pause} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now_ms = math.floor(now / 1000)
+local max_leases = tonumber(ARGV[2])
+if max_leases > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
+  if redis.call('ZCARD', KEYS[2]) >= max_leases then
+    local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    return {2, math.max(1, tonumber(first[2]) - now_ms)}
+  end
+end
+local wait = 0
+local remaining = -1
+local T = tonumber(ARGV[4])
+if T > 0 then
+  local burst = tonumber(ARGV[5])
+  local tau = (burst - 1) * T
+  local tat = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if tat < now then tat = now end
+  wait = tat - tau - now
+  if wait < 0 then wait = 0 end
+  if wait > tonumber(ARGV[6]) then return {3, math.ceil(wait / 1000)} end
+  local new_tat = tat + T
+  redis.call('SET', KEYS[3], tostring(new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1000)
+  remaining = math.max(0, math.floor((now + tau + T - new_tat) / T))
+end
+if max_leases > 0 then
+  redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[3]) + math.ceil(wait / 1000), ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]) + math.ceil(wait / 1000) + 1000)
+end
+return {0, math.ceil(wait / 1000), remaining}
+";
+
+/// Sets the pause unless a longer one is already set. KEYS: pause. ARGV: ms.
+const PAUSE: &str = r"
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+end
+return 1
+";
+
+/// Records this replica's heartbeat and counts the live ones.
+/// KEYS: replicas zset. ARGV: replica id, stale ms.
+const HEARTBEAT: &str = r"
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now_ms, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 4)
+return redis.call('ZCARD', KEYS[1])
+";
+
+/// Why a shared call gave no answer; the caller falls back to its local share.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SharedError {
+    /// Redis is marked down (a recent call failed); not tried.
+    #[error("redis is unavailable (recent failure); not tried")]
+    Down,
+    /// The call failed or timed out.
+    #[error("redis: {0}")]
+    Failed(String),
+}
+
+/// The outcome of a GCRA script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cell {
+    /// Whether a cell was granted.
+    pub granted: bool,
+    /// Granted: wait this long, then send. Refused: one would be free after this long.
+    pub wait: Duration,
+    /// Cells left in the burst after this one.
+    pub remaining: u32,
+    /// When the whole burst is back.
+    pub until_full: Duration,
+}
+
+/// The verdict on one upstream call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Go after `wait` (the reserved quota cell's time); release the lease after the call.
+    Admitted {
+        /// How long until the reserved cell.
+        wait: Duration,
+        /// Cells left in the cluster's burst after this one (`None` without a quota).
+        remaining: Option<u32>,
+    },
+    /// The provider asked every replica to pause; this much is left.
+    Paused(Duration),
+    /// Every cluster-wide slot is taken; the first lease ends after this long.
+    Busy(Duration),
+    /// No quota cell within the accepted wait; one is free after this long.
+    NoQuota(Duration),
+}
+
+/// The connection to the shared state, and what this replica knows about the others.
+pub struct Cluster {
+    conns: Vec<ConnectionManager>,
+    next_conn: AtomicU32,
+    prefix: String,
+    timeout: Duration,
+    retry_after: Duration,
+    replica_id: String,
+    configured_replicas: Option<u32>,
+    live_replicas: AtomicU32,
+    down_until_ms: AtomicU64,
+    was_down: AtomicBool,
+    started: Instant,
+    gcra: Script,
+    admit: Script,
+    pause: Script,
+    heartbeat: Script,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("prefix", &self.prefix)
+            .field("replica_id", &self.replica_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Cluster {
+    /// Connects lazily (a replica starts while Redis is down) to the configured Redis.
+    pub fn connect(config: &RedisConfig) -> Result<Arc<Cluster>, String> {
+        let client = redis::Client::open(config.url.as_str()).map_err(|e| e.to_string())?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.timeout))
+            .set_response_timeout(Some(config.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conns = (0..config.pool_size.max(1))
+            .map(|_| {
+                ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let replica_id = format!("{:016x}", rand::random::<u64>());
+        Ok(Arc::new(Cluster {
+            conns,
+            next_conn: AtomicU32::new(0),
+            prefix: config.key_prefix.clone(),
+            timeout: config.timeout,
+            retry_after: config.retry_after,
+            replica_id,
+            configured_replicas: config.replicas,
+            live_replicas: AtomicU32::new(0),
+            down_until_ms: AtomicU64::new(0),
+            was_down: AtomicBool::new(false),
+            started: Instant::now(),
+            gcra: Script::new(GCRA),
+            admit: Script::new(ADMIT),
+            pause: Script::new(PAUSE),
+            heartbeat: Script::new(HEARTBEAT),
+        }))
+    }
+
+    /// A key for `object`, whose hash tag `{tag}` keeps one script's keys on one cluster slot.
+    pub fn key(&self, tag: &str, object: &str) -> String {
+        format!("{}:{{{tag}}}:{object}", self.prefix)
+    }
+
+    /// This replica's id (random per process).
+    pub fn replica_id(&self) -> &str {
+        &self.replica_id
+    }
+
+    /// Whether the last call reached Redis (false while marked down).
+    pub fn is_up(&self) -> bool {
+        self.down_until_ms.load(Ordering::Relaxed) == 0
+    }
+
+    /// The replicas each quota is divided by in fallback mode: the configured number, else the
+    /// most live replicas seen in Redis (at least 1, and this replica counts).
+    pub fn replicas(&self) -> u32 {
+        self.configured_replicas
+            .unwrap_or_else(|| self.live_replicas.load(Ordering::Relaxed))
+            .max(1)
+    }
+
+    /// One of the pool's multiplexed connections, in turn.
+    fn conn(&self) -> ConnectionManager {
+        let n = self.next_conn.fetch_add(1, Ordering::Relaxed) as usize;
+        self.conns[n % self.conns.len()].clone()
+    }
+
+    fn now_ms(&self) -> u64 {
+        // Monotonic milliseconds since start, + 1 so that 0 means "up".
+        self.started.elapsed().as_millis() as u64 + 1
+    }
+
+    /// Runs one Redis call within the timeout, skipping it while Redis is marked down.
+    pub async fn call<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, SharedError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let down_until = self.down_until_ms.load(Ordering::Relaxed);
+        if down_until != 0 && self.now_ms() < down_until {
+            return Err(SharedError::Down);
+        }
+        let result = tokio::time::timeout(self.timeout, call(self.conn())).await;
+        let error = match result {
+            Ok(Ok(value)) => {
+                if self.down_until_ms.swap(0, Ordering::Relaxed) != 0
+                    && self.was_down.swap(false, Ordering::Relaxed)
+                {
+                    tracing::info!(op = what, "redis reachable again: shared state resumed");
+                }
+                return Ok(value);
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} ms", self.timeout.as_millis()),
+        };
+        let until = self.now_ms() + self.retry_after.as_millis() as u64;
+        self.down_until_ms.store(until, Ordering::Relaxed);
+        if !self.was_down.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                op = what,
+                error = %error,
+                share_of_replicas = self.replicas(),
+                "redis unavailable: each replica now spends only its share of every quota"
+            );
+        }
+        Err(SharedError::Failed(error))
+    }
+
+    /// Takes a GCRA cell of `key` (interval `period`, `burst`), reserving one up to `max_wait`
+    /// ahead.
+    pub async fn gcra(
+        &self,
+        key: &str,
+        period: Duration,
+        burst: u32,
+        max_wait: Duration,
+    ) -> Result<Cell, SharedError> {
+        let mut invocation = self.gcra.key(key);
+        invocation
+            .arg(period.as_micros().max(1) as u64)
+            .arg(burst.max(1))
+            .arg(max_wait.as_micros() as u64);
+        let (granted, wait, remaining, until_full): (i64, i64, i64, i64) = self
+            .call("gcra", |mut conn| async move {
+                invocation.invoke_async(&mut conn).await
+            })
+            .await?;
+        let us = |v: i64| Duration::from_micros(v.max(0) as u64);
+        Ok(Cell {
+            granted: granted == 1,
+            wait: us(wait),
+            remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
+            until_full: us(until_full),
+        })
+    }
+
+    /// Admits one upstream call of provider instance `provider` (see [`ADMIT`]).
+    pub async fn admit(&self, provider: &str, lease: &AdmitArgs) -> Result<Admission, SharedError> {
+        let mut invocation = self.admit.key(self.key(provider, "pause"));
+        invocation
+            .key(self.key(provider, "leases"))
+            .key(self.key(provider, "gcra"))
+            .arg(&lease.lease_id)
+            .arg(lease.max_leases)
+            .arg(lease.lease.as_millis() as u64)
+            .arg(lease.period.map_or(0, |p| p.as_micros().max(1) as u64))
+            .arg(lease.burst.max(1))
+            .arg(lease.max_wait.as_micros() as u64);
+        let reply: Vec<i64> = self
+            .call("admit", |mut conn| async move {
+                invocation.invoke_async(&mut conn).await
+            })
+            .await?;
+        let (verdict, ms) = match reply.as_slice() {
+            [verdict, ms, ..] => (*verdict, *ms),
+            _ => return Err(SharedError::Failed("admit: unexpected reply".into())),
+        };
+        let remaining = reply.get(2).and_then(|r| u32::try_from(*r).ok());
+        let ms = Duration::from_millis(ms.max(0) as u64);
+        Ok(match verdict {
+            0 => Admission::Admitted {
+                wait: ms,
+                remaining,
+            },
+            1 => Admission::Paused(ms),
+            2 => Admission::Busy(ms),
+            _ => Admission::NoQuota(ms),
+        })
+    }
+
+    /// Gives a lease back (best effort: an unreturned lease expires by itself).
+    pub async fn release(&self, provider: &str, lease_id: &str) {
+        let key = self.key(provider, "leases");
+        let _ = self
+            .call("release", |mut conn| async move {
+                redis::cmd("ZREM")
+                    .arg(&key)
+                    .arg(lease_id)
+                    .query_async::<i64>(&mut conn)
+                    .await
+            })
+            .await;
+    }
+
+    /// Pauses every replica's calls to `provider` for `pause` (a vendor's 429).
+    pub async fn pause(&self, provider: &str, pause: Duration) -> Result<(), SharedError> {
+        let mut invocation = self.pause.key(self.key(provider, "pause"));
+        invocation.arg(pause.as_millis().max(1) as u64);
+        self.call("pause", |mut conn| async move {
+            invocation.invoke_async::<i64>(&mut conn).await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// How long `provider` stays paused, from Redis.
+    pub async fn paused_for(&self, provider: &str) -> Result<Option<Duration>, SharedError> {
+        let key = self.key(provider, "pause");
+        let ms: i64 = self
+            .call("pttl", |mut conn| async move {
+                redis::cmd("PTTL").arg(&key).query_async(&mut conn).await
+            })
+            .await?;
+        Ok((ms > 0).then(|| Duration::from_millis(ms as u64)))
+    }
+
+    /// The shared cursor key: generated once by the first replica, then read by all.
+    pub async fn cursor_key(&self) -> Result<Vec<u8>, SharedError> {
+        let key = self.key("cursor", "hmac-key");
+        let fresh = hex::encode(rand::random::<[u8; 32]>());
+        let stored: String = self
+            .call("cursor_key", |mut conn| async move {
+                let _: Option<String> = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&fresh)
+                    .arg("NX")
+                    .query_async(&mut conn)
+                    .await?;
+                redis::cmd("GET").arg(&key).query_async(&mut conn).await
+            })
+            .await?;
+        hex::decode(stored.trim())
+            .map_err(|e| SharedError::Failed(format!("stored cursor key is not hex: {e}")))
+    }
+
+    /// Announces this replica and updates the live count.
+    pub async fn heartbeat(&self) -> Result<u32, SharedError> {
+        let mut invocation = self.heartbeat.key(self.key("replicas", "live"));
+        invocation
+            .arg(&self.replica_id)
+            .arg(HEARTBEAT_STALE.as_millis() as u64);
+        let count: i64 = self
+            .call("heartbeat", |mut conn| async move {
+                invocation.invoke_async(&mut conn).await
+            })
+            .await?;
+        let count = u32::try_from(count.max(1)).unwrap_or(u32::MAX);
+        self.live_replicas.store(count, Ordering::Relaxed);
+        Ok(count)
+    }
+
+    /// Sends heartbeats for as long as the returned task runs.
+    pub fn spawn_heartbeats(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let cluster = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(cluster) = cluster.upgrade() else {
+                    return;
+                };
+                let _ = cluster.heartbeat().await;
+            }
+        })
+    }
+
+    /// Whether Redis answers a PING now (readiness).
+    pub async fn ping(&self) -> bool {
+        // A probe ignores the down mark: readiness must see recovery at once.
+        let result = tokio::time::timeout(self.timeout, async {
+            let mut conn = self.conn();
+            redis::cmd("PING").query_async::<String>(&mut conn).await
+        })
+        .await;
+        matches!(result, Ok(Ok(_)))
+    }
+
+    /// Wall-clock milliseconds (for logs and tests).
+    pub fn unix_ms() -> u64 {
+        unix_ms()
+    }
+}
+
+/// What one upstream call asks of the shared lane.
+#[derive(Debug, Clone)]
+pub struct AdmitArgs {
+    /// This call's lease id (unique).
+    pub lease_id: String,
+    /// The cluster-wide concurrency cap (0: none).
+    pub max_leases: u32,
+    /// How long a lease lives if its replica never returns it.
+    pub lease: Duration,
+    /// The quota's emission interval, when there is a quota.
+    pub period: Option<Duration>,
+    /// The quota's burst.
+    pub burst: u32,
+    /// The longest wait for a reserved quota cell.
+    pub max_wait: Duration,
+}
