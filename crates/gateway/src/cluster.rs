@@ -161,6 +161,7 @@ pub enum Admission {
 
 /// The connection to the shared state, and what this replica knows about the others.
 pub struct Cluster {
+    client: redis::Client,
     conns: Vec<ConnectionManager>,
     next_conn: AtomicU32,
     prefix: String,
@@ -211,6 +212,7 @@ impl Cluster {
             .map_err(|e| e.to_string())?;
         let replica_id = format!("{:016x}", rand::random::<u64>());
         Ok(Arc::new(Cluster {
+            client,
             conns,
             next_conn: AtomicU32::new(0),
             prefix: config.key_prefix.clone(),
@@ -444,6 +446,46 @@ impl Cluster {
                     return;
                 };
                 let _ = cluster.heartbeat().await;
+            }
+        })
+    }
+
+    /// Calls `on_message` with every message published on `channel`, for as long as the task
+    /// runs; reconnects (after `retry_after`) whenever the subscription drops.
+    pub fn spawn_subscriber(
+        self: &Arc<Self>,
+        channel: String,
+        on_message: impl Fn(&str) + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        use futures_util::StreamExt;
+        let cluster = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(this) = cluster.upgrade() else {
+                    return;
+                };
+                let (client, retry_after) = (this.client.clone(), this.retry_after);
+                drop(this);
+                let subscribed = async {
+                    let mut pubsub = client.get_async_pubsub().await?;
+                    pubsub.subscribe(&channel).await?;
+                    Ok::<_, redis::RedisError>(pubsub)
+                };
+                match subscribed.await {
+                    Ok(pubsub) => {
+                        let mut messages = pubsub.into_on_message();
+                        while let Some(message) = messages.next().await {
+                            if let Ok(text) = message.get_payload::<String>() {
+                                on_message(&text);
+                            }
+                        }
+                        tracing::warn!(%channel, "redis subscription ended: resubscribing");
+                    }
+                    Err(e) => {
+                        tracing::debug!(%channel, error = %e, "redis subscription failed");
+                    }
+                }
+                tokio::time::sleep(retry_after).await;
             }
         })
     }

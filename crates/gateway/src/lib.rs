@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod middleware;
 pub mod notify;
 pub mod outbound;
+pub mod shared_tier;
 pub mod snapshot;
 pub mod startup;
 pub mod state;

@@ -33,6 +33,7 @@ use provider::{
 
 use crate::config::CacheSection;
 use crate::error::ApiError;
+use crate::shared_tier::{Lookup, SharedTier};
 use crate::state::ProviderEntry;
 
 /// What a snapshot holds: provider, scope and the natively applied filters.
@@ -100,6 +101,25 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// A snapshot read back from the shared tier (created `created`, fresh for `ttl`).
+    pub fn restored(
+        id: u64,
+        key: SnapshotKey,
+        items: Vec<Transaction>,
+        created: Instant,
+        ttl: Duration,
+    ) -> Snapshot {
+        let bytes = estimate_bytes(&items);
+        Snapshot {
+            id,
+            key,
+            items,
+            created,
+            ttl,
+            bytes,
+        }
+    }
+
     /// How old the data is.
     pub fn age(&self) -> Duration {
         self.created.elapsed()
@@ -212,7 +232,7 @@ pub struct SnapshotCache {
     renders: moka::sync::Cache<RenderKey, Arc<Rendered>>,
     too_large: moka::sync::Cache<SnapshotKey, u64>,
     index: moka::sync::Cache<TransactionId, SnapshotKey>,
-    next_id: AtomicU64,
+    shared: Option<Arc<SharedTier>>,
     renders_made: AtomicU64,
     stale_grace: Duration,
     max_items: u64,
@@ -282,11 +302,22 @@ impl SnapshotCache {
             renders,
             too_large,
             index,
-            next_id: AtomicU64::new(u64::from(rand::random::<u32>()) + 1),
+            shared: None,
             renders_made: AtomicU64::new(0),
             stale_grace,
             max_items: config.max_snapshot_items,
         }
+    }
+
+    /// Puts the shared tier (Redis) behind this replica's cache.
+    pub fn with_shared(mut self, tier: SharedTier) -> SnapshotCache {
+        self.shared = Some(Arc::new(tier));
+        self
+    }
+
+    /// The shared tier, when configured.
+    pub fn shared(&self) -> Option<&Arc<SharedTier>> {
+        self.shared.as_ref()
     }
 
     /// The snapshot answering `query`: cached, fetched on a miss (one fetch per key at a time),
@@ -308,7 +339,7 @@ impl SnapshotCache {
         let result = self
             .current
             .entry_by_ref(&key)
-            .or_try_insert_with(self.fetch(entry, init_key))
+            .or_try_insert_with(self.fetch_through(entry, init_key))
             .await;
         match result {
             Ok(found) => {
@@ -340,6 +371,42 @@ impl SnapshotCache {
         }
     }
 
+    /// A local miss: another replica's snapshot from the shared tier, or a fetch this replica
+    /// makes for all of them (at most one replica fetches a key at a time), or — Redis away —
+    /// a fetch of its own.
+    async fn fetch_through(
+        &self,
+        entry: &ProviderEntry,
+        key: SnapshotKey,
+    ) -> Result<Arc<Snapshot>, FetchError> {
+        let Some(shared) = &self.shared else {
+            return self.fetch(entry, key).await;
+        };
+        let budget = crate::outbound::current_deadline()
+            .map(|deadline| deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .unwrap_or(Duration::from_secs(30))
+            .max(Duration::from_millis(100));
+        match shared.lookup(&key, budget, budget).await {
+            Ok(Lookup::Found(snapshot)) => {
+                for tx in &snapshot.items {
+                    self.index.insert(tx.id.clone(), snapshot.key.clone());
+                }
+                Ok(Arc::new(snapshot))
+            }
+            Ok(Lookup::Fetch(lease)) => match self.fetch(entry, key).await {
+                Ok(snapshot) => {
+                    shared.store(&snapshot, lease).await;
+                    Ok(snapshot)
+                }
+                Err(e) => {
+                    shared.abandon(lease).await;
+                    Err(e)
+                }
+            },
+            Err(_) => self.fetch(entry, key).await,
+        }
+    }
+
     async fn fetch(
         &self,
         entry: &ProviderEntry,
@@ -350,7 +417,8 @@ impl SnapshotCache {
         let items = normalize(fetched);
         let bytes = estimate_bytes(&items);
         let snapshot = Arc::new(Snapshot {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            // Unique across replicas: cursors name it, and the shared tier stores it by id.
+            id: rand::random::<u64>().max(1),
             key,
             items,
             created: Instant::now(),
@@ -375,9 +443,16 @@ impl SnapshotCache {
     /// one still within the cursor lifetime.
     pub async fn by_id(&self, key: &SnapshotKey, id: u64) -> Option<Arc<Snapshot>> {
         match self.current.get(key).await {
-            Some(snapshot) if snapshot.id == id => Some(snapshot),
-            _ => self.retired.get(&id),
+            Some(snapshot) if snapshot.id == id => return Some(snapshot),
+            _ => {}
         }
+        if let Some(snapshot) = self.retired.get(&id) {
+            return Some(snapshot);
+        }
+        // Issued by another replica (or before a restart): the shared tier keeps it.
+        let snapshot = Arc::new(self.shared.as_ref()?.by_id(key, id).await?);
+        self.retired.insert(id, snapshot.clone());
+        Some(snapshot)
     }
 
     /// A transaction seen in a snapshot that is still cached.
@@ -407,6 +482,15 @@ impl SnapshotCache {
     /// Drops every current snapshot of `provider` that covers `account_id` (after a refresh).
     /// Cursors into them keep working (they are retired, not dropped).
     pub fn invalidate_account(&self, provider: &str, account_id: &str) -> Result<(), ApiError> {
+        if let Some(shared) = &self.shared {
+            let (shared, p, a) = (shared.clone(), provider.to_owned(), account_id.to_owned());
+            tokio::spawn(async move { shared.invalidate_account(&p, &a).await });
+        }
+        self.invalidate_local(provider, account_id)
+    }
+
+    /// Drops this replica's current snapshots of an account (another replica refreshed it).
+    pub fn invalidate_local(&self, provider: &str, account_id: &str) -> Result<(), ApiError> {
         let provider = provider.to_owned();
         let account = Scope::Account(account_id.to_owned());
         self.stale

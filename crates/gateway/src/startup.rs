@@ -17,6 +17,7 @@ use crate::cursor::CursorCodec;
 use crate::inbound::{InboundLimits, rate_limit};
 use crate::jobs::Jobs;
 use crate::middleware::{authenticate, request_context};
+use crate::shared_tier::{SharedTier, parse_invalidation};
 use crate::snapshot::SnapshotCache;
 use crate::state::{AppState, Client, DemoInfo, Registry, SandboxUpstream};
 
@@ -81,6 +82,13 @@ impl Application {
             None => None,
         };
         let cursors = cursor_codec(&config, cluster.as_deref()).await;
+        let mut snapshots = SnapshotCache::new(&config.cache);
+        if let Some(cluster) = &cluster {
+            snapshots = snapshots.with_shared(SharedTier::new(
+                cluster.clone(),
+                std::time::Duration::from_secs(config.cache.cursor_lifetime_secs),
+            ));
+        }
         let registry = Registry::build(&config, upstream.as_ref(), cluster.as_ref())?;
         // The demo key is offered only when the configuration has the demo client.
         let demo_key = config
@@ -143,13 +151,24 @@ impl Application {
         let state = web::Data::new(AppState {
             registry,
             clients,
-            snapshots: SnapshotCache::new(&config.cache),
+            snapshots,
             request_timeout: config.request_timeout,
             cursors,
             jobs: Jobs::new(&config, addr)?,
             inbound: InboundLimits::new(&config.clients, cluster.clone()),
             cluster,
         });
+        if let (Some(cluster), Some(shared)) = (&state.cluster, state.snapshots.shared()) {
+            // Another replica's refresh drops this replica's copies of the account too.
+            let weak = std::sync::Arc::downgrade(&state.clone().into_inner());
+            cluster.spawn_subscriber(shared.invalidate_channel(), move |message| {
+                if let (Some(state), Some((provider, account))) =
+                    (weak.upgrade(), parse_invalidation(message))
+                {
+                    let _ = state.snapshots.invalidate_local(provider, account);
+                }
+            });
+        }
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()

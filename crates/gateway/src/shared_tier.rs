@@ -1,0 +1,316 @@
+//! The second snapshot tier, in Redis, behind each replica's moka: a snapshot fetched by one
+//! replica serves all, cursors into it work on every replica, and when several replicas miss
+//! the same key at once exactly one of them fetches it (a lock with a lease; the others wait for
+//! its result, or take over when the lease runs out).
+//!
+//! Keys (each object under its own hash tag, every script single-key):
+//! - `{prefix}:{s:<key hash>}:cur` — the current snapshot of a [`SnapshotKey`]: `id:created_ms`,
+//!   expiring with the snapshot's TTL;
+//! - `{prefix}:{snap:<id>}:data` — a snapshot's records (JSON), kept for TTL + cursor lifetime so
+//!   cursors into a replaced snapshot keep working on every replica;
+//! - `{prefix}:{s:<key hash>}:lock` — the fetch lease;
+//! - `{prefix}:{acct:<provider>:<account>}:keys` — key hashes of an account's snapshots, so a
+//!   refresh can drop them all; the invalidation is also published on
+//!   `{prefix}:invalidate` so every replica drops its local copies at once.
+//!
+//! Redis failing never fails a read: the replica fetches on its own, as without Redis.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use provider::{Scope, Transaction};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::cluster::{Cluster, SharedError};
+use crate::snapshot::{Snapshot, SnapshotKey};
+
+/// How often a replica waiting for another's fetch looks for its result.
+const POLL: Duration = Duration::from_millis(25);
+
+/// The stored form of a snapshot.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    created_ms: u64,
+    ttl_ms: u64,
+    items: Vec<Transaction>,
+}
+
+/// The shared tier of one gateway.
+pub struct SharedTier {
+    cluster: Arc<Cluster>,
+    cursor_lifetime: Duration,
+}
+
+/// What the shared tier says about a key on a local miss.
+pub enum Lookup {
+    /// Another replica's snapshot, still fresh.
+    Found(Snapshot),
+    /// This replica holds the fetch lease: fetch, then [`SharedTier::store`].
+    Fetch(FetchLease),
+}
+
+/// The right (and duty) to fetch a key for every replica.
+pub struct FetchLease {
+    lock_key: String,
+    token: String,
+}
+
+impl SharedTier {
+    /// The tier over `cluster`; replaced snapshots stay readable for `cursor_lifetime`.
+    pub fn new(cluster: Arc<Cluster>, cursor_lifetime: Duration) -> SharedTier {
+        SharedTier {
+            cluster,
+            cursor_lifetime,
+        }
+    }
+
+    fn key_hash(key: &SnapshotKey) -> String {
+        let text = serde_json::to_string(&(&*key.provider, &key.scope, key.range, key.direction))
+            .unwrap_or_default();
+        hex::encode(&Sha256::digest(text.as_bytes())[..12])
+    }
+
+    fn current_key(&self, hash: &str) -> String {
+        self.cluster.key(&format!("s:{hash}"), "cur")
+    }
+
+    fn data_key(&self, id: u64) -> String {
+        self.cluster.key(&format!("snap:{id:016x}"), "data")
+    }
+
+    fn account_key(&self, provider: &str, account: &str) -> String {
+        self.cluster
+            .key(&format!("acct:{provider}:{account}"), "keys")
+    }
+
+    /// A snapshot stored by any replica, by id (for cursors).
+    pub async fn by_id(&self, key: &SnapshotKey, id: u64) -> Option<Snapshot> {
+        let data_key = self.data_key(id);
+        let bytes: Option<Vec<u8>> = self
+            .cluster
+            .call("snapshot_get", |mut conn| async move {
+                redis::cmd("GET")
+                    .arg(&data_key)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await
+            .ok()?;
+        decode(key, id, &bytes?)
+    }
+
+    /// On a local miss: another replica's fresh snapshot, or the lease to fetch it. Waits
+    /// (polling) while another replica fetches, up to `wait`; `Err` when Redis cannot help.
+    pub async fn lookup(
+        &self,
+        key: &SnapshotKey,
+        lease: Duration,
+        wait: Duration,
+    ) -> Result<Lookup, SharedError> {
+        let hash = Self::key_hash(key);
+        let (current_key, lock_key) = (
+            self.current_key(&hash),
+            self.cluster.key(&format!("s:{hash}"), "lock"),
+        );
+        let token = format!("{}:{:x}", self.cluster.replica_id(), rand::random::<u64>());
+        let give_up = Instant::now() + wait;
+        loop {
+            let (cur, lk, tk) = (current_key.clone(), lock_key.clone(), token.clone());
+            // One round trip: the current pointer, or the lock if nobody holds it.
+            let (pointer, locked): (Option<String>, Option<String>) = self
+                .cluster
+                .call("snapshot_lookup", |mut conn| async move {
+                    let pointer: Option<String> =
+                        redis::cmd("GET").arg(&cur).query_async(&mut conn).await?;
+                    if pointer.is_some() {
+                        return Ok((pointer, None));
+                    }
+                    let locked: Option<String> = redis::cmd("SET")
+                        .arg(&lk)
+                        .arg(&tk)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(lease.as_millis().max(1) as u64)
+                        .query_async(&mut conn)
+                        .await?;
+                    Ok((None, locked))
+                })
+                .await?;
+            if let Some(pointer) = pointer
+                && let Some(id) = pointer
+                    .split(':')
+                    .next()
+                    .and_then(|id| u64::from_str_radix(id, 16).ok())
+                && let Some(snapshot) = self.by_id(key, id).await
+            {
+                return Ok(Lookup::Found(snapshot));
+            }
+            if locked.is_some() {
+                return Ok(Lookup::Fetch(FetchLease {
+                    lock_key: lock_key.clone(),
+                    token,
+                }));
+            }
+            if Instant::now() + POLL > give_up {
+                return Err(SharedError::Failed(
+                    "another replica's fetch did not finish in time".into(),
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Stores a snapshot fetched under `lease` for every replica, and frees the lease.
+    pub async fn store(&self, snapshot: &Snapshot, lease: FetchLease) {
+        let hash = Self::key_hash(&snapshot.key);
+        let stored = Stored {
+            created_ms: Cluster::unix_ms().saturating_sub(snapshot.age().as_millis() as u64),
+            ttl_ms: snapshot.ttl.as_millis() as u64,
+            items: snapshot.items.clone(),
+        };
+        let Ok(bytes) = serde_json::to_vec(&stored) else {
+            return;
+        };
+        let ttl_ms = snapshot.remaining_ttl().as_millis().max(1) as u64;
+        let keep_ms = ttl_ms + self.cursor_lifetime.as_millis() as u64;
+        let (data_key, current_key) = (self.data_key(snapshot.id), self.current_key(&hash));
+        let pointer = format!("{:016x}:{}", snapshot.id, stored.created_ms);
+        let account = match &snapshot.key.scope {
+            Scope::Account(account) => Some(self.account_key(&snapshot.key.provider, account)),
+            _ => None,
+        };
+        let (lock_key, token) = (lease.lock_key, lease.token);
+        let _ = self
+            .cluster
+            .call("snapshot_store", |mut conn| async move {
+                redis::cmd("SET")
+                    .arg(&data_key)
+                    .arg(bytes)
+                    .arg("PX")
+                    .arg(keep_ms)
+                    .query_async::<()>(&mut conn)
+                    .await?;
+                redis::cmd("SET")
+                    .arg(&current_key)
+                    .arg(&pointer)
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .query_async::<()>(&mut conn)
+                    .await?;
+                if let Some(account) = &account {
+                    redis::pipe()
+                        .cmd("SADD")
+                        .arg(account)
+                        .arg(&hash)
+                        .cmd("PEXPIRE")
+                        .arg(account)
+                        .arg(keep_ms)
+                        .query_async::<()>(&mut conn)
+                        .await?;
+                }
+                release(&mut conn, &lock_key, &token).await
+            })
+            .await;
+    }
+
+    /// Gives up a lease without a result (the fetch failed): the next replica may try.
+    pub async fn abandon(&self, lease: FetchLease) {
+        let (lock_key, token) = (lease.lock_key, lease.token);
+        let _ = self
+            .cluster
+            .call("snapshot_abandon", |mut conn| async move {
+                release(&mut conn, &lock_key, &token).await
+            })
+            .await;
+    }
+
+    /// Drops every replica's current snapshots of an account (after a refresh): the shared
+    /// pointers now, the local copies through the `invalidate` channel.
+    pub async fn invalidate_account(&self, provider: &str, account: &str) {
+        let account_key = self.account_key(provider, account);
+        let hashes: Vec<String> = self
+            .cluster
+            .call("invalidate_list", |mut conn| async move {
+                redis::cmd("SMEMBERS")
+                    .arg(&account_key)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await
+            .unwrap_or_default();
+        for hash in hashes {
+            let current_key = self.current_key(&hash);
+            let _ = self
+                .cluster
+                .call("invalidate", |mut conn| async move {
+                    redis::cmd("DEL")
+                        .arg(&current_key)
+                        .query_async::<i64>(&mut conn)
+                        .await
+                })
+                .await;
+        }
+        let channel = self.invalidate_channel();
+        let message = invalidation_message(provider, account);
+        let _ = self
+            .cluster
+            .call("invalidate_publish", |mut conn| async move {
+                redis::cmd("PUBLISH")
+                    .arg(&channel)
+                    .arg(&message)
+                    .query_async::<i64>(&mut conn)
+                    .await
+            })
+            .await;
+    }
+
+    /// The channel on which refreshes announce an account's snapshots are gone.
+    pub fn invalidate_channel(&self) -> String {
+        format!("{}:invalidate", self.cluster.key("bus", "events"))
+    }
+
+    /// The cluster.
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+}
+
+/// `provider\u{1f}account`.
+fn invalidation_message(provider: &str, account: &str) -> String {
+    format!("{provider}\u{1f}{account}")
+}
+
+/// Reads an invalidation message back.
+pub fn parse_invalidation(message: &str) -> Option<(&str, &str)> {
+    message.split_once('\u{1f}')
+}
+
+async fn release(
+    conn: &mut redis::aio::ConnectionManager,
+    lock_key: &str,
+    token: &str,
+) -> redis::RedisResult<()> {
+    // Only the holder frees the lock (it may have expired and been taken over).
+    redis::Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+    )
+    .key(lock_key)
+    .arg(token)
+    .invoke_async::<i64>(conn)
+    .await
+    .map(|_| ())
+}
+
+fn decode(key: &SnapshotKey, id: u64, bytes: &[u8]) -> Option<Snapshot> {
+    let stored: Stored = serde_json::from_slice(bytes).ok()?;
+    let age = Duration::from_millis(Cluster::unix_ms().saturating_sub(stored.created_ms));
+    let created = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+    Some(Snapshot::restored(
+        id,
+        key.clone(),
+        stored.items,
+        created,
+        Duration::from_millis(stored.ttl_ms),
+    ))
+}
