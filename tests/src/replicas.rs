@@ -84,12 +84,12 @@ fn rand_suffix() -> String {
 
 /// A standalone sandbox on a free port (both vendors), as the replicas' upstream.
 pub async fn standalone_sandbox() -> sandbox::Sandbox {
-    match sandbox::start(
-        sandbox::SandboxConfig::default(),
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-    )
-    .await
-    {
+    standalone_sandbox_with(sandbox::SandboxConfig::default()).await
+}
+
+/// A standalone sandbox with `config`.
+pub async fn standalone_sandbox_with(config: sandbox::SandboxConfig) -> sandbox::Sandbox {
+    match sandbox::start(config, SocketAddr::from(([127, 0, 0, 1], 0))).await {
         Ok(sb) => sb,
         Err(e) => panic!("sandbox start: {e}"),
     }
@@ -162,3 +162,169 @@ pub async fn spawn_replica(toml: &str, sandbox: &sandbox::Sandbox) -> TestGatewa
         state,
     }
 }
+
+/// A gateway replica running as its own process (the `gateway` binary), so a test can kill it
+/// like an orchestrator would (SIGKILL).
+pub struct Process {
+    child: std::process::Child,
+    /// `http://ADDR`
+    pub base: String,
+    /// Where its log goes.
+    pub log: std::path::PathBuf,
+}
+
+impl Process {
+    /// Kills the process at once (SIGKILL): no shutdown, no cleanup.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The `gateway` binary beside this test binary (`cargo test --workspace` builds it).
+fn gateway_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current exe: {e}"));
+    // target/<profile>/deps/<test> -> target/<profile>/gateway
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap_or_else(|| panic!("no target dir above {}", exe.display()));
+    let binary = dir.join("gateway");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it first (cargo build -p gateway), or run cargo test --workspace",
+        binary.display()
+    );
+    binary
+}
+
+/// A scratch directory for one test (config files, logs).
+pub fn scratch_dir(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("gateway-e2e-{}-{test}", rand_suffix()));
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        panic!("scratch dir {}: {e}", dir.display());
+    }
+    dir
+}
+
+/// Starts the gateway binary with `toml` on a free port, with `env` set, and waits for it to
+/// listen.
+pub fn spawn_process(
+    dir: &std::path::Path,
+    name: &str,
+    toml: &str,
+    env: &[(&str, &str)],
+) -> Process {
+    let config = dir.join(format!("{name}.toml"));
+    let log = dir.join(format!("{name}.log"));
+    if let Err(e) = std::fs::write(&config, toml) {
+        panic!("write {}: {e}", config.display());
+    }
+    let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log file: {e}"));
+    let mut command = Command::new(gateway_binary());
+    command
+        .args([
+            "--config",
+            &config.to_string_lossy(),
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start the gateway binary: {e}"));
+    let mut process = Process {
+        child,
+        base: String::new(),
+        log,
+    };
+    for _ in 0..200 {
+        let text = std::fs::read_to_string(&process.log).unwrap_or_default();
+        if let Some(rest) = text.split("listening on http://").nth(1) {
+            let addr: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                .collect();
+            process.base = format!("http://{addr}");
+            return process;
+        }
+        if let Ok(Some(status)) = process.child.try_wait() {
+            panic!("gateway {name} exited ({status}): {text}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("gateway {name} did not start listening within 10 s");
+}
+
+/// A configuration for a replica process in front of `sandbox` (secrets from the environment
+/// variables [`SANDBOX_ENV`] names), with `[redis]` at `redis_url`/`prefix`; `extra` appended.
+pub fn process_toml(
+    sandbox: &sandbox::Sandbox,
+    redis_url: &str,
+    prefix: &str,
+    client_extra: &str,
+    extra: &str,
+) -> String {
+    let hash = |key: &str| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(key.as_bytes()))
+    };
+    format!(
+        r#"
+[server]
+bind = "127.0.0.1:0"
+workers = 1
+
+[clients.billing]
+api_key_sha256 = "{billing}"
+{extra_client}
+[providers.okra]
+kind = "okra"
+base_url = "{okra}"
+secret_key = {{ env = "E2E_OKRA_SECRET" }}
+
+[providers.mono]
+kind = "mono"
+base_url = "{mono}"
+secret_key = {{ env = "E2E_MONO_SECRET" }}
+app_id = {{ env = "E2E_MONO_APP_ID" }}
+
+[routing]
+default = "okra"
+
+[redis]
+url = "{redis_url}"
+key_prefix = "{prefix}"
+{extra}
+"#,
+        billing = hash(crate::BILLING_KEY),
+        okra = sandbox.okra_base_url(),
+        mono = sandbox.mono_base_url(),
+        extra_client = client_extra,
+    )
+}
+
+/// The environment a replica process needs for [`process_toml`]'s secrets.
+pub fn sandbox_env(sandbox: &sandbox::Sandbox) -> Vec<(&'static str, String)> {
+    let config = sandbox.config();
+    vec![
+        ("E2E_OKRA_SECRET", config.okra_secret.clone()),
+        ("E2E_MONO_SECRET", config.mono_secret.clone()),
+        ("E2E_MONO_APP_ID", config.mono_app_id.clone()),
+    ]
+}
+
+/// Names of the variables [`sandbox_env`] sets.
+pub const SANDBOX_ENV: [&str; 3] = ["E2E_OKRA_SECRET", "E2E_MONO_SECRET", "E2E_MONO_APP_ID"];

@@ -388,3 +388,231 @@ async fn with_redis_gone_each_replica_spends_only_its_share_and_sharing_resumes_
         "shared mode did not resume within 5 s of Redis returning"
     );
 }
+
+const OKRA_REFRESH: &str = "POST /v2/transactions/refresh";
+
+fn okra_refreshes(sandbox: &sandbox::Sandbox) -> u64 {
+    sandbox
+        .stats()
+        .okra
+        .get(OKRA_REFRESH)
+        .copied()
+        .unwrap_or_default()
+}
+
+async fn post_refresh(gw_base: &str, http: &reqwest::Client, account: &str, key: &str) -> Reply {
+    let res = http
+        .post(format!(
+            "{gw_base}/v1/accounts/{account}/transactions/refresh"
+        ))
+        .bearer_auth(BILLING_KEY)
+        .header("Idempotency-Key", key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("refresh: {e}"));
+    reply_of(res).await
+}
+
+async fn reply_of(res: reqwest::Response) -> Reply {
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let bytes = res.bytes().await.unwrap_or_default();
+    Reply {
+        status,
+        headers,
+        json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+async fn job_on(gw_base: &str, http: &reqwest::Client, id: &str) -> Reply {
+    let res = http
+        .get(format!("{gw_base}/v1/jobs/{id}"))
+        .bearer_auth(BILLING_KEY)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("job: {e}"));
+    reply_of(res).await
+}
+
+/// Polls the job on `gw_base` until it is final (at most `within`).
+async fn final_job(
+    gw_base: &str,
+    http: &reqwest::Client,
+    id: &str,
+    within: Duration,
+) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    loop {
+        let reply = job_on(gw_base, http, id).await;
+        assert_eq!(reply.status, 200, "{}", reply.json);
+        if matches!(reply.json["status"].as_str(), Some("succeeded" | "failed")) {
+            return reply.json;
+        }
+        assert!(
+            started.elapsed() < within,
+            "job {id} not final: {}",
+            reply.json
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn quick_refresh_sandbox() -> sandbox::SandboxConfig {
+    sandbox::SandboxConfig {
+        refresh_duration: Duration::from_millis(300),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_job_and_its_idempotency_key_are_the_same_on_every_replica() {
+    let sandbox = e2e::replicas::standalone_sandbox_with(quick_refresh_sandbox()).await;
+    let (url, prefix) = (redis_url(), unique_prefix("jobs"));
+    let gws = replicas(2, &sandbox, &replica_toml(Some((&url, &prefix)), "", "")).await;
+    let account = account_with(&sandbox, 1).okra_account_id;
+    let http = reqwest::Client::new();
+
+    let first = post_refresh(&gws[0].base, &http, &account, "key-1").await;
+    assert_eq!(first.status, 202, "{}", first.json);
+    let id = first.json["id"].as_str().unwrap_or_default().to_owned();
+    // The same key on the other replica: the same job, no second refresh.
+    let again = post_refresh(&gws[1].base, &http, &account, "key-1").await;
+    assert_eq!(again.json["id"], id.as_str(), "{}", again.json);
+    // Read on the other replica, to its end.
+    let done = final_job(&gws[1].base, &http, &id, Duration::from_secs(10)).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let replay = post_refresh(&gws[1].base, &http, &account, "key-1").await;
+    assert_eq!(replay.json["id"], id.as_str());
+    assert_eq!(replay.json["status"], "succeeded");
+    assert_eq!(okra_refreshes(&sandbox), 1);
+    // Another client sees nothing of it, on any replica.
+    let foreign = gws[1]
+        .get_as(Some(e2e::LEDGER_KEY), &format!("/v1/jobs/{id}"))
+        .await;
+    assert_eq!(foreign.status, 404);
+}
+
+#[tokio::test]
+async fn with_redis_down_a_refresh_is_refused_clearly_and_reads_go_on() {
+    let sandbox = standalone_sandbox().await;
+    let mut redis = PrivateRedis::start(free_port());
+    let toml = replica_toml(
+        Some((&redis.url(), "refresh-down")),
+        "",
+        "timeout_ms = 200\n",
+    );
+    let gw = spawn_replica(&toml, &sandbox).await;
+    redis.stop();
+    let account = account_with(&sandbox, 1).okra_account_id;
+    let refused = post_refresh(&gw.base, &gw.http, &account, "k").await;
+    assert_eq!(refused.status, 503, "{}", refused.json);
+    assert_eq!(refused.json["code"], "coordination_unavailable");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(
+        okra_refreshes(&sandbox),
+        0,
+        "no refresh without its job recorded"
+    );
+    let read = gw
+        .get(&format!("/v1/accounts/{account}/transactions?limit=1"))
+        .await;
+    assert_eq!(read.status, 200, "{}", read.json);
+}
+
+/// Counts the notifications a client receives.
+async fn notification_counter() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let data = web::Data::from(seen.clone());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let server = HttpServer::new(move || {
+        App::new().app_data(data.clone()).default_service(web::to(
+            |body: web::Bytes, seen: web::Data<std::sync::Mutex<Vec<serde_json::Value>>>| async move {
+                let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                seen.lock().unwrap_or_else(|e| e.into_inner()).push(json);
+                HttpResponse::Ok().finish()
+            },
+        ))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap_or_else(|e| panic!("{e}"))
+    .run();
+    tokio::spawn(server);
+    (format!("http://{addr}/hooks"), seen)
+}
+
+#[tokio::test]
+async fn a_refresh_whose_replica_is_killed_completes_on_another_and_notifies_once() {
+    // Okra refreshes run 3 s at the sandbox: long enough to kill the replica driving one.
+    let sandbox = e2e::replicas::standalone_sandbox_with(sandbox::SandboxConfig {
+        refresh_duration: Duration::from_secs(3),
+        ..Default::default()
+    })
+    .await;
+    let (hook_url, notifications) = notification_counter().await;
+    let dir = e2e::replicas::scratch_dir("takeover");
+    let secret = dir.join("hook-secret");
+    std::fs::write(
+        &secret,
+        "whsec_dGVzdC10YWtlb3Zlci1zZWNyZXQtMDEyMzQ1Njc4OWFi",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (url, prefix) = (redis_url(), unique_prefix("takeover"));
+    let toml = e2e::replicas::process_toml(
+        &sandbox,
+        &url,
+        &prefix,
+        &format!(
+            "webhook_url = \"{hook_url}\"\nwebhook_secret_file = \"{}\"\n",
+            secret.display()
+        ),
+        "\n[jobs]\nlease_ms = 1000\nnotify_initial_backoff_ms = 50\n",
+    );
+    let env = e2e::replicas::sandbox_env(&sandbox);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut a = e2e::replicas::spawn_process(&dir, "a", &toml, &env);
+    let b = e2e::replicas::spawn_process(&dir, "b", &toml, &env);
+    let http = reqwest::Client::new();
+    let account = account_with(&sandbox, 1).okra_account_id;
+
+    let accepted = post_refresh(&a.base, &http, &account, "kill-me").await;
+    assert_eq!(accepted.status, 202, "{}", accepted.json);
+    let id = accepted.json["id"].as_str().unwrap_or_default().to_owned();
+    // Wait until A has asked Okra, then kill it mid-refresh.
+    for _ in 0..100 {
+        if okra_refreshes(&sandbox) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(okra_refreshes(&sandbox), 1);
+    a.kill();
+
+    // B sees the job, takes the run over when A's lease runs out, and finishes it.
+    let done = final_job(&b.base, &http, &id, Duration::from_secs(20)).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    // The same key after the crash: the same job, no further refresh.
+    let replay = post_refresh(&b.base, &http, &account, "kill-me").await;
+    assert_eq!(replay.json["id"], id.as_str());
+    let refreshes = okra_refreshes(&sandbox);
+    assert!(
+        refreshes <= 2,
+        "{refreshes} Okra refreshes: the dead replica's, and at most one by the replica that took over"
+    );
+    // One notification, for this job.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = notifications
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0]["type"], "refresh.succeeded");
+    assert_eq!(seen[0]["data"]["id"], id.as_str());
+    drop(b);
+}

@@ -489,6 +489,9 @@ pub struct JobsSection {
     pub notify_max_backoff_ms: u64,
     /// Timeout of one notification attempt.
     pub notify_timeout_ms: u64,
+    /// With `[redis]`: how long a replica's hold on a refresh run lasts without renewal; after
+    /// that (the replica died) another replica takes the run over.
+    pub lease_ms: u64,
 }
 
 impl Default for JobsSection {
@@ -500,6 +503,7 @@ impl Default for JobsSection {
             notify_initial_backoff_ms: 1_000,
             notify_max_backoff_ms: 300_000,
             notify_timeout_ms: 10_000,
+            lease_ms: 15_000,
         }
     }
 }
@@ -1146,8 +1150,9 @@ fn validate_client_webhook(
 }
 
 fn validate_jobs(jobs: JobsSection) -> Result<JobsSection, ConfigError> {
-    let checks: [(&str, u64, u64, u64); 6] = [
+    let checks: [(&str, u64, u64, u64); 7] = [
         ("ttl_secs", jobs.ttl_secs, 1, 7 * 24 * 3_600),
+        ("lease_ms", jobs.lease_ms, 300, 600_000),
         (
             "max_delivery_bytes",
             jobs.max_delivery_bytes,

@@ -132,6 +132,9 @@ pub enum ApiError {
     /// An `Idempotency-Key` already used by this client for a different request.
     #[error("{0}")]
     IdempotencyKeyReused(String),
+    /// State shared by the replicas (Redis) is unreachable, and this request needs it.
+    #[error("shared state is unavailable right now ({0}); retry shortly")]
+    CoordinationUnavailable(String),
     /// A webhook delivery without the token of the job it names.
     #[error("the delivery does not carry this job's token")]
     WebhookUnauthorized,
@@ -261,6 +264,11 @@ impl ApiError {
                 "idempotency_key_reused",
                 "Idempotency key reused for another request",
             ),
+            ApiError::CoordinationUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "coordination_unavailable",
+                "Shared state is unavailable",
+            ),
             ApiError::WebhookUnauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "webhook_unauthorized",
@@ -301,6 +309,7 @@ impl ApiError {
                 Some(secs(*retry_after).max(1))
             }
             ApiError::Upstream(ProviderError::Unavailable { status: None, .. }) => Some(5),
+            ApiError::CoordinationUnavailable(_) => Some(1),
             _ => None,
         }
     }

@@ -53,6 +53,7 @@ use utoipa::ToSchema;
 
 use crate::config::{Config, ProviderConfig};
 use crate::error::{ApiError, Problem};
+use crate::jobs_shared::{NewJob, SharedJobs, StartKind};
 use crate::notify::{Notifier, RetryPolicy};
 use crate::state::AppState;
 
@@ -112,9 +113,10 @@ pub struct JobView {
     /// How many transactions the provider delivered (webhook-style providers, on success).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transactions_delivered: Option<u64>,
-    /// Why it failed (only when `failed`).
+    /// Why it failed (only when `failed`): the problem document the API would have answered.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub problem: Option<Problem>,
+    #[schema(value_type = Option<Problem>)]
+    pub problem: Option<serde_json::Value>,
 }
 
 /// A run the caller must start (see [`spawn_run`]); returned only for a new run.
@@ -207,11 +209,15 @@ pub struct Jobs {
     callback_base: Url,
     deadlines: HashMap<String, Deadline>,
     notifier: Notifier,
+    shared: Option<SharedJobs>,
 }
 
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How often a replica waiting for a shared run's delivery looks at its state.
+const FINAL_POLL: Duration = Duration::from_millis(200);
 
-fn now() -> OffsetDateTime {
+/// Now, to the millisecond (job timestamps).
+pub fn now() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
     // Milliseconds are precise enough for people and keep the JSON short.
     now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
@@ -220,6 +226,10 @@ fn now() -> OffsetDateTime {
 
 fn random_hex<const N: usize>() -> String {
     hex::encode(rand::rng().random::<[u8; N]>())
+}
+
+fn coordination(error: crate::cluster::SharedError) -> ApiError {
+    ApiError::CoordinationUnavailable(error.to_string())
 }
 
 fn event_type(status: JobStatus) -> &'static str {
@@ -266,7 +276,234 @@ impl Jobs {
             deadlines,
             notifier: Notifier::new(&config.clients, RetryPolicy::from_config(&config.jobs))
                 .map_err(std::io::Error::other)?,
+            shared: None,
         })
+    }
+
+    /// Keeps jobs in Redis (shared by the replicas) instead of in this process.
+    pub fn with_shared(mut self, shared: SharedJobs) -> Jobs {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// The Redis job store, when configured.
+    pub fn shared(&self) -> Option<&SharedJobs> {
+        self.shared.as_ref()
+    }
+
+    /// [`Jobs::start`], in Redis when configured (`503 coordination_unavailable` when Redis
+    /// cannot be reached: a refresh is never started without its job being recorded).
+    pub async fn begin(
+        &self,
+        client: &Arc<str>,
+        provider: &Arc<str>,
+        account_id: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<Started, ApiError> {
+        let Some(shared) = &self.shared else {
+            return self.start(client, provider, account_id, idempotency_key);
+        };
+        let new_job = format!("job_{}", random_hex::<16>());
+        let new_run = rand::random::<u64>().max(1);
+        let deadline = self.deadline(provider);
+        let run_text = new_run.to_string();
+        let request = NewJob {
+            client,
+            provider,
+            account: account_id,
+            key: idempotency_key,
+            job_id: &new_job,
+            run_id: &run_text,
+        };
+        let (kind, job_id, run_id) = shared
+            .start(&request, deadline.refresh + deadline.grace)
+            .await
+            .map_err(coordination)?;
+        let job = shared
+            .view(client, &job_id)
+            .await
+            .map_err(coordination)?
+            .ok_or_else(|| ApiError::Internal("new job vanished".into()))?;
+        if kind == StartKind::Known && (job.provider != **provider || job.account_id != account_id)
+        {
+            return Err(ApiError::IdempotencyKeyReused(format!(
+                "this Idempotency-Key was used for a refresh of account {} at provider {}; use a new key for another request",
+                job.account_id, job.provider
+            )));
+        }
+        Ok(Started {
+            job,
+            run: (kind == StartKind::New).then(|| RunTicket {
+                id: run_id.parse().unwrap_or(new_run),
+                provider: provider.clone(),
+                account_id: account_id.to_owned(),
+            }),
+        })
+    }
+
+    /// [`Jobs::get`], in Redis when configured.
+    pub async fn find(&self, client: &str, id: &str) -> Result<Option<JobView>, ApiError> {
+        match &self.shared {
+            None => Ok(self.get(client, id)),
+            Some(shared) => shared.view(client, id).await.map_err(coordination),
+        }
+    }
+
+    /// [`Jobs::authorize_delivery`], in Redis when configured (any replica accepts a delivery).
+    pub async fn authorize(
+        &self,
+        provider: &str,
+        job_id: &str,
+        token: &str,
+    ) -> Result<RunTicket, ApiError> {
+        let Some(shared) = &self.shared else {
+            return self.authorize_delivery(provider, job_id, token);
+        };
+        let not_found = || ApiError::NotFound {
+            detail: format!("no refresh job {job_id} at provider {provider}"),
+            provider: Some(provider.to_owned()),
+        };
+        let (_, run_id) = shared
+            .job(job_id)
+            .await
+            .map_err(coordination)?
+            .ok_or_else(not_found)?;
+        let run = shared
+            .run(&run_id)
+            .await
+            .map_err(coordination)?
+            .ok_or_else(not_found)?;
+        if run.provider != provider {
+            return Err(not_found());
+        }
+        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let matches = run
+            .token_sha256
+            .as_deref()
+            .and_then(|h| hex::decode(h).ok())
+            .is_some_and(|expected| bool::from(expected.as_slice().ct_eq(&presented)));
+        if !matches {
+            return Err(ApiError::WebhookUnauthorized);
+        }
+        if !matches!(run.state.as_str(), "queued" | "running") {
+            return Err(ApiError::JobNotAwaiting(format!(
+                "refresh job {job_id} has already finished"
+            )));
+        }
+        Ok(RunTicket {
+            id: run_id.parse().unwrap_or_default(),
+            provider: Arc::from(run.provider.as_str()),
+            account_id: run.account_id,
+        })
+    }
+
+    /// [`Jobs::succeed`], in Redis when configured: drops the account's snapshots, then makes
+    /// the run final; whoever finishes it notifies.
+    pub async fn complete(
+        &self,
+        state: &AppState,
+        run: &RunTicket,
+        delivered: Option<u64>,
+    ) -> bool {
+        let Some(_) = &self.shared else {
+            return self.succeed(state, run, delivered);
+        };
+        match state
+            .snapshots
+            .invalidate_account(&run.provider, &run.account_id)
+        {
+            Ok(()) => self.finish_shared(run.id, Ok(delivered)).await,
+            Err(error) => self.fail_any(run.id, &error).await,
+        }
+    }
+
+    /// Arms a webhook-style run (in Redis when configured) and returns its callback URL.
+    async fn arm_any(&self, run_id: u64) -> Option<String> {
+        let Some(shared) = &self.shared else {
+            return self.arm_webhook(run_id);
+        };
+        let token = random_hex::<32>();
+        let run = shared.run(&run_id.to_string()).await.ok()??;
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if !shared.arm(&run_id.to_string(), &hash).await.ok()? {
+            return None;
+        }
+        self.callback_url(&run.provider, run.jobs.first()?, &token)
+    }
+
+    fn callback_url(&self, provider: &str, job_id: &str, token: &str) -> Option<String> {
+        let mut url = self
+            .callback_base
+            .join(&format!("v1/webhooks/{provider}"))
+            .ok()?;
+        url.query_pairs_mut()
+            .append_pair("job", job_id)
+            .append_pair("token", token);
+        Some(url.into())
+    }
+
+    async fn mark_running_any(&self, run_id: u64) {
+        match &self.shared {
+            None => self.mark_running(run_id),
+            Some(shared) => {
+                let _ = shared.mark_running(&run_id.to_string()).await;
+            }
+        }
+    }
+
+    /// Waits until the run is final, at most `rest`.
+    async fn await_final(&self, run_id: u64, rest: Duration) {
+        let Some(shared) = &self.shared else {
+            if let Some(done) = self.done_signal(run_id) {
+                let _ = tokio::time::timeout(rest, done.notified()).await;
+            }
+            return;
+        };
+        let until = tokio::time::Instant::now() + rest;
+        let run = run_id.to_string();
+        while tokio::time::Instant::now() < until {
+            if let Ok(Some(stored)) = shared.run(&run).await
+                && !matches!(stored.state.as_str(), "queued" | "running")
+            {
+                return;
+            }
+            tokio::time::sleep(FINAL_POLL.min(until - tokio::time::Instant::now())).await;
+        }
+    }
+
+    async fn fail_any(&self, run_id: u64, error: &ApiError) -> bool {
+        match &self.shared {
+            None => self.fail(run_id, error),
+            Some(_) => {
+                let problem = serde_json::to_value(error.problem(None)).unwrap_or_default();
+                self.finish_shared(run_id, Err(problem)).await
+            }
+        }
+    }
+
+    async fn finish_shared(
+        &self,
+        run_id: u64,
+        outcome: Result<Option<u64>, serde_json::Value>,
+    ) -> bool {
+        let Some(shared) = &self.shared else {
+            return false;
+        };
+        let run = run_id.to_string();
+        match shared.finish(&run, outcome).await {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(error) => {
+                // The run stays open in Redis: its lease runs out and a replica drives it again.
+                tracing::warn!(run = %run, %error, "refresh: could not record the outcome in redis");
+                return false;
+            }
+        }
+        for (client, job) in shared.views_of_run(&run).await.unwrap_or_default() {
+            tracing::info!(job = %job.id, client = %client, provider = %job.provider, status = ?job.status, "refresh job finished");
+            self.notifier.notify(&client, event_type(job.status), &job);
+        }
+        true
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -408,15 +645,9 @@ impl Jobs {
         let mut inner = self.lock();
         let run = inner.runs.get_mut(&run_id)?;
         run.token_sha256 = Some(Sha256::digest(token.as_bytes()).into());
-        let job_id = run.jobs.first()?.clone();
-        let mut url = self
-            .callback_base
-            .join(&format!("v1/webhooks/{}", run.provider))
-            .ok()?;
-        url.query_pairs_mut()
-            .append_pair("job", &job_id)
-            .append_pair("token", &token);
-        Some(url.into())
+        let (provider, job_id) = (run.provider.clone(), run.jobs.first()?.clone());
+        drop(inner);
+        self.callback_url(&provider, &job_id, &token)
     }
 
     /// The signal a run gives when it becomes final.
@@ -549,7 +780,11 @@ impl Inner {
             RunState::Queued => (JobStatus::Queued, None, None),
             RunState::Running => (JobStatus::Running, None, None),
             RunState::Succeeded { delivered } => (JobStatus::Succeeded, *delivered, None),
-            RunState::Failed(problem) => (JobStatus::Failed, None, Some((**problem).clone())),
+            RunState::Failed(problem) => (
+                JobStatus::Failed,
+                None,
+                serde_json::to_value(&**problem).ok(),
+            ),
         };
         // A job that joined a running refresh started following it when it was created.
         let started_at = run.started_at.map(|at| at.max(job.created_at));
@@ -629,36 +864,111 @@ fn public_base(url: &Url) -> Url {
 
 /// Starts a new run in the background: calls the provider, follows it to the end.
 pub fn spawn_run(state: web::Data<AppState>, run: RunTicket) {
-    tokio::spawn(async move { drive(&state, run).await });
+    tokio::spawn(drive(state, run, false));
 }
 
-async fn drive(state: &AppState, run: RunTicket) {
+/// With jobs in Redis: looks for runs whose replica stopped renewing their lease (it died) and
+/// drives them to their end here, for as long as the returned task runs.
+pub fn spawn_takeovers(state: web::Data<AppState>) -> Option<tokio::task::JoinHandle<()>> {
+    let every = state.jobs.shared()?.lease() / 2;
+    let state = std::sync::Arc::downgrade(&state.into_inner());
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(state) = state.upgrade() else {
+                return;
+            };
+            let Some(shared) = state.jobs.shared() else {
+                return;
+            };
+            for run_id in shared.open_runs().await.unwrap_or_default() {
+                if !matches!(shared.take_over(&run_id).await, Ok(true)) {
+                    continue;
+                }
+                let Ok(Some(run)) = shared.run(&run_id).await else {
+                    continue;
+                };
+                tracing::warn!(run = %run_id, provider = %run.provider, "refresh run taken over from a replica that stopped");
+                let ticket = RunTicket {
+                    id: run_id.parse().unwrap_or_default(),
+                    provider: Arc::from(run.provider.as_str()),
+                    account_id: run.account_id,
+                };
+                tokio::spawn(drive(web::Data::from(state.clone()), ticket, true));
+            }
+        }
+    }))
+}
+
+async fn drive(state: web::Data<AppState>, run: RunTicket, taken_over: bool) {
+    // With Redis, this replica renews its lease on the run while it drives it; if it dies,
+    // the lease runs out and another replica takes the run over.
+    let renewal = state.jobs.shared().map(|shared| {
+        let (state, run_id, every) = (state.clone(), run.id.to_string(), shared.lease() / 3);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every.max(Duration::from_millis(50)));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(shared) = state.jobs.shared() else {
+                    return;
+                };
+                if matches!(shared.renew(&run_id).await, Ok(false)) {
+                    tracing::warn!(run = %run_id, "refresh run: lease lost or run finished elsewhere");
+                    return;
+                }
+            }
+        })
+    });
+    drive_inner(&state, &run, taken_over).await;
+    if let Some(task) = renewal {
+        task.abort();
+    }
+}
+
+async fn drive_inner(state: &AppState, run: &RunTicket, taken_over: bool) {
+    let run = run.clone();
     let jobs = &state.jobs;
     let Some(entry) = state.registry.get(&run.provider).cloned() else {
-        jobs.fail(
+        jobs.fail_any(
             run.id,
             &ApiError::Internal(format!("provider {} vanished", run.provider)),
-        );
+        )
+        .await;
         return;
     };
     let started = Instant::now();
     let deadline = jobs.deadline(&run.provider);
     let style = entry.provider.capabilities().refresh;
+    if taken_over && style == RefreshStyle::Webhook {
+        // The vendor already has the callback URL; any replica accepts its delivery.
+        jobs.await_final(run.id, deadline.refresh).await;
+        if jobs
+            .fail_any(run.id, &ApiError::RefreshTimeout(deadline.refresh))
+            .await
+        {
+            tracing::warn!(provider = %run.provider, "refresh: no webhook delivery before the deadline");
+        }
+        return;
+    }
     // Armed before the provider is called: the delivery may arrive before its answer does.
     let callback_url = match style {
-        RefreshStyle::Webhook => match jobs.arm_webhook(run.id) {
+        RefreshStyle::Webhook => match jobs.arm_any(run.id).await {
             Some(url) => Some(url),
             None => {
-                jobs.fail(
+                jobs.fail_any(
                     run.id,
                     &ApiError::Internal("cannot build the callback URL".into()),
-                );
+                )
+                .await;
                 return;
             }
         },
         RefreshStyle::Polling | RefreshStyle::None => None,
     };
-    jobs.mark_running(run.id);
+    jobs.mark_running_any(run.id).await;
     let request = RefreshRequest {
         account_id: run.account_id.clone(),
         callback_url,
@@ -670,23 +980,25 @@ async fn drive(state: &AppState, run: RunTicket) {
     .await;
     match answer {
         Ok(Ok(RefreshOutcome::Completed)) => {
-            jobs.succeed(state, &run, None);
+            jobs.complete(state, &run, None).await;
         }
         Ok(Ok(RefreshOutcome::AwaitingDelivery)) => {
             // The delivery (or nothing) decides now; stop waiting as soon as the run is final.
             let rest = deadline.refresh.saturating_sub(started.elapsed());
-            if let Some(done) = jobs.done_signal(run.id) {
-                let _ = tokio::time::timeout(rest, done.notified()).await;
-            }
-            if jobs.fail(run.id, &ApiError::RefreshTimeout(deadline.refresh)) {
+            jobs.await_final(run.id, rest).await;
+            if jobs
+                .fail_any(run.id, &ApiError::RefreshTimeout(deadline.refresh))
+                .await
+            {
                 tracing::warn!(provider = %run.provider, "refresh: no webhook delivery before the deadline");
             }
         }
         Ok(Err(error)) => {
-            jobs.fail(run.id, &ApiError::Upstream(error));
+            jobs.fail_any(run.id, &ApiError::Upstream(error)).await;
         }
         Err(_) => {
-            jobs.fail(run.id, &ApiError::RefreshTimeout(deadline.refresh));
+            jobs.fail_any(run.id, &ApiError::RefreshTimeout(deadline.refresh))
+                .await;
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod cursor;
 pub mod error;
 pub mod inbound;
 pub mod jobs;
+pub mod jobs_shared;
 pub mod middleware;
 pub mod notify;
 pub mod outbound;

@@ -16,6 +16,7 @@ use crate::config::{Config, ConfigError, DEMO_API_KEY};
 use crate::cursor::CursorCodec;
 use crate::inbound::{InboundLimits, rate_limit};
 use crate::jobs::Jobs;
+use crate::jobs_shared::SharedJobs;
 use crate::middleware::{authenticate, request_context};
 use crate::shared_tier::{SharedTier, parse_invalidation};
 use crate::snapshot::SnapshotCache;
@@ -154,7 +155,14 @@ impl Application {
             snapshots,
             request_timeout: config.request_timeout,
             cursors,
-            jobs: Jobs::new(&config, addr)?,
+            jobs: match &cluster {
+                None => Jobs::new(&config, addr)?,
+                Some(cluster) => Jobs::new(&config, addr)?.with_shared(SharedJobs::new(
+                    cluster.clone(),
+                    std::time::Duration::from_secs(config.jobs.ttl_secs),
+                    std::time::Duration::from_millis(config.jobs.lease_ms),
+                )),
+            },
             inbound: InboundLimits::new(&config.clients, cluster.clone()),
             cluster,
         });
@@ -169,6 +177,7 @@ impl Application {
                 }
             });
         }
+        crate::jobs::spawn_takeovers(state.clone());
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()

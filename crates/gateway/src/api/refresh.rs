@@ -103,6 +103,8 @@ fn job_response(status: actix_web::http::StatusCode, job: &JobView) -> HttpRespo
         (status = 422, description = "The Idempotency-Key was used for another account or provider.", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/idempotency_key_reused", "title": "Idempotency key reused for another request", "status": 422, "detail": "this Idempotency-Key was used for a refresh of account A1 at provider okra; use a new key for another request", "code": "idempotency_key_reused", "parameter": "Idempotency-Key", "request_id": "3f0c2a9e8b7d4c1a"})),
         (status = 501, description = "The provider cannot refresh on demand.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "With several replicas: the shared state (Redis) is unreachable, so no job can be recorded or read; retry after `Retry-After` (`coordination_unavailable`).", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "/problems/coordination_unavailable", "title": "Shared state is unavailable", "status": 503, "detail": "shared state is unavailable right now (redis: no answer within 250 ms); retry shortly", "code": "coordination_unavailable", "retry_after": 1, "request_id": "3f0c2a9e8b7d4c1a"})),
     ),
     security(("api_key" = []))
 )]
@@ -126,7 +128,8 @@ pub async fn start_refresh(
     let client_name: Arc<str> = Arc::from(client.name.as_str());
     let started = state
         .jobs
-        .start(&client_name, &entry.name, &account, key.as_deref())?;
+        .begin(&client_name, &entry.name, &account, key.as_deref())
+        .await?;
     if let Some(run) = started.run {
         tracing::info!(job = %started.job.id, provider = %run.provider(), "refresh started");
         jobs::spawn_run(state.clone(), run);
@@ -147,6 +150,8 @@ pub async fn start_refresh(
         (status = 200, description = "The job.", body = JobView),
         (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such job for this client (another client's jobs are not visible; finished jobs are kept `jobs.ttl_secs`).", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "With several replicas: the shared state (Redis) is unreachable, so no job can be recorded or read; retry after `Retry-After` (`coordination_unavailable`).", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "/problems/coordination_unavailable", "title": "Shared state is unavailable", "status": 503, "detail": "shared state is unavailable right now (redis: no answer within 250 ms); retry shortly", "code": "coordination_unavailable", "retry_after": 1, "request_id": "3f0c2a9e8b7d4c1a"})),
     ),
     security(("api_key" = []))
 )]
@@ -159,7 +164,8 @@ pub async fn get_job(
     let client = client_of(&req)?;
     let job = state
         .jobs
-        .get(&client.name, &id)
+        .find(&client.name, &id)
+        .await?
         .ok_or_else(|| ApiError::NotFound {
             detail: format!("no job {id}"),
             provider: None,
@@ -234,7 +240,7 @@ pub async fn receive_delivery(
     let Some((job, token)) = job_and_token(req.query_string()) else {
         return Err(refuse(body, limit, ApiError::WebhookUnauthorized).await);
     };
-    let run = match state.jobs.authorize_delivery(&provider, &job, &token) {
+    let run = match state.jobs.authorize(&provider, &job, &token).await {
         Ok(run) => run,
         Err(error) => return Err(refuse(body, limit, error).await),
     };
@@ -271,7 +277,7 @@ pub async fn receive_delivery(
         )));
     }
     let delivered = u64::try_from(delivery.transactions.len()).unwrap_or(u64::MAX);
-    if !state.jobs.succeed(&state, &run, Some(delivered)) {
+    if !state.jobs.complete(&state, &run, Some(delivered)).await {
         return Err(ApiError::JobNotAwaiting(format!(
             "refresh job {job} has already finished"
         )));
