@@ -616,3 +616,45 @@ async fn a_refresh_whose_replica_is_killed_completes_on_another_and_notifies_onc
     assert_eq!(seen[0]["data"]["id"], id.as_str());
     drop(b);
 }
+
+#[tokio::test]
+async fn a_circuit_opened_by_one_replica_holds_every_replica_back() {
+    let sandbox = standalone_sandbox().await;
+    let (url, prefix) = (redis_url(), unique_prefix("breaker"));
+    let toml = replica_toml(
+        Some((&url, &prefix)),
+        "max_retries = 0\nbreaker_failure_threshold = 2\nbreaker_open_ms = 60000",
+        "",
+    );
+    let gws = replicas(2, &sandbox, &toml).await;
+    let paths = customer_day_paths(&sandbox, 4);
+    sandbox.set_faults(
+        Vendor::Okra,
+        sandbox::Faults {
+            error_rate: 1.0,
+            error_status: 503,
+            ..Default::default()
+        },
+    );
+    // Two failures on replica A open its breaker.
+    for path in &paths[..2] {
+        let reply = gws[0].get(path).await;
+        assert_eq!(reply.status, 502, "{}", reply.json);
+        assert_eq!(reply.json["code"], "upstream_error", "{}", reply.json);
+    }
+    let calls = sandbox.stats().total(Vendor::Okra);
+    assert_eq!(calls, 2);
+    // Replica B has seen no failure, yet holds back too (the open state is shared).
+    let mut held = gws[1].get(&paths[2]).await;
+    for _ in 0..20 {
+        if held.json["code"] == "circuit_open" {
+            break;
+        }
+        // The open state is published just after A's answer: a read may race it once.
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        held = gws[1].get(&paths[3]).await;
+    }
+    assert_eq!(held.status, 503, "{}", held.json);
+    assert_eq!(held.json["code"], "circuit_open", "{}", held.json);
+    assert!(sandbox.stats().total(Vendor::Okra) <= calls + 1);
+}

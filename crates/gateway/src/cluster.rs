@@ -57,14 +57,17 @@ return {1, wait, remaining, new_tat - now}
 
 /// One upstream call's admission: the shared 429 pause, a concurrency lease, a quota cell.
 ///
-/// KEYS: pause, leases (zset: lease id -> expiry ms), gcra. ARGV: lease id, max leases (0: no
-/// cap), lease ms, T µs (0: no quota), burst, max wait µs.
+/// KEYS: pause, leases (zset: lease id -> expiry ms), gcra, open circuit. ARGV: lease id, max
+/// leases (0: no cap), lease ms, T µs (0: no quota), burst, max wait µs.
 /// Returns `{verdict, ms, remaining}`: 0 = admitted (ms: wait for the reserved cell, rounded
 /// up; remaining: cells left in the burst, -1 without a quota), 1 = paused (ms left), 2 = every
-/// lease taken (ms until the first expires), 3 = no quota cell within the wait (ms until one).
+/// lease taken (ms until the first expires), 3 = no quota cell within the wait (ms until one),
+/// 4 = a replica opened the provider's circuit breaker (ms until it may be probed).
 const ADMIT: &str = r"
 local pause = redis.call('PTTL', KEYS[1])
 if pause > 0 then return {1, pause} end
+local open = redis.call('PTTL', KEYS[4])
+if open > 0 then return {4, open} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now_ms = math.floor(now / 1000)
@@ -157,6 +160,8 @@ pub enum Admission {
     Busy(Duration),
     /// No quota cell within the accepted wait; one is free after this long.
     NoQuota(Duration),
+    /// A replica's circuit breaker for the provider is open for this long still.
+    CircuitOpen(Duration),
 }
 
 /// The connection to the shared state, and what this replica knows about the others.
@@ -335,6 +340,7 @@ impl Cluster {
         invocation
             .key(self.key(provider, "leases"))
             .key(self.key(provider, "gcra"))
+            .key(self.key(provider, "open"))
             .arg(&lease.lease_id)
             .arg(lease.max_leases)
             .arg(lease.lease.as_millis() as u64)
@@ -359,6 +365,7 @@ impl Cluster {
             },
             1 => Admission::Paused(ms),
             2 => Admission::Busy(ms),
+            4 => Admission::CircuitOpen(ms),
             _ => Admission::NoQuota(ms),
         })
     }
@@ -382,6 +389,18 @@ impl Cluster {
         let mut invocation = self.pause.key(self.key(provider, "pause"));
         invocation.arg(pause.as_millis().max(1) as u64);
         self.call("pause", |mut conn| async move {
+            invocation.invoke_async::<i64>(&mut conn).await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Tells every replica that `provider`'s circuit breaker opened here for `open_for`: they
+    /// refuse calls to it until then (each then probes on its own).
+    pub async fn open_circuit(&self, provider: &str, open_for: Duration) -> Result<(), SharedError> {
+        let mut invocation = self.pause.key(self.key(provider, "open"));
+        invocation.arg(open_for.as_millis().max(1) as u64);
+        self.call("open_circuit", |mut conn| async move {
             invocation.invoke_async::<i64>(&mut conn).await
         })
         .await

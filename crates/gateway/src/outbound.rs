@@ -35,7 +35,7 @@ use provider::{
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::breaker::{Breaker, CircuitStatus};
+use crate::breaker::{Breaker, CircuitState, CircuitStatus};
 use crate::cluster::{Admission, AdmitArgs, Cluster};
 use crate::config::{OutboundConfig, ProviderQuota};
 
@@ -424,7 +424,23 @@ impl Lane {
         };
         match verdict(&result) {
             Verdict::Healthy => ticket.success(),
-            Verdict::Failing => ticket.failure(Instant::now()),
+            Verdict::Failing => {
+                let now = Instant::now();
+                let was_open = self.breaker.status(now).state == CircuitState::Open;
+                ticket.failure(now);
+                let status = self.breaker.status(now);
+                if !was_open
+                    && status.state == CircuitState::Open
+                    && let Some(shared) = &self.shared
+                {
+                    // Opened here: every replica stops calling the provider as long.
+                    let (cluster, provider) = (shared.cluster.clone(), self.provider.clone());
+                    let open_for = status.probe_in.unwrap_or(self.config.breaker_open);
+                    tokio::spawn(async move {
+                        let _ = cluster.open_circuit(&provider, open_for).await;
+                    });
+                }
+            }
             Verdict::Neither => drop(ticket),
         }
         if let Err(ProviderError::RateLimited { retry_after, .. }) = &result {
@@ -479,6 +495,9 @@ impl Lane {
                 }
                 Ok(Admission::NoQuota(wait)) => {
                     return Err(self.throttled(ThrottleReason::Quota, wait));
+                }
+                Ok(Admission::CircuitOpen(wait)) => {
+                    return Err(self.throttled(ThrottleReason::CircuitOpen, wait));
                 }
                 Ok(Admission::Busy(first_free)) => {
                     let nap = first_free.min(SLOT_POLL);
