@@ -658,3 +658,153 @@ async fn a_circuit_opened_by_one_replica_holds_every_replica_back() {
     assert_eq!(held.json["code"], "circuit_open", "{}", held.json);
     assert!(sandbox.stats().total(Vendor::Okra) <= calls + 1);
 }
+
+/// Three Redis Cluster masters on free ports, started and joined by the test.
+struct RedisCluster {
+    nodes: Vec<PrivateRedis>,
+    dir: std::path::PathBuf,
+}
+
+impl RedisCluster {
+    fn start() -> RedisCluster {
+        let dir = e2e::replicas::scratch_dir("redis-cluster");
+        let mut nodes = Vec::new();
+        for i in 0..3 {
+            let port = free_port();
+            let node_dir = dir.join(format!("n{i}"));
+            std::fs::create_dir_all(&node_dir).unwrap_or_else(|e| panic!("{e}"));
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                ])
+                .args(["--dir", &node_dir.to_string_lossy()])
+                .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("this test needs redis-server on the PATH: {e}"));
+            nodes.push(PrivateRedis { child, port });
+        }
+        for node in &nodes {
+            let mut up = false;
+            for _ in 0..100 {
+                if std::net::TcpStream::connect(("127.0.0.1", node.port)).is_ok() {
+                    up = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert!(up, "cluster node on {} did not start", node.port);
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .unwrap_or_else(|e| panic!("this test needs redis-cli on the PATH: {e}"));
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+        for _ in 0..200 {
+            let info = Command::new("redis-cli")
+                .args(["-p", &nodes[0].port.to_string(), "cluster", "info"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            if info.contains("cluster_state:ok") {
+                return RedisCluster { nodes, dir };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the Redis Cluster did not become ready");
+    }
+
+    fn seed_url(&self) -> String {
+        self.nodes[0].url()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn on_a_redis_cluster_replicas_share_quota_snapshots_cursors_and_jobs() {
+    let redis = RedisCluster::start();
+    let sandbox = e2e::replicas::standalone_sandbox_with(quick_refresh_sandbox()).await;
+    sandbox.set_quota(Vendor::Okra, Some(6));
+    let toml = replica_toml(
+        Some((&redis.seed_url(), "cl")),
+        "requests_per_minute = 6\nburst = 6\nqueue_timeout_ms = 300",
+        "cluster = true\ntimeout_ms = 1000\n",
+    );
+    let gws = replicas(3, &sandbox, &toml).await;
+
+    // One quota for all replicas.
+    let paths = customer_day_paths(&sandbox, 12);
+    let replies: Vec<Reply> = join_all(
+        paths
+            .iter()
+            .enumerate()
+            .map(|(i, path)| gws[i % 3].get(path)),
+    )
+    .await;
+    assert_eq!(sandbox.stats().total(Vendor::Okra), 6);
+    assert_held_back(&replies);
+    for gw in &gws {
+        assert!(gw.state.cluster.as_ref().is_some_and(|c| c.is_up()));
+    }
+
+    // A cursor walk across replicas (its one fetch waits for the quota's next minute, so lift
+    // the quota first: a new set of replicas without one, same cluster, new prefix).
+    let toml = replica_toml(
+        Some((&redis.seed_url(), "cl2")),
+        "",
+        "cluster = true\ntimeout_ms = 1000\n",
+    );
+    let gws = replicas(2, &sandbox, &toml).await;
+    sandbox.set_quota(Vendor::Okra, None);
+    let account = sandbox
+        .directory()
+        .customers
+        .into_iter()
+        .flat_map(|c| c.accounts)
+        .find(|a| (20..=100).contains(&a.transaction_count))
+        .expect("an account of 20 to 100 transactions");
+    let base = format!("/v1/accounts/{}/transactions", account.okra_account_id);
+    let mut url = format!("{base}?limit=9");
+    let mut seen = 0;
+    for page in 0.. {
+        let reply = gws[page % 2].get(&url).await;
+        assert_eq!(reply.status, 200, "{}", reply.json);
+        seen += reply.json["data"].as_array().map_or(0, Vec::len);
+        match reply.json["pagination"]["next_cursor"].as_str() {
+            Some(cursor) => url = format!("{base}?limit=9&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen as u64, account.transaction_count);
+
+    // A job created on one replica is read on the other.
+    let http = reqwest::Client::new();
+    let accepted = post_refresh(&gws[0].base, &http, &account.okra_account_id, "cl-key").await;
+    assert_eq!(accepted.status, 202, "{}", accepted.json);
+    let id = accepted.json["id"].as_str().unwrap_or_default().to_owned();
+    let done = final_job(&gws[1].base, &http, &id, Duration::from_secs(10)).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+}

@@ -17,8 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{RedisFuture, Script, Value};
 
 use crate::config::RedisConfig;
 
@@ -164,10 +165,62 @@ pub enum Admission {
     CircuitOpen(Duration),
 }
 
+/// One connection to the shared state: a single Redis (reconnecting manager) or a Redis
+/// Cluster (routing each command by its key's slot).
+#[derive(Clone)]
+pub enum Conn {
+    /// A single Redis server.
+    Single(ConnectionManager),
+    /// A Redis Cluster.
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// How this replica reaches Redis.
+enum Pool {
+    /// Multiplexed connections to one server, used in turn.
+    Single(Vec<ConnectionManager>),
+    /// A Redis Cluster: one routing connection, made on first use (and again after a failure).
+    Cluster(Box<ClusterPool>),
+}
+
+/// A Redis Cluster client and its connection, made on first use.
+struct ClusterPool {
+    client: redis::cluster::ClusterClient,
+    conn: tokio::sync::Mutex<Option<ClusterConnection>>,
+}
+
 /// The connection to the shared state, and what this replica knows about the others.
 pub struct Cluster {
     client: redis::Client,
-    conns: Vec<ConnectionManager>,
+    pool: Pool,
     next_conn: AtomicU32,
     prefix: String,
     timeout: Duration,
@@ -209,16 +262,34 @@ impl Cluster {
             .set_response_timeout(Some(config.timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let conns = (0..config.pool_size.max(1))
-            .map(|_| {
-                ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
+        let pool = if config.cluster {
+            let cluster = redis::cluster::ClusterClientBuilder::new(vec![config.url.as_str()])
+                .connection_timeout(config.timeout)
+                .response_timeout(config.timeout)
+                .retries(1)
+                .build()
+                .map_err(|e| e.to_string())?;
+            Pool::Cluster(Box::new(ClusterPool {
+                client: cluster,
+                conn: tokio::sync::Mutex::new(None),
+            }))
+        } else {
+            Pool::Single(
+                (0..config.pool_size.max(1))
+                    .map(|_| {
+                        ConnectionManager::new_lazy_with_config(
+                            client.clone(),
+                            manager_config.clone(),
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| e.to_string())?,
+            )
+        };
         let replica_id = format!("{:016x}", rand::random::<u64>());
         Ok(Arc::new(Cluster {
             client,
-            conns,
+            pool,
             next_conn: AtomicU32::new(0),
             prefix: config.key_prefix.clone(),
             timeout: config.timeout,
@@ -259,10 +330,30 @@ impl Cluster {
             .max(1)
     }
 
-    /// One of the pool's multiplexed connections, in turn.
-    fn conn(&self) -> ConnectionManager {
-        let n = self.next_conn.fetch_add(1, Ordering::Relaxed) as usize;
-        self.conns[n % self.conns.len()].clone()
+    /// A connection: one of the pool's, in turn, or the cluster's (made on first use).
+    async fn conn(&self) -> redis::RedisResult<Conn> {
+        match &self.pool {
+            Pool::Single(conns) => {
+                let n = self.next_conn.fetch_add(1, Ordering::Relaxed) as usize;
+                Ok(Conn::Single(conns[n % conns.len()].clone()))
+            }
+            Pool::Cluster(pool) => {
+                let mut slot = pool.conn.lock().await;
+                if let Some(conn) = slot.as_ref() {
+                    return Ok(Conn::Cluster(conn.clone()));
+                }
+                let fresh = pool.client.get_async_connection().await?;
+                *slot = Some(fresh.clone());
+                Ok(Conn::Cluster(fresh))
+            }
+        }
+    }
+
+    /// Forgets the cluster connection after a failure, so the next call maps the slots anew.
+    async fn reset(&self) {
+        if let Pool::Cluster(pool) = &self.pool {
+            *pool.conn.lock().await = None;
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -273,14 +364,18 @@ impl Cluster {
     /// Runs one Redis call within the timeout, skipping it while Redis is marked down.
     pub async fn call<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, SharedError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let down_until = self.down_until_ms.load(Ordering::Relaxed);
         if down_until != 0 && self.now_ms() < down_until {
             return Err(SharedError::Down);
         }
-        let result = tokio::time::timeout(self.timeout, call(self.conn())).await;
+        let result = tokio::time::timeout(self.timeout, async {
+            let conn = self.conn().await?;
+            call(conn).await
+        })
+        .await;
         let error = match result {
             Ok(Ok(value)) => {
                 if self.down_until_ms.swap(0, Ordering::Relaxed) != 0
@@ -293,6 +388,7 @@ impl Cluster {
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {} ms", self.timeout.as_millis()),
         };
+        self.reset().await;
         let until = self.now_ms() + self.retry_after.as_millis() as u64;
         self.down_until_ms.store(until, Ordering::Relaxed);
         if !self.was_down.swap(true, Ordering::Relaxed) {
@@ -397,7 +493,11 @@ impl Cluster {
 
     /// Tells every replica that `provider`'s circuit breaker opened here for `open_for`: they
     /// refuse calls to it until then (each then probes on its own).
-    pub async fn open_circuit(&self, provider: &str, open_for: Duration) -> Result<(), SharedError> {
+    pub async fn open_circuit(
+        &self,
+        provider: &str,
+        open_for: Duration,
+    ) -> Result<(), SharedError> {
         let mut invocation = self.pause.key(self.key(provider, "open"));
         invocation.arg(open_for.as_millis().max(1) as u64);
         self.call("open_circuit", |mut conn| async move {
@@ -513,7 +613,7 @@ impl Cluster {
     pub async fn ping(&self) -> bool {
         // A probe ignores the down mark: readiness must see recovery at once.
         let result = tokio::time::timeout(self.timeout, async {
-            let mut conn = self.conn();
+            let mut conn = self.conn().await?;
             redis::cmd("PING").query_async::<String>(&mut conn).await
         })
         .await;

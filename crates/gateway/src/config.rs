@@ -134,6 +134,9 @@ pub struct RedisSection {
     /// The number of replicas that share each quota while Redis is down (default: the live
     /// replicas last counted in Redis).
     pub replicas: Option<u32>,
+    /// `url` is one node of a Redis Cluster (the others are discovered).
+    #[serde(default)]
+    pub cluster: bool,
 }
 
 fn default_redis_prefix() -> String {
@@ -164,6 +167,8 @@ pub struct RedisConfig {
     pub pool_size: u32,
     /// Fixed replica count for fallback shares, when configured.
     pub replicas: Option<u32>,
+    /// Whether `url` names a node of a Redis Cluster.
+    pub cluster: bool,
 }
 
 fn validate_redis(section: &RedisSection) -> Result<RedisConfig, ConfigError> {
@@ -216,6 +221,7 @@ fn validate_redis(section: &RedisSection) -> Result<RedisConfig, ConfigError> {
             .replicas
             .map(|n| in_range(n, 1..=1_000, "redis.replicas"))
             .transpose()?,
+        cluster: section.cluster,
     })
 }
 

@@ -26,7 +26,8 @@ use time::OffsetDateTime;
 use crate::cluster::{Cluster, SharedError};
 use crate::jobs::{JobStatus, JobView};
 
-/// Creates, finds or joins a job. KEYS: none (all under the `{jobs}` tag of ARGV[1]).
+/// Creates, finds or joins a job. KEYS[1]: the `open` set (it routes the script to the `{jobs}`
+/// slot; every key the script touches shares that tag, built from ARGV[1]).
 /// ARGV: prefix, client, provider, account, idempotency key ('' for none), new job id, new run
 /// id, created_at, owner, lease ms, keep ms (how long an idempotency key is kept at most).
 /// Returns `{kind, job_id, run_id}`, kind one of `known`, `own`, `joined`, `new`.
@@ -245,6 +246,11 @@ impl SharedJobs {
         }
     }
 
+    /// The key every job script names, so a Redis Cluster routes it to the `{jobs}` slot.
+    fn route_key(&self) -> String {
+        format!("{}open", self.prefix)
+    }
+
     /// The cluster.
     pub fn cluster(&self) -> &Arc<Cluster> {
         &self.cluster
@@ -262,7 +268,7 @@ impl SharedJobs {
         request: &NewJob<'_>,
         max_deadline: Duration,
     ) -> Result<(StartKind, String, String), SharedError> {
-        let mut invocation = self.start.prepare_invoke();
+        let mut invocation = self.start.key(self.route_key());
         invocation
             .arg(&self.prefix)
             .arg(request.client)
@@ -337,7 +343,7 @@ impl SharedJobs {
         field: &str,
         value: serde_json::Value,
     ) -> Result<bool, SharedError> {
-        let mut invocation = self.set_field.prepare_invoke();
+        let mut invocation = self.set_field.key(self.route_key());
         invocation
             .arg(&self.prefix)
             .arg(run_id)
@@ -387,7 +393,7 @@ impl SharedJobs {
                 "state": "failed", "finished_at": at, "problem": problem,
             }),
         };
-        let mut invocation = self.finish.prepare_invoke();
+        let mut invocation = self.finish.key(self.route_key());
         invocation
             .arg(&self.prefix)
             .arg(run_id)
@@ -413,7 +419,7 @@ impl SharedJobs {
     }
 
     async fn lease_call(&self, run_id: &str, mode: &str) -> Result<bool, SharedError> {
-        let mut invocation = self.lease_script.prepare_invoke();
+        let mut invocation = self.lease_script.key(self.route_key());
         invocation
             .arg(&self.prefix)
             .arg(run_id)

@@ -287,7 +287,7 @@ pub fn parse_invalidation(message: &str) -> Option<(&str, &str)> {
 }
 
 async fn release(
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut crate::cluster::Conn,
     lock_key: &str,
     token: &str,
 ) -> redis::RedisResult<()> {
