@@ -3,7 +3,11 @@
 # next to a minimal actix-web server returning the same bytes, in the same run.
 #
 # Needs wrk and taskset (Debian: apt-get install wrk util-linux). Servers run on core 0, wrk on
-# core 1, one worker each, loopback only; every run is bounded by DURATION.
+# core 1, one worker each, loopback only; every run is bounded by DURATION. Each run also prints
+# the server's CPU time per request (user + system, from /proc).
+#
+# REDIS_URL=redis://127.0.0.1:6379 adds a third server: the gateway with [redis] configured
+# (client quotas in Redis, snapshots behind the local tier), measured in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +15,8 @@ DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
 GW_PORT=${GW_PORT:-18480}
 STATIC_PORT=${STATIC_PORT:-18481}
+GW_REDIS_PORT=${GW_REDIS_PORT:-18482}
+REDIS_URL=${REDIS_URL:-}
 KEY=demo-key-sandbox-only
 
 for tool in wrk taskset curl python3; do
@@ -44,12 +50,44 @@ taskset -c 0 target/release/static-server --bind "127.0.0.1:$STATIC_PORT" --file
 pids+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$STATIC_PORT/" >/dev/null && break; sleep 0.1; done
 
+static_pid=${pids[-1]}
+gw_pid=${pids[0]}
+
+if [ -n "$REDIS_URL" ]; then
+  GATEWAY_SERVER__WORKERS=1 GATEWAY_RATE_LIMITS__REQUESTS_PER_MINUTE=1000000000 \
+    GATEWAY_RATE_LIMITS__BURST=1000000000 RUST_LOG=warn \
+    GATEWAY_REDIS__URL="$REDIS_URL" GATEWAY_REDIS__KEY_PREFIX="bench-hit-$$" \
+    taskset -c 0 target/release/gateway --bind "127.0.0.1:$GW_REDIS_PORT" &
+  pids+=($!)
+  redis_gw_pid=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW_REDIS_PORT/healthz" >/dev/null && break; sleep 0.1; done
+  # The embedded sandbox of this process has the same seed: the same account and bytes.
+  redis_url_page="http://127.0.0.1:$GW_REDIS_PORT/v1/accounts/$account/transactions?limit=50"
+  curl -sf -H "Authorization: Bearer $KEY" "$redis_url_page" -o /dev/null
+fi
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 run() {
-  local name=$1; shift
+  local name=$1 pid=$2; shift 2
   echo "== $name"
-  taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$@" | grep -E "Requests/sec|Latency|50%|99%|requests in"
+  local before after out
+  before=$(cpu_ticks "$pid")
+  out=$(taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$@")
+  after=$(cpu_ticks "$pid")
+  echo "$out" | grep -E "Requests/sec|Latency|50%|99%|requests in"
+  local requests
+  requests=$(echo "$out" | awk '/requests in/ {print $1}')
+  python3 -c "import os,sys; t=os.sysconf('SC_CLK_TCK'); print(f'  server CPU per request: {(int(sys.argv[2]) - int(sys.argv[1])) / t / int(sys.argv[3]) * 1e6:.1f} us')" \
+    "$before" "$after" "$requests"
 }
-run "static actix-web, same bytes" "http://127.0.0.1:$STATIC_PORT/"
-run "gateway cache hit" -H "Authorization: Bearer $KEY" "$url"
-run "static actix-web, same bytes (again)" "http://127.0.0.1:$STATIC_PORT/"
-run "gateway cache hit (again)" -H "Authorization: Bearer $KEY" "$url"
+run "static actix-web, same bytes" "$static_pid" "http://127.0.0.1:$STATIC_PORT/"
+run "gateway cache hit" "$gw_pid" -H "Authorization: Bearer $KEY" "$url"
+if [ -n "$REDIS_URL" ]; then
+  run "gateway cache hit, [redis] configured" "$redis_gw_pid" -H "Authorization: Bearer $KEY" "$redis_url_page"
+fi
+run "static actix-web, same bytes (again)" "$static_pid" "http://127.0.0.1:$STATIC_PORT/"
+run "gateway cache hit (again)" "$gw_pid" -H "Authorization: Bearer $KEY" "$url"
+if [ -n "$REDIS_URL" ]; then
+  run "gateway cache hit, [redis] configured (again)" "$redis_gw_pid" -H "Authorization: Bearer $KEY" "$redis_url_page"
+fi

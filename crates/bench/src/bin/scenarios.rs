@@ -1,7 +1,9 @@
-//! `scenarios [cold-miss|first-page|memory|all]`: the gateway's benchmark scenarios, in-process
-//! against the embedded sandbox, printing the figures `docs/performance.md` records.
+//! `scenarios [cold-miss|first-page|memory|replicas|all]`: the gateway's benchmark scenarios,
+//! in-process against the embedded sandbox, printing the figures `docs/performance.md` records.
 //!
-//! Run it in release mode: `cargo run --release -p bench --bin scenarios -- all`.
+//! Run it in release mode: `cargo run --release -p bench --bin scenarios -- all`. The Redis
+//! scenarios (`cold-miss`'s second half, `replicas`) use `BENCH_REDIS_URL` (default
+//! `redis://127.0.0.1:6379`), under a fresh key prefix each run.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a measurement tool: a failure ends it
 
 use std::time::{Duration, Instant};
@@ -85,9 +87,36 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-/// Figure 2: a cold miss that needs one provider page, against calling the sandbox directly.
+fn redis_url() -> String {
+    std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn fresh_prefix(what: &str) -> String {
+    format!("bench-{what}-{:x}", rand_u64())
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish()
+}
+
+/// Figure 2: a cold miss that needs one provider page, against calling the sandbox directly;
+/// then the same with `[redis]` configured (the shared tier's lookup, lease and store).
 async fn cold_miss() {
-    let gw = start("").await;
+    cold_miss_with("").await;
+    let redis = format!(
+        "\n[redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\n",
+        redis_url(),
+        fresh_prefix("cold")
+    );
+    println!("with [redis] ({}):", redis_url());
+    cold_miss_with(&redis).await;
+}
+
+async fn cold_miss_with(extra: &str) {
+    let gw = start(extra).await;
     let directory = gw.sandbox.directory();
     let customer = directory
         .customers
@@ -188,6 +217,127 @@ fetch_concurrency = {concurrency}
     }
 }
 
+/// Figure 6: upstream calls per 60 s for 1, 2 and 3 replicas sharing one Redis, under the same
+/// load: 24 clients reading cold one-page keys as fast as they can, spread over the replicas,
+/// against an Okra quota of 30 a minute (which the sandbox enforces too).
+async fn replicas() {
+    let seconds: u64 = std::env::var("SECONDS_PER_RUN")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    for n in 1..=3usize {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let sandbox = sandbox::start(
+            sandbox::SandboxConfig::default(),
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .await
+        .unwrap();
+        sandbox.set_quota(sandbox::Vendor::Okra, Some(30));
+        let prefix = fresh_prefix("replicas");
+        let mut gateways = Vec::new();
+        for _ in 0..n {
+            let mut config = config(&format!(
+                "\n[redis]\nurl = \"{}\"\nkey_prefix = \"{prefix}\"\n",
+                redis_url()
+            ));
+            config.sandbox = None;
+            for provider in config.providers.values_mut() {
+                provider.outbound.quota = Some(gateway::config::ProviderQuota {
+                    requests_per_minute: std::num::NonZeroU32::new(30).unwrap(),
+                    burst: std::num::NonZeroU32::new(5).unwrap(),
+                });
+                provider.upstream = gateway::config::Upstream::Remote {
+                    base_url: sandbox.okra_base_url().parse().unwrap(),
+                    secret_key: provider_secret(&sandbox),
+                    app_id: None,
+                };
+            }
+            let app = Application::build(config).await.unwrap();
+            let addr = app.spawn();
+            gateways.push(format!("http://{addr}"));
+        }
+        let customers: Vec<String> = sandbox
+            .directory()
+            .customers
+            .iter()
+            .map(|c| c.okra_customer_id.clone())
+            .collect();
+        let http = reqwest::Client::new();
+        let until = Instant::now() + Duration::from_secs(seconds);
+        let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for client in 0..24usize {
+            let (http, gateways, customers, counter) = (
+                http.clone(),
+                gateways.clone(),
+                customers.clone(),
+                counter.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                // (served by replica i: misses, other answers), and the vendor's 429s seen
+                let mut per_replica = vec![(0u64, 0u64); gateways.len()];
+                let mut vendor_429 = 0u64;
+                while Instant::now() < until {
+                    let k = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let replica = (k as usize + client) % gateways.len();
+                    let day = sandbox::END_DATE - time::Duration::days((k % 700) as i64);
+                    let customer = &customers[(k / 700) as usize % customers.len()];
+                    let res = http
+                        .get(format!(
+                            "{}/v1/customers/{customer}/transactions?from={day}&to={day}&limit=5",
+                            gateways[replica]
+                        ))
+                        .bearer_auth(KEY)
+                        .send()
+                        .await
+                        .unwrap();
+                    let miss = res.status() == 200
+                        && res.headers().get("x-cache").and_then(|v| v.to_str().ok())
+                            == Some("miss");
+                    let body = res.bytes().await.unwrap_or_default();
+                    if body.windows(21).any(|w| w == b"upstream_rate_limited") {
+                        vendor_429 += 1;
+                    }
+                    if miss {
+                        per_replica[replica].0 += 1;
+                    } else {
+                        per_replica[replica].1 += 1;
+                        // Held back (provider_busy): do not spin.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+                (per_replica, vendor_429)
+            }));
+        }
+        let mut totals = vec![(0u64, 0u64); n];
+        let mut refused = 0;
+        for task in tasks {
+            let (per_replica, vendor_429) = task.await.unwrap();
+            refused += vendor_429;
+            for (i, (miss, other)) in per_replica.into_iter().enumerate() {
+                totals[i].0 += miss;
+                totals[i].1 += other;
+            }
+        }
+        let upstream = sandbox.stats().total(sandbox::Vendor::Okra);
+        let per: Vec<String> = totals.iter().map(|(m, _)| m.to_string()).collect();
+        println!(
+            "replicas: {n} replica(s), {seconds} s, quota 30/min: upstream calls per replica [{}], \
+             summed {} (sandbox counted {upstream}; answers showing a vendor 429: {refused}); \
+             held-back answers {}",
+            per.join(", "),
+            totals.iter().map(|(m, _)| m).sum::<u64>(),
+            totals.iter().map(|(_, o)| o).sum::<u64>()
+        );
+        sandbox.stop().await;
+    }
+}
+
+fn provider_secret(sandbox: &sandbox::Sandbox) -> provider::Secret {
+    provider::Secret::new(sandbox.config().okra_secret.clone())
+}
+
 /// Figure 5: resident memory with the cache filled past its budget.
 async fn memory() {
     let budget: u64 = 64 * 1024 * 1024;
@@ -249,13 +399,17 @@ async fn main() {
         "cold-miss" => cold_miss().await,
         "first-page" => first_page().await,
         "memory" => memory().await,
+        "replicas" => replicas().await,
         "all" => {
             cold_miss().await;
             first_page().await;
             memory().await;
+            replicas().await;
         }
         other => {
-            eprintln!("usage: scenarios [cold-miss|first-page|memory|all] (not {other:?})");
+            eprintln!(
+                "usage: scenarios [cold-miss|first-page|memory|replicas|all] (not {other:?})"
+            );
             std::process::exit(2);
         }
     }
