@@ -808,3 +808,74 @@ async fn on_a_redis_cluster_replicas_share_quota_snapshots_cursors_and_jobs() {
     let done = final_job(&gws[1].base, &http, &id, Duration::from_secs(10)).await;
     assert_eq!(done["status"], "succeeded", "{done}");
 }
+
+#[tokio::test]
+async fn three_gateway_processes_under_load_keep_one_quota() {
+    let sandbox = standalone_sandbox().await;
+    // The vendor enforces the same 6 a minute: one request too many comes back as a 429.
+    sandbox.set_quota(Vendor::Okra, Some(6));
+    let dir = e2e::replicas::scratch_dir("load");
+    let (url, prefix) = (redis_url(), unique_prefix("load"));
+    // The client's own quota is lifted: this test is about the provider's.
+    let lifted = "\n[rate_limits]\nrequests_per_minute = 1000000\nburst = 100000\n";
+    let toml = e2e::replicas::process_toml(&sandbox, &url, &prefix, "", lifted)
+        .replace(
+            "[providers.okra]\nkind = \"okra\"",
+            "[providers.okra]\nkind = \"okra\"\nrequests_per_minute = 6\nburst = 2\nqueue_timeout_ms = 200",
+        );
+    let env = e2e::replicas::sandbox_env(&sandbox);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let processes: Vec<e2e::replicas::Process> = (0..3)
+        .map(|i| e2e::replicas::spawn_process(&dir, &format!("r{i}"), &toml, &env))
+        .collect();
+    let paths = customer_day_paths(&sandbox, 600);
+    let http = reqwest::Client::new();
+    // 12 clients, each reading new listings on the replicas in turn, for 4 seconds.
+    let until = std::time::Instant::now() + Duration::from_secs(4);
+    let clients = (0..12usize).map(|client| {
+        let (http, processes, paths) = (&http, &processes, &paths);
+        async move {
+            let mut statuses = Vec::new();
+            let mut k = client;
+            while std::time::Instant::now() < until {
+                let base = &processes[k % 3].base;
+                let res = http
+                    .get(format!("{base}{}", paths[k % paths.len()]))
+                    .bearer_auth(BILLING_KEY)
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let reply = reply_of(res).await;
+                let code = match reply.json["code"].as_str() {
+                    Some(code) => code.to_owned(),
+                    None => reply.header("x-cache").unwrap_or("").to_owned(),
+                };
+                statuses.push((reply.status, code));
+                k += 12;
+                if reply.status != 200 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            statuses
+        }
+    });
+    let statuses: Vec<(u16, String)> = join_all(clients).await.into_iter().flatten().collect();
+    let calls = sandbox.stats().total(Vendor::Okra);
+    assert!(
+        calls <= 6,
+        "{calls} upstream requests within 4 s, over the quota of 6 a minute"
+    );
+    assert!(calls >= 2, "the burst was used");
+    for (status, code) in &statuses {
+        assert!(
+            *status == 200 || (*status == 503 && code == "provider_busy"),
+            "{status} {code}: only held-back answers, never the vendor's 429"
+        );
+    }
+    // Every upstream request served a listing (a miss); repeats were hits.
+    let misses = statuses
+        .iter()
+        .filter(|(s, c)| *s == 200 && c == "miss")
+        .count() as u64;
+    assert_eq!(misses, calls);
+}

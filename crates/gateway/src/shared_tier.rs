@@ -13,6 +13,9 @@
 //!   refresh can drop them all; the invalidation is also published on
 //!   `{prefix}:invalidate` so every replica drops its local copies at once.
 //!
+//! A snapshot is stored as its canonical records in JSON, deflated (one version byte first):
+//! typically a sixth of the JSON's size, and only misses pay for packing and unpacking.
+//!
 //! Redis failing never fails a read: the replica fetches on its own, as without Redis.
 
 use std::sync::Arc;
@@ -169,7 +172,7 @@ impl SharedTier {
             ttl_ms: snapshot.ttl.as_millis() as u64,
             items: snapshot.items.clone(),
         };
-        let Ok(bytes) = serde_json::to_vec(&stored) else {
+        let Some(bytes) = encode(&stored) else {
             return;
         };
         let ttl_ms = snapshot.remaining_ttl().as_millis().max(1) as u64;
@@ -302,8 +305,24 @@ async fn release(
     .map(|_| ())
 }
 
+/// The stored form's version byte.
+const FORMAT: u8 = 1;
+
+fn encode(stored: &Stored) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let json = serde_json::to_vec(stored).ok()?;
+    let mut out = vec![FORMAT];
+    let mut encoder = flate2::write::DeflateEncoder::new(&mut out, flate2::Compression::fast());
+    encoder.write_all(&json).ok()?;
+    encoder.finish().ok()?;
+    Some(out)
+}
+
 fn decode(key: &SnapshotKey, id: u64, bytes: &[u8]) -> Option<Snapshot> {
-    let stored: Stored = serde_json::from_slice(bytes).ok()?;
+    let (&FORMAT, packed) = bytes.split_first()? else {
+        return None;
+    };
+    let stored: Stored = serde_json::from_reader(flate2::read::DeflateDecoder::new(packed)).ok()?;
     let age = Duration::from_millis(Cluster::unix_ms().saturating_sub(stored.created_ms));
     let created = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
     Some(Snapshot::restored(

@@ -98,6 +98,8 @@ pub struct Snapshot {
     pub ttl: Duration,
     /// Estimated memory, for the cache's budget.
     pub bytes: u32,
+    /// Read from the shared tier (another replica fetched it), not from the provider.
+    pub shared: bool,
 }
 
 impl Snapshot {
@@ -117,6 +119,7 @@ impl Snapshot {
             created,
             ttl,
             bytes,
+            shared: true,
         }
     }
 
@@ -343,7 +346,9 @@ impl SnapshotCache {
             .await;
         match result {
             Ok(found) => {
-                let status = if found.is_fresh() {
+                // Fetched from the provider for this request: a miss. Another replica's
+                // snapshot from the shared tier is a hit, like a local one.
+                let status = if found.is_fresh() && !found.value().shared {
                     CacheStatus::Miss
                 } else {
                     CacheStatus::Hit
@@ -424,6 +429,7 @@ impl SnapshotCache {
             created: Instant::now(),
             ttl: entry.cache_ttl,
             bytes,
+            shared: false,
         });
         for tx in &snapshot.items {
             self.index.insert(tx.id.clone(), snapshot.key.clone());
