@@ -398,22 +398,23 @@ impl Jobs {
     }
 
     /// [`Jobs::succeed`], in Redis when configured: drops the account's snapshots, then makes
-    /// the run final; whoever finishes it notifies.
+    /// the run final; whoever finishes it notifies. `Ok(false)`: it was final already; `Err`:
+    /// Redis could not record it (the run stays open and is finished later).
     pub async fn complete(
         &self,
         state: &AppState,
         run: &RunTicket,
         delivered: Option<u64>,
-    ) -> bool {
+    ) -> Result<bool, ApiError> {
         let Some(_) = &self.shared else {
-            return self.succeed(state, run, delivered);
+            return Ok(self.succeed(state, run, delivered));
         };
         match state
             .snapshots
             .invalidate_account(&run.provider, &run.account_id)
         {
             Ok(()) => self.finish_shared(run.id, Ok(delivered)).await,
-            Err(error) => self.fail_any(run.id, &error).await,
+            Err(error) => Ok(self.fail_any(run.id, &error).await),
         }
     }
 
@@ -476,7 +477,9 @@ impl Jobs {
             None => self.fail(run_id, error),
             Some(_) => {
                 let problem = serde_json::to_value(error.problem(None)).unwrap_or_default();
-                self.finish_shared(run_id, Err(problem)).await
+                self.finish_shared(run_id, Err(problem))
+                    .await
+                    .unwrap_or(false)
             }
         }
     }
@@ -485,25 +488,25 @@ impl Jobs {
         &self,
         run_id: u64,
         outcome: Result<Option<u64>, serde_json::Value>,
-    ) -> bool {
+    ) -> Result<bool, ApiError> {
         let Some(shared) = &self.shared else {
-            return false;
+            return Ok(false);
         };
         let run = run_id.to_string();
         match shared.finish(&run, outcome).await {
             Ok(true) => {}
-            Ok(false) => return false,
+            Ok(false) => return Ok(false),
             Err(error) => {
                 // The run stays open in Redis: its lease runs out and a replica drives it again.
                 tracing::warn!(run = %run, %error, "refresh: could not record the outcome in redis");
-                return false;
+                return Err(coordination(error));
             }
         }
         for (client, job) in shared.views_of_run(&run).await.unwrap_or_default() {
             tracing::info!(job = %job.id, client = %client, provider = %job.provider, status = ?job.status, "refresh job finished");
             self.notifier.notify(&client, event_type(job.status), &job);
         }
-        true
+        Ok(true)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -980,7 +983,7 @@ async fn drive_inner(state: &AppState, run: &RunTicket, taken_over: bool) {
     .await;
     match answer {
         Ok(Ok(RefreshOutcome::Completed)) => {
-            jobs.complete(state, &run, None).await;
+            let _ = jobs.complete(state, &run, None).await;
         }
         Ok(Ok(RefreshOutcome::AwaitingDelivery)) => {
             // The delivery (or nothing) decides now; stop waiting as soon as the run is final.

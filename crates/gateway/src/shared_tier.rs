@@ -32,11 +32,19 @@ use crate::snapshot::{Snapshot, SnapshotKey};
 const POLL: Duration = Duration::from_millis(25);
 
 /// The stored form of a snapshot.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Stored {
     created_ms: u64,
     ttl_ms: u64,
     items: Vec<Transaction>,
+}
+
+/// [`Stored`], written from a snapshot without copying its records.
+#[derive(Serialize)]
+struct StoredRef<'a> {
+    created_ms: u64,
+    ttl_ms: u64,
+    items: &'a [Transaction],
 }
 
 /// The shared tier of one gateway.
@@ -118,16 +126,20 @@ impl SharedTier {
         );
         let token = format!("{}:{:x}", self.cluster.replica_id(), rand::random::<u64>());
         let give_up = Instant::now() + wait;
+        // A pointer whose data is gone (evicted by Redis) is passed over: fetch anew.
+        let mut dangling = false;
         loop {
             let (cur, lk, tk) = (current_key.clone(), lock_key.clone(), token.clone());
             // One round trip: the current pointer, or the lock if nobody holds it.
             let (pointer, locked): (Option<String>, Option<String>) = self
                 .cluster
                 .call("snapshot_lookup", |mut conn| async move {
-                    let pointer: Option<String> =
-                        redis::cmd("GET").arg(&cur).query_async(&mut conn).await?;
-                    if pointer.is_some() {
-                        return Ok((pointer, None));
+                    if !dangling {
+                        let pointer: Option<String> =
+                            redis::cmd("GET").arg(&cur).query_async(&mut conn).await?;
+                        if pointer.is_some() {
+                            return Ok((pointer, None));
+                        }
                     }
                     let locked: Option<String> = redis::cmd("SET")
                         .arg(&lk)
@@ -140,14 +152,19 @@ impl SharedTier {
                     Ok((None, locked))
                 })
                 .await?;
-            if let Some(pointer) = pointer
-                && let Some(id) = pointer
+            if let Some(pointer) = pointer {
+                let id = pointer
                     .split(':')
                     .next()
-                    .and_then(|id| u64::from_str_radix(id, 16).ok())
-                && let Some(snapshot) = self.by_id(key, id).await
-            {
-                return Ok(Lookup::Found(snapshot));
+                    .and_then(|id| u64::from_str_radix(id, 16).ok());
+                if let Some(snapshot) = match id {
+                    Some(id) => self.by_id(key, id).await,
+                    None => None,
+                } {
+                    return Ok(Lookup::Found(snapshot));
+                }
+                dangling = true;
+                continue;
             }
             if locked.is_some() {
                 return Ok(Lookup::Fetch(FetchLease {
@@ -167,10 +184,10 @@ impl SharedTier {
     /// Stores a snapshot fetched under `lease` for every replica, and frees the lease.
     pub async fn store(&self, snapshot: &Snapshot, lease: FetchLease) {
         let hash = Self::key_hash(&snapshot.key);
-        let stored = Stored {
+        let stored = StoredRef {
             created_ms: Cluster::unix_ms().saturating_sub(snapshot.age().as_millis() as u64),
             ttl_ms: snapshot.ttl.as_millis() as u64,
-            items: snapshot.items.clone(),
+            items: &snapshot.items,
         };
         let Some(bytes) = encode(&stored) else {
             return;
@@ -308,7 +325,7 @@ async fn release(
 /// The stored form's version byte.
 const FORMAT: u8 = 1;
 
-fn encode(stored: &Stored) -> Option<Vec<u8>> {
+fn encode(stored: &StoredRef<'_>) -> Option<Vec<u8>> {
     use std::io::Write;
     let json = serde_json::to_vec(stored).ok()?;
     let mut out = vec![FORMAT];

@@ -277,7 +277,7 @@ pub async fn receive_delivery(
         )));
     }
     let delivered = u64::try_from(delivery.transactions.len()).unwrap_or(u64::MAX);
-    if !state.jobs.complete(&state, &run, Some(delivered)).await {
+    if !state.jobs.complete(&state, &run, Some(delivered)).await? {
         return Err(ApiError::JobNotAwaiting(format!(
             "refresh job {job} has already finished"
         )));
