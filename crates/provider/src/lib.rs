@@ -7,12 +7,14 @@
 //! gateway, and this crate's `Cargo.toml` depends on none of them.
 
 mod error;
+mod float_rule;
 mod money;
 mod query;
 mod secret;
 mod transaction;
 
 pub use error::{Fault, MappingError, ProviderError, ThrottleReason};
+pub use float_rule::FLOAT_NOISE_ULPS;
 pub use money::{Currency, Money, MoneyError};
 pub use query::{
     Capabilities, DateRange, Page, PageRequest, RefreshDelivery, RefreshOutcome, RefreshRequest,
