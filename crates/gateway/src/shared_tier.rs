@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use provider::{Scope, Transaction};
+use provider::{RecordWarning, Scope, Transaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -34,6 +34,10 @@ struct Stored {
     created_ms: u64,
     ttl_ms: u64,
     items: Vec<Transaction>,
+    /// The record warnings of the pages the snapshot was read from (absent in entries written
+    /// before warnings existed).
+    #[serde(default)]
+    warnings: Vec<RecordWarning>,
 }
 
 /// The shared tier of one gateway.
@@ -168,6 +172,7 @@ impl SharedTier {
             created_ms: Cluster::unix_ms().saturating_sub(snapshot.age().as_millis() as u64),
             ttl_ms: snapshot.ttl.as_millis() as u64,
             items: snapshot.items.clone(),
+            warnings: snapshot.warnings.clone(),
         };
         let Ok(bytes) = serde_json::to_vec(&stored) else {
             return;
@@ -310,6 +315,7 @@ fn decode(key: &SnapshotKey, id: u64, bytes: &[u8]) -> Option<Snapshot> {
         id,
         key.clone(),
         stored.items,
+        stored.warnings,
         created,
         Duration::from_millis(stored.ttl_ms),
     ))
