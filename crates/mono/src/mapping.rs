@@ -144,7 +144,8 @@ fn map_entity(entity: MonoEntity, ctx: &MapContext<'_>) -> Result<MappedEntity, 
     for (i, raw) in records.iter().enumerate() {
         match map_transaction(raw, i, ctx, &mut warnings) {
             Ok(tx) => transactions.push(tx),
-            Err(e) => warnings.push(RecordWarning::skipped(e)),
+            // An error about no single field (a missing id) shows the whole record.
+            Err(e) => warnings.push(RecordWarning::skipped(e.or_raw_value(raw.get()))),
         }
     }
     Ok(MappedEntity {

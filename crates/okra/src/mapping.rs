@@ -39,7 +39,8 @@ pub(crate) fn map_page(
         let position = format!("#{i} of page {}", requested.page);
         match map_record(ctx, raw, &position, &mut warnings) {
             Ok(tx) => items.push(tx),
-            Err(e) => warnings.push(RecordWarning::skipped(e)),
+            // An error about no single field (a missing id) shows the whole record.
+            Err(e) => warnings.push(RecordWarning::skipped(e.or_raw_value(raw.get()))),
         }
     }
     let pagination = data.pagination.as_ref();
@@ -592,16 +593,32 @@ mod tests {
             // The examples' `id` and `_id` are "": no transaction can be named, so no guess.
             let page = map_page(CTX, &data, PageRequest::new(1, 1));
             assert!(page.items.is_empty(), "{}", f.file);
+            let warned: Vec<_> = page
+                .warnings
+                .iter()
+                .map(|w| {
+                    (
+                        w.code,
+                        w.record.as_str(),
+                        w.field.as_str(),
+                        w.reason.as_str(),
+                    )
+                })
+                .collect();
             assert_eq!(
-                page.warnings,
-                vec![RecordWarning::skipped(MappingError::new(
+                warned,
+                [(
+                    provider::WarningCode::RecordSkipped,
                     "#0 of page 1",
                     "id",
                     "neither `id` nor `_id` is set"
-                ))],
+                )],
                 "{}",
                 f.file
             );
+            // No field to show: the record itself is the raw value.
+            let raw = page.warnings[0].raw_value.as_deref().unwrap_or_default();
+            assert!(raw.starts_with('{') && raw.contains("\"_id\""), "{raw}");
         }
     }
 

@@ -47,6 +47,15 @@ impl MappingError {
         self
     }
 
+    /// The same error, carrying `raw` (the whole record, say) unless it already has a raw value.
+    pub fn or_raw_value(self, raw: &str) -> Self {
+        if self.raw_value.is_some() {
+            self
+        } else {
+            self.with_raw_value(raw)
+        }
+    }
+
     /// The same error, marked as a currency mismatch.
     pub fn as_currency_mismatch(mut self) -> Self {
         self.currency_mismatch = true;
