@@ -61,7 +61,7 @@ enum ListFailures {
         ListParams
     ),
     responses(
-        (status = 200, description = "A page of the account's transactions, newest first.", body = crate::api::views::ListSchema, headers(("x-record-warnings" = u32, description = "How many entries `warnings` has (provider records that could not be read)."))),
+        (status = 200, description = "A page of the account's transactions, newest first.", body = crate::api::views::ListSchema, headers(("x-record-warnings" = u32, description = "How many record warnings the listing has (provider records, or fields of records, that could not be read); the body lists the first 100."))),
         ListFailures,
     ),
     security(("api_key" = []))
@@ -87,7 +87,7 @@ pub async fn list_account(
         ListParams
     ),
     responses(
-        (status = 200, description = "A page of the customer's transactions, newest first.", body = crate::api::views::ListSchema, headers(("x-record-warnings" = u32, description = "How many entries `warnings` has (provider records that could not be read)."))),
+        (status = 200, description = "A page of the customer's transactions, newest first.", body = crate::api::views::ListSchema, headers(("x-record-warnings" = u32, description = "How many record warnings the listing has (provider records, or fields of records, that could not be read); the body lists the first 100."))),
         ListFailures,
     ),
     security(("api_key" = []))
@@ -113,7 +113,7 @@ pub async fn list_customer(
         ListParams
     ),
     responses(
-        (status = 200, description = "A page of the account's transactions, newest first.", body = crate::api::views::ListSchema, headers(("x-record-warnings" = u32, description = "How many entries `warnings` has (provider records that could not be read)."))),
+        (status = 200, description = "A page of the account's transactions, newest first.", body = crate::api::views::ListSchema, headers(("x-record-warnings" = u32, description = "How many record warnings the listing has (provider records, or fields of records, that could not be read); the body lists the first 100."))),
         ListFailures,
     ),
     security(("api_key" = []))
@@ -136,7 +136,7 @@ pub async fn list_nuban(
     tag = "transactions",
     params(ListParams),
     responses(
-        (status = 200, description = "A page of transactions, newest first.", body = crate::api::views::ListSchema, headers(("x-record-warnings" = u32, description = "How many entries `warnings` has (provider records that could not be read)."))),
+        (status = 200, description = "A page of transactions, newest first.", body = crate::api::views::ListSchema, headers(("x-record-warnings" = u32, description = "How many record warnings the listing has (provider records, or fields of records, that could not be read); the body lists the first 100."))),
         ListFailures,
     ),
     security(("api_key" = []))
@@ -368,8 +368,12 @@ fn excluded_count(warnings: &[RecordWarning]) -> usize {
     warnings.iter().filter(|w| w.code.excludes_record()).count()
 }
 
-/// The header that counts a listing's record warnings.
+/// The header that counts a listing's record warnings (all of them, even past the body's cap).
 pub const RECORD_WARNINGS: &str = "x-record-warnings";
+
+/// At most this many warnings are written into a list body (they repeat on every page); the
+/// header and `pagination.excluded` still count them all.
+pub const MAX_WARNINGS_IN_BODY: usize = 100;
 
 /// The cursor snapshot id of a listing paged straight through to the provider.
 const PASSTHROUGH: u64 = 0;
@@ -518,7 +522,11 @@ fn render_window(
             next_cursor,
             excluded: excluded_count(warnings) as u64,
         },
-        warnings: warnings.iter().map(WarningView).collect(),
+        warnings: warnings
+            .iter()
+            .take(MAX_WARNINGS_IN_BODY)
+            .map(WarningView)
+            .collect(),
     };
     let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Rendered::new(bytes))

@@ -228,8 +228,9 @@ pub struct ListSchema {
     /// Where this page sits.
     pagination: PaginationSchema,
     /// Provider records (or fields of records) that could not be read, for the whole listing
-    /// (the same on every page; empty when all were read). Also counted in the
-    /// `x-record-warnings` header. With `strict=true` any warning is a 502 instead.
+    /// (the same on every page; empty when all were read; at most the first 100, the
+    /// `x-record-warnings` header counts them all). With `strict=true` any warning is a 502
+    /// instead.
     warnings: Vec<WarningSchema>,
 }
 
