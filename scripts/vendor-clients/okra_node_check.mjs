@@ -42,4 +42,10 @@ try {
   }
   console.log(`okra-node error envelope: ${e.http_error_code} ${e.error_payload.message}`);
 }
+// The refresh call (last: a completed refresh appends transactions to the sandbox's ledger).
+const refresh = await client.refresh({ account_id: account.okra_account_id });
+if (typeof refresh.callback_url !== "string" || !refresh.callback_url.includes("/callback?record=")) {
+  throw new Error(`refresh: unexpected answer ${JSON.stringify(refresh).slice(0, 300)}`);
+}
+console.log(`okra-node refresh: callback_url ${refresh.callback_url}`);
 console.log("okra-node: ok");
