@@ -320,3 +320,36 @@ fn decode(key: &SnapshotKey, id: u64, bytes: &[u8]) -> Option<Snapshot> {
         Duration::from_millis(stored.ttl_ms),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use provider::{DateRange, RecordWarning, WarningCode};
+
+    #[test]
+    fn a_stored_snapshot_keeps_its_record_warnings_and_old_entries_read_as_none() {
+        let key = SnapshotKey {
+            provider: Arc::from("okra"),
+            scope: Scope::Account("acc1".into()),
+            range: DateRange::default(),
+            direction: None,
+        };
+        let warning = RecordWarning::field_ignored("tx1", "value_date", "bad", Some("\"x\""));
+        let stored = Stored {
+            created_ms: Cluster::unix_ms(),
+            ttl_ms: 60_000,
+            items: Vec::new(),
+            warnings: vec![warning.clone()],
+        };
+        let bytes = serde_json::to_vec(&stored).unwrap_or_default();
+        let snapshot = decode(&key, 7, &bytes).map(|s| s.warnings);
+        assert_eq!(snapshot, Some(vec![warning]));
+        assert_eq!(
+            snapshot.unwrap_or_default()[0].code,
+            WarningCode::FieldIgnored
+        );
+        // Written by a replica that predates warnings: none, not an unreadable entry.
+        let old = br#"{"created_ms": 1, "ttl_ms": 1, "items": []}"#;
+        assert_eq!(decode(&key, 8, old).map(|s| s.warnings), Some(Vec::new()));
+    }
+}
