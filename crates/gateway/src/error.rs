@@ -150,6 +150,16 @@ pub enum ApiError {
     /// A refresh that did not finish within its deadline.
     #[error("the refresh did not complete within {} ms", .0.as_millis())]
     RefreshTimeout(Duration),
+    /// `strict=true` and the provider's data held records (or fields) that could not be read.
+    #[error("{count} provider record(s) could not be read (strict=true); the first: {first}")]
+    UnreadableRecords {
+        /// The provider instance.
+        provider: String,
+        /// How many warnings the listing has.
+        count: usize,
+        /// The first of them.
+        first: Box<provider::RecordWarning>,
+    },
 }
 
 impl ApiError {
@@ -294,6 +304,12 @@ impl ApiError {
                 "refresh_timeout",
                 "Refresh timed out",
             ),
+            // The same answer as before per-record tolerance existed, for `strict=true` callers.
+            ApiError::UnreadableRecords { .. } => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_bad_payload",
+                "The provider sent a payload the gateway cannot read",
+            ),
         }
     }
 
@@ -328,6 +344,7 @@ impl ApiError {
                 (None, Some(provider.clone()), None)
             }
             ApiError::Upstream(e) => (None, Some(e.provider().to_owned()), e.upstream_status()),
+            ApiError::UnreadableRecords { provider, .. } => (None, Some(provider.clone()), None),
             _ => (None, None, None),
         };
         let detail = match self {

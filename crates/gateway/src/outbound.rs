@@ -29,8 +29,8 @@ use backon::{ExponentialBuilder, Retryable};
 use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use provider::{
-    Capabilities, Page, Provider, ProviderError, RefreshDelivery, RefreshOutcome, RefreshRequest,
-    ThrottleReason, Transaction, TransactionQuery,
+    Capabilities, Listing, Page, Provider, ProviderError, RefreshDelivery, RefreshOutcome,
+    RefreshRequest, ThrottleReason, Transaction, TransactionQuery,
 };
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -631,7 +631,7 @@ impl Provider for Guarded {
 
     /// One upstream request when the adapter reads a whole scope at once; otherwise the pages
     /// are walked here, each one a guarded (and separately retried) `list_page`.
-    async fn list_all(&self, query: &TransactionQuery) -> Result<Vec<Transaction>, ProviderError> {
+    async fn list_all(&self, query: &TransactionQuery) -> Result<Listing, ProviderError> {
         if self.inner.capabilities().bulk_read {
             return self.lane.read(|| self.inner.list_all(query)).await;
         }

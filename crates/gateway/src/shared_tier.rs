@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use provider::{Scope, Transaction};
+use provider::{RecordWarning, Scope, Transaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -37,6 +37,10 @@ struct Stored {
     created_ms: u64,
     ttl_ms: u64,
     items: Vec<Transaction>,
+    /// The record warnings of the pages the snapshot was read from (absent in entries written
+    /// before warnings existed).
+    #[serde(default)]
+    warnings: Vec<RecordWarning>,
 }
 
 /// [`Stored`], written from a snapshot without copying its records.
@@ -45,6 +49,7 @@ struct StoredRef<'a> {
     created_ms: u64,
     ttl_ms: u64,
     items: &'a [Transaction],
+    warnings: &'a [RecordWarning],
 }
 
 /// The shared tier of one gateway.
@@ -188,6 +193,7 @@ impl SharedTier {
             created_ms: Cluster::unix_ms().saturating_sub(snapshot.age().as_millis() as u64),
             ttl_ms: snapshot.ttl.as_millis() as u64,
             items: &snapshot.items,
+            warnings: &snapshot.warnings,
         };
         let Some(bytes) = encode(&stored) else {
             return;
@@ -346,7 +352,50 @@ fn decode(key: &SnapshotKey, id: u64, bytes: &[u8]) -> Option<Snapshot> {
         id,
         key.clone(),
         stored.items,
+        stored.warnings,
         created,
         Duration::from_millis(stored.ttl_ms),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use provider::{DateRange, RecordWarning, WarningCode};
+
+    #[test]
+    fn a_stored_snapshot_keeps_its_record_warnings_and_old_entries_read_as_none() {
+        let key = SnapshotKey {
+            provider: Arc::from("okra"),
+            scope: Scope::Account("acc1".into()),
+            range: DateRange::default(),
+            direction: None,
+        };
+        let warning = RecordWarning::field_ignored("tx1", "value_date", "bad", Some("\"x\""));
+        let warnings = [warning.clone()];
+        let stored = StoredRef {
+            created_ms: Cluster::unix_ms(),
+            ttl_ms: 60_000,
+            items: &[],
+            warnings: &warnings,
+        };
+        let bytes = encode(&stored).unwrap_or_default();
+        let snapshot = decode(&key, 7, &bytes).map(|s| s.warnings);
+        assert_eq!(snapshot, Some(vec![warning]));
+        assert_eq!(
+            snapshot.unwrap_or_default()[0].code,
+            WarningCode::FieldIgnored
+        );
+        // Written by a replica that predates warnings: none, not an unreadable entry.
+        let old = {
+            use std::io::Write;
+            let mut out = vec![FORMAT];
+            let mut packer =
+                flate2::write::DeflateEncoder::new(&mut out, flate2::Compression::fast());
+            let _ = packer.write_all(br#"{"created_ms": 1, "ttl_ms": 1, "items": []}"#);
+            let _ = packer.finish();
+            out
+        };
+        assert_eq!(decode(&key, 8, &old).map(|s| s.warnings), Some(Vec::new()));
+    }
 }

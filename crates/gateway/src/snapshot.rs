@@ -27,8 +27,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use moka::Expiry;
 use moka::notification::RemovalCause;
 use provider::{
-    DateRange, Direction, PageRequest, Provider, ProviderError, Scope, Transaction, TransactionId,
-    TransactionQuery,
+    DateRange, Direction, Listing, PageRequest, Provider, ProviderError, RecordWarning, Scope,
+    Transaction, TransactionId, TransactionQuery,
 };
 
 use crate::config::CacheSection;
@@ -92,6 +92,8 @@ pub struct Snapshot {
     pub key: SnapshotKey,
     /// The transactions, newest booking date first, the provider's order within a day.
     pub items: Vec<Transaction>,
+    /// What the provider's pages held that could not be read, in the provider's order.
+    pub warnings: Vec<RecordWarning>,
     /// When it was fetched (monotonic).
     pub created: Instant,
     /// How long it is served as fresh.
@@ -108,14 +110,16 @@ impl Snapshot {
         id: u64,
         key: SnapshotKey,
         items: Vec<Transaction>,
+        warnings: Vec<RecordWarning>,
         created: Instant,
         ttl: Duration,
     ) -> Snapshot {
-        let bytes = estimate_bytes(&items);
+        let bytes = estimate_bytes(&items).saturating_add(estimate_warning_bytes(&warnings));
         Snapshot {
             id,
             key,
             items,
+            warnings,
             created,
             ttl,
             bytes,
@@ -419,13 +423,15 @@ impl SnapshotCache {
     ) -> Result<Arc<Snapshot>, FetchError> {
         let started = Instant::now();
         let fetched = fetch_all(entry, &key, self.max_items).await?;
-        let items = normalize(fetched);
-        let bytes = estimate_bytes(&items);
+        let warnings = fetched.warnings;
+        let items = normalize(fetched.items);
+        let bytes = estimate_bytes(&items).saturating_add(estimate_warning_bytes(&warnings));
         let snapshot = Arc::new(Snapshot {
             // Unique across replicas: cursors name it, and the shared tier stores it by id.
             id: rand::random::<u64>().max(1),
             key,
             items,
+            warnings,
             created: Instant::now(),
             ttl: entry.cache_ttl,
             bytes,
@@ -438,6 +444,7 @@ impl SnapshotCache {
             provider = %snapshot.key.provider,
             scope = ?snapshot.key.scope,
             items = snapshot.items.len(),
+            warnings = snapshot.warnings.len(),
             bytes,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "snapshot fetched"
@@ -532,12 +539,12 @@ impl SnapshotCache {
 
 /// Reads every transaction of `key` from the provider: one bulk call when the provider has one,
 /// else the first page and then the remaining pages `fetch_concurrency` at a time, each of the
-/// provider instance's configured page size.
+/// provider instance's configured page size. Every page's record warnings come along.
 pub async fn fetch_all(
     entry: &ProviderEntry,
     key: &SnapshotKey,
     max_items: u64,
-) -> Result<Vec<Transaction>, FetchError> {
+) -> Result<Listing, FetchError> {
     let provider: &dyn Provider = entry.provider.as_ref();
     let concurrency = entry.fetch_concurrency;
     let caps = provider.capabilities();
@@ -563,18 +570,21 @@ pub async fn fetch_all(
         .or_else(|| first.total.map(|t| t.div_ceil(page_size)))
         .unwrap_or(1);
     let limit = first.limit.max(1);
-    let mut items = first.items;
+    let mut all = Listing {
+        items: first.items,
+        warnings: first.warnings,
+    };
     let Some(second) = first.next_page.filter(|&n| n > 1) else {
-        return Ok(items);
+        return Ok(all);
     };
     if total_pages <= 1 {
         // The provider gives no totals: follow `next_page` one page at a time.
-        items.extend(
-            provider::walk_pages(provider, &query, limit, second)
-                .await
-                .map_err(FetchError::Provider)?,
-        );
-        return Ok(items);
+        let rest = provider::walk_pages(provider, &query, limit, second)
+            .await
+            .map_err(FetchError::Provider)?;
+        all.items.extend(rest.items);
+        all.warnings.extend(rest.warnings);
+        return Ok(all);
     }
     let last = u32::try_from(total_pages).unwrap_or(u32::MAX);
     let pages: Vec<_> = futures_util::stream::iter(2..=last)
@@ -589,17 +599,32 @@ pub async fn fetch_all(
     let mut last_next = None;
     for page in pages {
         last_next = page.next_page;
-        items.extend(page.items);
+        all.items.extend(page.items);
+        all.warnings.extend(page.warnings);
     }
     // Transactions that arrived during the walk may have added pages at the end.
     if let Some(next) = last_next.filter(|&n| n > last) {
-        items.extend(
-            provider::walk_pages(provider, &query, limit, next)
-                .await
-                .map_err(FetchError::Provider)?,
-        );
+        let rest = provider::walk_pages(provider, &query, limit, next)
+            .await
+            .map_err(FetchError::Provider)?;
+        all.items.extend(rest.items);
+        all.warnings.extend(rest.warnings);
     }
-    Ok(items)
+    Ok(all)
+}
+
+fn estimate_warning_bytes(warnings: &[RecordWarning]) -> u32 {
+    let heap: usize = warnings
+        .iter()
+        .map(|w| {
+            w.record.len()
+                + w.field.len()
+                + w.reason.len()
+                + w.raw_value.as_ref().map_or(0, String::len)
+                + std::mem::size_of::<RecordWarning>()
+        })
+        .sum();
+    u32::try_from(heap).unwrap_or(u32::MAX)
 }
 
 /// Newest booking date first; the provider's own order within a day; duplicates dropped.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use provider::{
-    Capabilities, Currency, Page, PageRequest, Provider, ProviderError, RefreshDelivery,
+    Capabilities, Currency, Listing, Page, PageRequest, Provider, ProviderError, RefreshDelivery,
     RefreshOutcome, RefreshRequest, RefreshStyle, Scope, ScopeKind, Secret, Transaction,
     TransactionQuery,
 };
@@ -258,16 +258,18 @@ impl MonoProvider {
         &self,
         account_id: &str,
         query: &TransactionQuery,
-    ) -> Result<Vec<Transaction>, ProviderError> {
-        let mut all = Vec::new();
+    ) -> Result<Listing, ProviderError> {
+        let mut all = Listing::default();
         let mut page_no = 1;
         loop {
             let request = PageRequest::new(page_no, self.page_size);
             let entity = self
                 .fetch(account_id, query, Mode::Paginated(request))
                 .await?;
-            let got = entity.transactions.len();
-            all.extend(entity.transactions);
+            // A page of only unreadable records is not empty: its warnings say what it held.
+            let got = entity.transactions.len() + entity.warnings.len();
+            all.items.extend(entity.transactions);
+            all.warnings.extend(entity.warnings);
             let next = match entity.next_page {
                 None => break,
                 // An empty page that still points further would loop on nothing.
@@ -321,27 +323,32 @@ impl Provider for MonoProvider {
             total: entity.total,
             total_pages: entity.total_pages,
             next_page: entity.next_page,
+            warnings: entity.warnings,
         })
     }
 
-    async fn list_all(&self, query: &TransactionQuery) -> Result<Vec<Transaction>, ProviderError> {
+    async fn list_all(&self, query: &TransactionQuery) -> Result<Listing, ProviderError> {
         let account_id = self.account(query)?;
         if !self.capabilities.bulk_read {
             return self.walk_pages(account_id, query).await;
         }
         let entity = self.fetch(account_id, query, Mode::NotPaginated).await?;
+        let received = entity.transactions.len() + entity.warnings.len();
         if let Some(total) = entity.total
-            && total != entity.transactions.len() as u64
+            && total != received as u64
         {
             // Worth a look, not a failure: what arrived is mapped and complete per record.
             tracing::warn!(
                 provider = %self.name,
                 total,
-                received = entity.transactions.len(),
+                received,
                 "mono: not_paginated total disagrees with the records received"
             );
         }
-        Ok(entity.transactions)
+        Ok(Listing {
+            items: entity.transactions,
+            warnings: entity.warnings,
+        })
     }
 
     async fn refresh(&self, request: &RefreshRequest) -> Result<RefreshOutcome, ProviderError> {

@@ -21,35 +21,41 @@
 //! Wire:
 //! - `id`: a JSON number (kept as its exact literal text, `1454` -> `"1454"`) or a string
 //!   (trimmed). Missing or blank is a mapping error named by the record's position (`#3`).
-//! - `amount`, `available_balance`: a decimal string (thousands separators and surrounding
-//!   spaces allowed: `" 1,200.50 "`) read with `Money::from_decimal_str`, or a JSON number read
-//!   from its raw JSON text with `Money::from_json_number` (binary noise such as
-//!   `0.30000000000000004` rounds to the whole kobo; a real fraction of a kobo is an error).
-//! - `previous_page`: `""` or a number (or a numeric string, or null); must be readable, unused.
-//! - `next_page`: a number or numeric string -> the next page; `""`, `null`, absent or `0` -> last
-//!   page. `total`, `total_pages`, `current_page`: number or numeric string; `""`/null/absent ->
+//! - `amount`, `available_balance`: a decimal string (thousands separators, surrounding spaces
+//!   and a leading `₦`/`NGN` allowed: `" ₦1,200.50 "`) read with `Money::from_decimal_str`, or
+//!   a JSON number read from its raw JSON text with `Money::from_json_number`; both under the
+//!   one float-noise rule of `provider::Money` (`"0.30000000000000004"` is 30 kobo, as a string
+//!   or a number; a real fraction of a kobo is refused). Another currency's sign or code is a
+//!   `currency_mismatch` warning.
+//! - `previous_page`: `""`, `false` or a number (or a numeric string, or null); must be
+//!   readable, unused.
+//! - `next_page`: a number or numeric string -> the next page; `""`, `null`, `false`, absent or
+//!   `0` -> last page. `total`, `total_pages`, `current_page`: number or numeric string; `""`/null/absent ->
 //!   unknown. Anything else in a paging field is a bad payload.
 //! - `transactions` must be an array (absent or null is a bad payload, `[]` is an empty page).
-//!   Each record is parsed on its own, so a bad one fails the read as
-//!   `ProviderError::Mapping` naming its id (or position) and field.
+//!   Each record is parsed on its own: a bad one is left out and reported in the page's
+//!   `warnings` (`record_skipped`, with its id or position, the field, the reason and the raw
+//!   value); the good ones are kept. It never fails the read.
 //! - `{error}` on a 2xx status is a bad payload carrying the vendor's message.
 //!
 //! Mapping:
 //! - `trans_type`: `debit`/`credit` in any letter case, surrounding spaces ignored; anything
 //!   else, blank or missing is a mapping error.
-//! - `amount` must be above zero: `trans_type` carries the sign, so a zero or negative amount
-//!   contradicts the canonical model (amount always positive) and is a mapping error rather than
-//!   a guess at what the vendor meant.
+//! - `amount` may be zero; a negative amount is a `record_skipped` warning: `trans_type` carries
+//!   the sign and the docs give a sign on `amount` no meaning, so the adapter does not guess.
 //! - `available_balance` -> `balance_after`: the literal `"0"` every documented record shows is
 //!   kept as zero (it is what the vendor says); absent, null or `""` -> `None`, never invented.
-//!   A negative balance (overdraft) is kept.
+//!   A negative balance (overdraft) is kept. An unreadable one (`"N/A"`) -> `None` with a
+//!   `field_ignored` warning; the record is kept.
 //! - `transaction_date` -> `booked_on` (required), `value_date` -> `value_on` (absent, null or
 //!   blank -> `None`). `YYYY-MM-DD`; a time-of-day suffix after `T` or a space
 //!   (`2020-09-22T10:00:00Z`) is tolerated and the calendar date as written is kept, with no
-//!   timezone conversion. Any other shape is a mapping error.
+//!   timezone conversion. Any other booking date skips the record with a warning; any other
+//!   value date is `None` with a `field_ignored` warning.
 //! - `reference`: string or number, trimmed; blank/null/absent -> `None`. The docs' `"0"` is
 //!   kept as `Some("0")`: the adapter does not guess which values are placeholders.
-//! - `narration` as sent (absent -> `""`); `bank_name` -> `bank` (blank -> `None`).
+//! - `narration` as sent (absent -> `""`); `bank_name` -> `bank` (blank -> `None`; not a string
+//!   -> `None` with a `field_ignored` warning).
 //! - `raw` is the record's exact JSON text; `account_id` is the queried account;
 //!   `customer_id` is `None`; the id is `TransactionId::new(<instance name>, <id text>)`.
 //!

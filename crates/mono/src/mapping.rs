@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use provider::{
-    Currency, Date, Direction, MappingError, Money, ProviderError, RawRecord, RefreshDelivery,
-    Transaction, TransactionId,
+    Currency, Date, Direction, MappingError, Money, MoneyError, ProviderError, RawRecord,
+    RecordWarning, RefreshDelivery, Transaction, TransactionId,
 };
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
@@ -42,6 +42,8 @@ pub(crate) struct MappedEntity {
     pub current_page: Option<u32>,
     /// `next_page`: `None` on the last page.
     pub next_page: Option<u32>,
+    /// Records left out and fields dropped (see [`provider::RecordWarning`]).
+    pub warnings: Vec<RecordWarning>,
 }
 
 /// Reads a 2xx `account_transactions` body: `{entity}`, or `{error}` (a bad payload).
@@ -92,29 +94,29 @@ pub(crate) fn read_delivery(
         }
     };
     let mapped = map_entity(entity, ctx).map_err(|e| e.into_error(ctx.provider, None))?;
+    // A delivery only tells the gateway that fresh data exists (the listing that follows reports
+    // its warnings to callers); what it could not read is logged here.
+    for warning in &mapped.warnings {
+        tracing::warn!(provider = %ctx.provider, account = %ctx.account_id, %warning, "mono: webhook delivery record");
+    }
     Ok(RefreshDelivery {
         account_id,
         transactions: mapped.transactions,
     })
 }
 
-/// Why an entity could not be mapped, before the HTTP status is known.
+/// Why an entity could not be mapped, before the HTTP status is known: its own shape is wrong
+/// (paging fields, missing transactions). Bad records are warnings, not errors.
 #[derive(Debug)]
 enum EntityError {
-    /// The entity's own shape is wrong (paging fields, missing transactions).
+    /// What is wrong with the shape.
     Shape(String),
-    /// A record could not be mapped.
-    Record(MappingError),
 }
 
 impl EntityError {
     fn into_error(self, provider: &str, status: Option<u16>) -> ProviderError {
         match self {
             EntityError::Shape(message) => bad_payload(provider, status, message),
-            EntityError::Record(source) => ProviderError::Mapping {
-                provider: provider.to_owned(),
-                source,
-            },
         }
     }
 }
@@ -137,26 +139,33 @@ fn map_entity(entity: MonoEntity, ctx: &MapContext<'_>) -> Result<MappedEntity, 
         .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
     // previous_page must be readable ("" or a number) but says nothing we need.
     count("previous_page", entity.previous_page)?;
-    let transactions = records
-        .iter()
-        .enumerate()
-        .map(|(i, raw)| map_transaction(raw, i, ctx))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(EntityError::Record)?;
+    let mut warnings = Vec::new();
+    let mut transactions = Vec::with_capacity(records.len());
+    for (i, raw) in records.iter().enumerate() {
+        match map_transaction(raw, i, ctx, &mut warnings) {
+            Ok(tx) => transactions.push(tx),
+            // An error about no single field (a missing id) shows the whole record.
+            Err(e) => warnings.push(RecordWarning::skipped(e.or_raw_value(raw.get()))),
+        }
+    }
     Ok(MappedEntity {
         transactions,
         total,
         total_pages,
         current_page,
         next_page,
+        warnings,
     })
 }
 
-/// Maps one record; `position` (0-based) names it when it has no readable id.
+/// Maps one record; `position` (0-based) names it when it has no readable id. Ancillary fields
+/// that do not parse (`available_balance`, `value_date`, `bank_name`) are set to none and
+/// reported in `warnings`; the record is kept.
 pub(crate) fn map_transaction(
     raw: &RawValue,
     position: usize,
     ctx: &MapContext<'_>,
+    warnings: &mut Vec<RecordWarning>,
 ) -> Result<Transaction, MappingError> {
     let positional = || format!("#{position}");
     let wire: MonoTransaction = serde_json::from_str(raw.get()).map_err(|e| {
@@ -166,44 +175,86 @@ pub(crate) fn map_transaction(
             .and_then(|r| r.id)
             .and_then(|id| id_text(id).ok())
             .unwrap_or_else(positional);
-        MappingError::new(name, "record", e.to_string())
+        MappingError::new(name, "record", e.to_string()).with_raw_value(raw.get())
     })?;
     let id = match wire.id.map(id_text) {
         Some(Ok(id)) => id,
-        Some(Err(reason)) => return Err(MappingError::new(positional(), "id", reason)),
-        None => return Err(MappingError::new(positional(), "id", "is missing")),
+        Some(Err(reason)) => {
+            return Err(MappingError::new(positional(), "id", reason).with_raw_value(raw.get()));
+        }
+        None => {
+            return Err(
+                MappingError::new(positional(), "id", "is missing").with_raw_value(raw.get())
+            );
+        }
     };
     let err = |field: &'static str, reason: String| MappingError::new(id.clone(), field, reason);
+
+    let ignored = |field: &str, reason: String, raw_value: &str| {
+        RecordWarning::field_ignored(
+            id.as_str(),
+            field,
+            format!("{reason}: set to null"),
+            Some(raw_value),
+        )
+    };
 
     let direction = match wire.trans_type.as_deref() {
         Some(text) => text
             .parse::<Direction>()
-            .map_err(|reason| err("trans_type", reason))?,
+            .map_err(|reason| err("trans_type", reason).with_raw_value(text))?,
         None => return Err(err("trans_type", "is missing".to_owned())),
     };
-    let amount = match wire.amount {
-        Some(value) => read_money(&value, ctx.currency).map_err(|r| err("amount", r))?,
+    let amount = match &wire.amount {
+        Some(value) => read_money(value, ctx.currency)
+            .map_err(|e| money_error(err("amount", e.to_string()), &e, value))?,
         None => return Err(err("amount", "is missing".to_owned())),
     };
-    if !amount.is_positive() {
+    if amount.is_negative() {
         return Err(err(
             "amount",
-            format!("must be above zero (trans_type carries the sign), got {amount}"),
-        ));
+            format!("must not be negative (trans_type carries the sign), got {amount}"),
+        )
+        .with_raw_value(&scalar_json(wire.amount.as_ref())));
     }
-    let balance_after = match wire.available_balance {
+    let balance_after = match &wire.available_balance {
         None => None,
         Some(MonoScalar::Text(text)) if text.trim().is_empty() => None,
-        Some(value) => {
-            Some(read_money(&value, ctx.currency).map_err(|r| err("available_balance", r))?)
-        }
+        Some(value) => match read_money(value, ctx.currency) {
+            Ok(balance) => Some(balance),
+            Err(e) => {
+                warnings.push(ignored(
+                    "available_balance",
+                    e.to_string(),
+                    &scalar_json(Some(value)),
+                ));
+                None
+            }
+        },
     };
     let booked_on = match non_blank(wire.transaction_date) {
-        Some(text) => parse_date(&text).map_err(|r| err("transaction_date", r))?,
+        Some(text) => {
+            parse_date(&text).map_err(|r| err("transaction_date", r).with_raw_value(&text))?
+        }
         None => return Err(err("transaction_date", "is missing".to_owned())),
     };
     let value_on = match non_blank(wire.value_date) {
-        Some(text) => Some(parse_date(&text).map_err(|r| err("value_date", r))?),
+        Some(text) => match parse_date(&text) {
+            Ok(date) => Some(date),
+            Err(reason) => {
+                warnings.push(ignored("value_date", reason, &text));
+                None
+            }
+        },
+        None => None,
+    };
+    let bank = match wire.bank_name {
+        Some(MonoScalar::Text(name)) => non_blank(Some(name)).map(|b| b.trim().to_owned()),
+        Some(other @ (MonoScalar::Number(_) | MonoScalar::Other(_))) => {
+            let text = scalar_json(Some(&other));
+            warnings.push(ignored("bank_name", "not a bank name".to_owned(), &text));
+            None
+        }
         None => None,
     };
     let reference = match wire.reference {
@@ -232,19 +283,38 @@ pub(crate) fn map_transaction(
         value_on,
         narration: wire.narration.unwrap_or_default(),
         reference,
-        bank: non_blank(wire.bank_name).map(|b| b.trim().to_owned()),
+        bank,
         raw: RawRecord::from_json(raw.get().to_owned()),
     })
 }
 
 /// An amount from a decimal string or the exact text of a JSON number.
-fn read_money(value: &MonoScalar, currency: Currency) -> Result<Money, String> {
+fn read_money(value: &MonoScalar, currency: Currency) -> Result<Money, MoneyError> {
     match value {
         MonoScalar::Text(text) => Money::from_decimal_str(text, currency),
         MonoScalar::Number(text) => Money::from_json_number(text, currency),
-        MonoScalar::Other(text) => return Err(format!("expected a decimal string, got {text}")),
+        MonoScalar::Other(text) => Err(MoneyError::NotANumber(text.clone())),
     }
-    .map_err(|e| e.to_string())
+}
+
+/// A mapping error about an amount, with its raw value, marked when the currency mismatches.
+fn money_error(error: MappingError, cause: &MoneyError, value: &MonoScalar) -> MappingError {
+    let error = error.with_raw_value(&scalar_json(Some(value)));
+    match cause {
+        MoneyError::CurrencyMismatch(..) => error.as_currency_mismatch(),
+        _ => error,
+    }
+}
+
+/// A scalar as the JSON it arrived as (a string quoted), for warnings.
+fn scalar_json(value: Option<&MonoScalar>) -> String {
+    match value {
+        Some(MonoScalar::Text(text)) => {
+            serde_json::to_string(text).unwrap_or_else(|_| text.clone())
+        }
+        Some(MonoScalar::Number(text) | MonoScalar::Other(text)) => text.clone(),
+        None => "null".to_owned(),
+    }
 }
 
 /// A record id: a string (trimmed, not blank) or a number's literal text.
@@ -277,11 +347,14 @@ pub(crate) fn format_date(date: Date) -> String {
         .unwrap_or_else(|_| date.to_string())
 }
 
-/// A paging number: a JSON number or numeric string; `""`, `null` or absent is `None`.
+/// A paging number: a JSON number or numeric string; `""`, `null`, `false` or absent is `None`.
 fn page_number(field: &'static str, value: Option<MonoScalar>) -> Result<Option<u64>, String> {
     let text = match value {
         None => return Ok(None),
         Some(MonoScalar::Text(text)) if text.trim().is_empty() => return Ok(None),
+        Some(MonoScalar::Other(text)) if matches!(text.as_str(), "false" | "null") => {
+            return Ok(None);
+        }
         Some(MonoScalar::Text(text) | MonoScalar::Number(text) | MonoScalar::Other(text)) => text,
     };
     text.trim()
@@ -397,7 +470,7 @@ mod tests {
 
     fn map_one(record: &str) -> Result<Transaction, MappingError> {
         let raw = RawValue::from_string(record.to_owned()).unwrap();
-        map_transaction(&raw, 0, &ctx())
+        map_transaction(&raw, 0, &ctx(), &mut Vec::new())
     }
 
     fn amount_of(field: &str, value: &str) -> Result<Transaction, MappingError> {
@@ -519,11 +592,102 @@ mod tests {
     }
 
     #[test]
-    fn zero_and_negative_amounts_are_mapping_errors() {
-        for text in [r#""0""#, r#""0.00""#, "0", r#""-200.00""#, "-5"] {
+    fn zero_amounts_are_valid_and_negative_ones_are_mapping_errors() {
+        for text in [r#""0""#, r#""0.00""#, "0", r#""₦0.00""#] {
+            assert_eq!(
+                amount_of("amount", text).map(|t| t.amount.minor()),
+                Ok(0),
+                "{text}"
+            );
+        }
+        for text in [r#""-200.00""#, "-5"] {
             let e = amount_of("amount", text).unwrap_err();
             assert_eq!((e.record.as_str(), e.field), ("1454", "amount"), "{text}");
+            assert_eq!(e.raw_value.as_deref(), Some(text));
         }
+    }
+
+    #[test]
+    fn amounts_with_signs_codes_and_float_noise() {
+        for (text, minor) in [
+            (r#""₦1,200.50""#, 120_050),
+            (r#""NGN 5,000""#, 500_000),
+            (r#"" 7.5 ""#, 750),
+            (r#""0.30000000000000004""#, 30),
+            ("250000000.79999998", 25_000_000_080),
+        ] {
+            assert_eq!(
+                amount_of("amount", text).map(|t| t.amount.minor()),
+                Ok(minor),
+                "{text}"
+            );
+        }
+        let e = amount_of("amount", r#""USD 5""#).unwrap_err();
+        assert!(e.currency_mismatch);
+        assert_eq!(
+            RecordWarning::skipped(e).code,
+            provider::WarningCode::CurrencyMismatch
+        );
+    }
+
+    #[test]
+    fn a_messy_page_keeps_every_good_record_and_reports_each_bad_one() {
+        let good = record_with("id", Some("1"));
+        let body = format!(
+            r#"{{"entity":{{"transactions":[{good},{},{},{},{},"oops"],"total":6,"previous_page":false,"next_page":false}}}}"#,
+            record_with("available_balance", Some(r#""N/A""#)),
+            record_with("amount", Some(r#""0""#)),
+            record_with("amount", Some(r#""-3.00""#)).replace("1454", "1460"),
+            record_with("bank_name", Some("7")).replace("1454", "1461"),
+        );
+        let mapped = entity(&body).unwrap();
+        let kept: Vec<_> = mapped
+            .transactions
+            .iter()
+            .map(|t| {
+                (
+                    t.provider_transaction_id.as_str(),
+                    t.amount.minor(),
+                    t.balance_after.map(|b| b.minor()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("1", 20000, Some(0)),
+                ("1454", 20000, None),
+                ("1454", 0, Some(0)),
+                ("1461", 20000, Some(0))
+            ]
+        );
+        let warned: Vec<_> = mapped
+            .warnings
+            .iter()
+            .map(|w| {
+                (
+                    w.code.as_str(),
+                    w.record.as_str(),
+                    w.field.as_str(),
+                    w.raw_value.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            warned,
+            [
+                (
+                    "field_ignored",
+                    "1454",
+                    "available_balance",
+                    Some(r#""N/A""#)
+                ),
+                ("record_skipped", "1460", "amount", Some(r#""-3.00""#)),
+                ("field_ignored", "1461", "bank_name", Some("7")),
+                ("record_skipped", "#5", "record", Some(r#""oops""#)),
+            ]
+        );
+        assert_eq!(mapped.next_page, None);
     }
 
     #[test]
@@ -569,8 +733,17 @@ mod tests {
         assert_eq!(balance(Some("null")).balance_after, None);
         assert_eq!(balance(Some(r#""""#)).balance_after, None);
         assert_eq!(balance(None).balance_after, None);
-        let e = map_one(&record_with("available_balance", Some(r#""x""#))).unwrap_err();
-        assert_eq!(e.field, "available_balance");
+        let raw = RawValue::from_string(record_with("available_balance", Some(r#""x""#))).unwrap();
+        let mut warnings = Vec::new();
+        let kept = map_transaction(&raw, 0, &ctx(), &mut warnings).unwrap();
+        assert_eq!(kept.balance_after, None);
+        assert_eq!(
+            warnings
+                .iter()
+                .map(|w| (w.field.as_str(), w.code))
+                .collect::<Vec<_>>(),
+            [("available_balance", provider::WarningCode::FieldIgnored)]
+        );
     }
 
     #[test]
@@ -597,11 +770,17 @@ mod tests {
             ("transaction_date", Some(r#""2020-13-01""#)),
             ("transaction_date", Some(r#""2020-09-2""#)),
             ("transaction_date", None),
-            ("value_date", Some(r#""yesterday""#)),
         ] {
             let e = map_one(&record_with(field, value)).unwrap_err();
             assert_eq!((e.record.as_str(), e.field), ("1454", field), "{value:?}");
         }
+        // An unreadable value date is dropped with a warning; the record is kept.
+        let raw = RawValue::from_string(record_with("value_date", Some(r#""yesterday""#))).unwrap();
+        let mut warnings = Vec::new();
+        let kept = map_transaction(&raw, 0, &ctx(), &mut warnings).unwrap();
+        assert_eq!(kept.value_on, None);
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].raw_value.as_deref(), Some("yesterday"));
     }
 
     #[test]
@@ -653,13 +832,10 @@ mod tests {
             r#"{{"entity":{{"transactions":[{},"oops"],"total":2}}}}"#,
             record_with("id", Some("1"))
         );
-        match entity(&body).unwrap_err() {
-            ProviderError::Mapping { provider, source } => {
-                assert_eq!(provider, "mono-ng");
-                assert_eq!((source.record.as_str(), source.field), ("#1", "record"));
-            }
-            other => panic!("{other:?}"),
-        }
+        let mapped = entity(&body).unwrap();
+        assert_eq!(mapped.transactions.len(), 1);
+        let w = &mapped.warnings[0];
+        assert_eq!((w.record.as_str(), w.field.as_str()), ("#1", "record"));
         // A field of the wrong JSON type: the record is still named by its id.
         let e = map_one(&record_with("narration", Some("5"))).unwrap_err();
         assert_eq!((e.record.as_str(), e.field), ("1454", "record"));
@@ -691,6 +867,10 @@ mod tests {
         assert_eq!(p.next_page, None);
         let p = paging(r#""total":0"#);
         assert_eq!(p.total, Some(0));
+        let p = paging(r#""previous_page":false,"next_page":false"#);
+        assert_eq!(p.next_page, None);
+        let p = paging(r#""previous_page":null,"next_page":"  ""#);
+        assert_eq!(p.next_page, None);
     }
 
     #[test]
@@ -771,10 +951,12 @@ mod tests {
             b"{}",
             b"{\"account_id\":\"a\"}",
             b"{\"error\":\"failed\"}",
-            b"{\"entity\":{\"transactions\":[1]}}",
         ] {
             assert!(read_delivery(body, &ctx()).is_err(), "{body:?}");
         }
+        // An unreadable record is left out (and logged), not a failed delivery.
+        let delivery = read_delivery(b"{\"entity\":{\"transactions\":[1]}}", &ctx()).unwrap();
+        assert!(delivery.transactions.is_empty());
     }
 
     const DOCS_SAMPLE_ENTITY: &str = r#"{"transactions":[

@@ -69,8 +69,8 @@ pub(crate) struct MonoTransaction {
     pub value_date: Option<String>,
     /// `debit` or `credit`, any letter case.
     pub trans_type: Option<String>,
-    /// The bank's name.
-    pub bank_name: Option<String>,
+    /// The bank's name (anything but a string is reported and dropped by the mapping).
+    pub bank_name: Option<MonoScalar>,
     /// Decimal string (`"200.00"`, `"1,200.50"`) or JSON number.
     pub amount: Option<MonoScalar>,
     /// Decimal string or JSON number; the docs show `"0"` on every record.

@@ -272,7 +272,7 @@ async fn list_all_in_bulk_is_one_not_paginated_call() {
         .with_range(DateRange::new(Some(day(1)), None))
         .with_direction(Some(Direction::Debit));
     let all = adapter(&server).list_all(&query).await.unwrap();
-    assert_eq!(all.len(), 35);
+    assert_eq!(all.items.len(), 35);
     assert_eq!(
         requests(&server).await,
         [pairs(&[
@@ -301,6 +301,7 @@ async fn list_all_paginated_walks_next_page_without_duplicate_or_gap() {
     assert!(!mono.capabilities().bulk_read);
     let all = mono.list_all(&account("acc_1")).await.unwrap();
     let ids: Vec<String> = all
+        .items
         .iter()
         .map(|t| t.provider_transaction_id.clone())
         .collect();
@@ -314,7 +315,7 @@ async fn list_all_paginated_walks_next_page_without_duplicate_or_gap() {
         })
         .collect();
     assert_eq!(requests, want);
-    let unique: BTreeSet<_> = all.iter().map(|t| t.id.clone()).collect();
+    let unique: BTreeSet<_> = all.items.iter().map(|t| t.id.clone()).collect();
     assert_eq!(unique.len(), 35);
 }
 
@@ -331,7 +332,7 @@ async fn list_all_paginated_uses_the_configured_page_size() {
         ..config(&server)
     })
     .unwrap();
-    assert_eq!(mono.list_all(&account("a")).await.unwrap().len(), 35);
+    assert_eq!(mono.list_all(&account("a")).await.unwrap().items.len(), 35);
     assert_eq!(
         requests(&server).await,
         [pairs(&[
@@ -540,20 +541,38 @@ async fn unreadable_bodies_and_errors_on_200_are_bad_payloads() {
 }
 
 #[tokio::test]
-async fn a_bad_record_fails_the_page_naming_it() {
+async fn a_bad_record_is_a_warning_naming_it_and_the_good_ones_are_kept() {
     let mut bad = records(1..4);
     bad[1]["trans_type"] = json!("reversal");
-    let err = failure(ResponseTemplate::new(200).set_body_json(json!({
+    let server = serving(ResponseTemplate::new(200).set_body_json(json!({
         "entity": {"transactions": bad, "total": 3, "previous_page": "", "next_page": "",
                    "total_pages": 1, "current_page": 1}
     })))
     .await;
-    match err {
-        ProviderError::Mapping { source, .. } => {
-            assert_eq!((source.record.as_str(), source.field), ("2", "trans_type"));
-        }
-        other => panic!("{other:?}"),
-    }
+    let page = adapter(&server).list_page(&account("a")).await.unwrap();
+    let kept: Vec<_> = page
+        .items
+        .iter()
+        .map(|t| t.provider_transaction_id.as_str())
+        .collect();
+    assert_eq!(kept, ["1", "3"]);
+    let warned: Vec<_> = page
+        .warnings
+        .iter()
+        .map(|w| {
+            (
+                w.code.as_str(),
+                w.record.as_str(),
+                w.field.as_str(),
+                w.raw_value.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        warned,
+        [("record_skipped", "2", "trans_type", Some("reversal"))]
+    );
+    assert_eq!(page.next_page, None);
 }
 
 #[tokio::test]

@@ -243,7 +243,7 @@ impl OkraProvider {
         requested: PageRequest,
     ) -> Result<Page<Transaction>, ProviderError> {
         let data: OkraTransactionsData = self.data(envelope, status, what)?;
-        mapping::map_page(self.ctx(), &data, requested).map_err(|e| self.mapping_error(e))
+        Ok(mapping::map_page(self.ctx(), &data, requested))
     }
 
     /// Reads a 200 body of any transactions listing endpoint exactly as `list_page` does after
@@ -631,7 +631,11 @@ impl Provider for OkraProvider {
                 message: format!("no transaction with id {id:?}"),
             });
         };
-        mapping::map_record(self.ctx(), first, "#0 of getById").map_err(|e| self.mapping_error(e))
+        // One record asked for by id: an unreadable one is an error; a dropped ancillary field is
+        // null in the answer (the single-record API has no warnings to carry it).
+        let mut dropped = Vec::new();
+        mapping::map_record(self.ctx(), first, "#0 of getById", &mut dropped)
+            .map_err(|e| self.mapping_error(e))
     }
 
     async fn refresh(&self, request: &RefreshRequest) -> Result<RefreshOutcome, ProviderError> {

@@ -9,14 +9,21 @@
 //! Okra's pages are silent or loose in places; these are the readings this adapter takes (each
 //! covered by a test):
 //!
+//! * **One bad record never fails a page**: a record that cannot be mapped is left out of the
+//!   page and reported in [`provider::Page::warnings`] (its id or position, the field, the
+//!   reason, the raw value); an ancillary field that does not parse (`cleared_date`, `bank`) is
+//!   set to none on a record that is kept, with a `field_ignored` warning.
 //! * **Amounts** (`debit`/`credit`) are read from the JSON text, never through binary floating
-//!   point: a number with [`provider::Money::from_json_number`] (its float-noise rule turns
-//!   `0.30000000000000004` into 30 kobo), a string with
-//!   [`provider::Money::from_decimal_str`] (and, when it has more decimals than kobo, like a
-//!   number's text: a stringified float), `null`/absent/blank as no amount.
-//! * **Direction** is whichever of `debit`/`credit` carries a non-zero amount; both or neither
-//!   is a mapping error naming the record, never a guess. A **negative** amount is a mapping
-//!   error too (the field is the direction; a sign would make it ambiguous).
+//!   point: a number with [`provider::Money::from_json_number`], a string with
+//!   [`provider::Money::from_decimal_str`] (thousands separators, a leading `₦`/`NGN`; another
+//!   currency's sign or code is a `currency_mismatch` warning), both under the one float-noise
+//!   rule of [`provider::Money`] (`250000000.79999998` is 25 000 000 080 kobo);
+//!   `null`/absent/blank is no amount.
+//! * **Direction** is whichever of `debit`/`credit` carries a non-zero amount. A **zero** amount
+//!   is valid: the one field given says the direction (both given as zero: a credit of zero).
+//!   Both non-zero, or neither given, is a warning naming the record, never a guess. A
+//!   **negative** amount is a warning too: Okra documents no meaning for a sign (the field is
+//!   the direction).
 //! * **Currency** is the configured one (NGN by default) unless a record has a `currency`
 //!   field (not documented, read defensively); an unknown code is a mapping error.
 //! * **Dates**: `trans_date`/`cleared_date` are read as ISO 8601 timestamps or plain dates and
@@ -24,7 +31,7 @@
 //!   5 March). When empty or unreadable, `unformatted_*` is tried, which also accepts bank forms:
 //!   `2024/03/05`, day-first `05/03/2024` (Nigerian banks write day first), `05-Mar-2024`,
 //!   `05 Mar 2024`, two-digit years as 20xx. No usable booking date is a mapping error; an
-//!   unusable cleared date is simply absent.
+//!   unusable cleared date is none, with a warning when one was given.
 //! * **Ids**: the transaction id is `id`, falling back to `_id`; neither is a mapping error
 //!   naming the record's position. `account` and `customer` are objects with `_id` or plain id
 //!   strings; a record without an account id is a mapping error; the customer is optional.
@@ -33,8 +40,8 @@
 //!   **Reference** is `ref`, trimmed, blank as none (`"0"` is kept: it is what the bank sent).
 //! * **The docs' own examples** have empty ids and dates: mapping them is a mapping error
 //!   (`id` first), and the fixture tests assert exactly that.
-//! * **Pagination** numbers may be numbers, numeric strings, `null` or absent; `nextPage` may also
-//!   be `false`. The next page is `nextPage`, else `page + 1` when `hasNextPage`, else (neither
+//! * **Pagination** numbers may be numbers, numeric strings, `""`, `null` or absent; `nextPage`
+//!   (or `next_page`) may also be `false`; `prevPage` is never read. The next page is `nextPage`, else `page + 1` when `hasNextPage`, else (neither
 //!   given) `page + 1` while `page < totalPages`; a "next" page not after the current one is
 //!   none, so walks end. A `transaction` list that is `null` is empty.
 //! * **Requests** send `page`/`limit` as JSON numbers, `limit` clamped to 1..=100.

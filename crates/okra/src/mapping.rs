@@ -7,8 +7,8 @@
 //! becomes a value or a [`MappingError`] naming the record and the field.
 
 use provider::{
-    Currency, Date, Direction, MappingError, Money, Page, PageRequest, RawRecord, Transaction,
-    TransactionId,
+    Currency, Date, Direction, MappingError, Money, Page, PageRequest, RawRecord, RecordWarning,
+    Transaction, TransactionId,
 };
 use serde_json::value::RawValue;
 use time::Month;
@@ -26,18 +26,23 @@ pub(crate) struct MapContext<'a> {
     pub currency: Currency,
 }
 
-/// Maps one page of records, failing on the first record that cannot be mapped.
+/// Maps one page of records. A record that cannot be mapped is left out and reported in the
+/// page's warnings, as is an ancillary field dropped from a kept record; neither fails the page.
 pub(crate) fn map_page(
     ctx: MapContext<'_>,
     data: &OkraTransactionsData,
     requested: PageRequest,
-) -> Result<Page<Transaction>, MappingError> {
-    let items = data
-        .transaction
-        .iter()
-        .enumerate()
-        .map(|(i, raw)| map_record(ctx, raw, &format!("#{i} of page {}", requested.page)))
-        .collect::<Result<Vec<_>, _>>()?;
+) -> Page<Transaction> {
+    let mut warnings = Vec::new();
+    let mut items = Vec::with_capacity(data.transaction.len());
+    for (i, raw) in data.transaction.iter().enumerate() {
+        let position = format!("#{i} of page {}", requested.page);
+        match map_record(ctx, raw, &position, &mut warnings) {
+            Ok(tx) => items.push(tx),
+            // An error about no single field (a missing id) shows the whole record.
+            Err(e) => warnings.push(RecordWarning::skipped(e.or_raw_value(raw.get()))),
+        }
+    }
     let pagination = data.pagination.as_ref();
     let page = pagination
         .and_then(|p| p.page)
@@ -49,7 +54,7 @@ pub(crate) fn map_page(
         .and_then(|l| u32::try_from(l).ok())
         .filter(|&l| l > 0)
         .unwrap_or(requested.limit);
-    Ok(Page {
+    Page {
         items,
         page,
         limit,
@@ -58,7 +63,8 @@ pub(crate) fn map_page(
             .and_then(|p| p.total_pages)
             .and_then(|t| u32::try_from(t).ok()),
         next_page: pagination.and_then(|p| next_page(p, page)),
-    })
+        warnings,
+    }
 }
 
 /// The next page's number: `nextPage` when it is a number (or numeric string), else `page + 1`
@@ -77,11 +83,13 @@ pub(crate) fn next_page(p: &OkraPagination, page: u32) -> Option<u32> {
     next.filter(|&n| n > page)
 }
 
-/// Maps one raw Okra record; `position` names it in errors when it has no id.
+/// Maps one raw Okra record; `position` names it in errors when it has no id. Ancillary fields
+/// that do not parse are dropped and reported in `warnings`.
 pub(crate) fn map_record(
     ctx: MapContext<'_>,
     raw: &RawValue,
     position: &str,
+    warnings: &mut Vec<RecordWarning>,
 ) -> Result<Transaction, MappingError> {
     if !raw.get().trim_start().starts_with('{') {
         // serde would read a JSON array into the struct field by field.
@@ -89,7 +97,8 @@ pub(crate) fn map_record(
             position,
             "record",
             "not an Okra transaction: not a JSON object",
-        ));
+        )
+        .with_raw_value(raw.get()));
     }
     let record: OkraTransaction = serde_json::from_str(raw.get()).map_err(|e| {
         MappingError::new(
@@ -97,9 +106,10 @@ pub(crate) fn map_record(
             "record",
             format!("not an Okra transaction: {e}"),
         )
+        .with_raw_value(raw.get())
     })?;
     let raw = RawRecord::from_json(raw.get().to_owned());
-    to_transaction(ctx, record, raw, position)
+    to_transaction(ctx, record, raw, position, warnings)
 }
 
 /// The id of a record that failed to deserialize, when one can still be read.
@@ -124,6 +134,7 @@ pub(crate) fn to_transaction(
     record: OkraTransaction,
     raw: Option<RawRecord>,
     position: &str,
+    warnings: &mut Vec<RecordWarning>,
 ) -> Result<Transaction, MappingError> {
     let id = record
         .id
@@ -135,7 +146,8 @@ pub(crate) fn to_transaction(
 
     let currency = match record.currency.as_deref().map(str::trim) {
         None | Some("") => ctx.currency,
-        Some(code) => Currency::from_code(code).map_err(|e| err("currency", e.to_string()))?,
+        Some(code) => Currency::from_code(code)
+            .map_err(|e| err("currency", e.to_string()).with_raw_value(code))?,
     };
     let (direction, amount) = direction_and_amount(
         &id,
@@ -167,6 +179,33 @@ pub(crate) fn to_transaction(
             )
         })?;
     let value_on = first_date(&record.cleared_date, &record.unformatted_cleared_date);
+    if value_on.is_none() {
+        let given = [&record.cleared_date, &record.unformatted_cleared_date]
+            .into_iter()
+            .filter_map(|v| v.as_ref().and_then(OkraScalar::text))
+            .collect::<Vec<_>>();
+        if !given.is_empty() {
+            warnings.push(RecordWarning::field_ignored(
+                id.as_str(),
+                "cleared_date",
+                "no readable value date: set to null",
+                Some(&given.join(" | ")),
+            ));
+        }
+    }
+    let bank = match &record.bank {
+        Some(crate::wire::OkraRef::Other(value)) => {
+            warnings.push(RecordWarning::field_ignored(
+                id.as_str(),
+                "bank",
+                "not a bank object or name: set to null",
+                Some(&value.to_string()),
+            ));
+            None
+        }
+        Some(bank) => bank.name(),
+        None => None,
+    };
 
     let narration = match &record.notes {
         Some(crate::wire::OkraNotes::Object { desc }) => desc.as_deref().unwrap_or(""),
@@ -189,7 +228,7 @@ pub(crate) fn to_transaction(
         value_on,
         narration,
         reference: record.reference.as_ref().and_then(OkraScalar::text),
-        bank: record.bank.as_ref().and_then(|b| b.name()),
+        bank,
         raw,
     })
 }
@@ -209,29 +248,36 @@ fn first_date(formatted: &Option<OkraScalar>, unformatted: &Option<OkraScalar>) 
         .find_map(|text| parse_date(&text))
 }
 
-/// The direction and the (positive) amount of a record from its `debit` and `credit`.
+/// The direction and the (non-negative) amount of a record from its `debit` and `credit`.
 ///
-/// Exactly one of them must carry a non-zero amount; the other may be `null`, absent or zero.
+/// The field carrying a non-zero amount is the direction; the other may be `null`, absent or
+/// zero. A zero amount is valid: the one field given says the direction, and both given as zero
+/// read as a credit of zero (it moves no money). Both non-zero, or neither given, is an error.
 pub(crate) fn direction_and_amount(
     record: &str,
     debit: Option<&RawValue>,
     credit: Option<&RawValue>,
     currency: Currency,
 ) -> Result<(Direction, Money), MappingError> {
-    let debit = parse_amount(record, "debit", debit, currency)?.filter(|m| m.minor() != 0);
-    let credit = parse_amount(record, "credit", credit, currency)?.filter(|m| m.minor() != 0);
+    let debit = parse_amount(record, "debit", debit, currency)?;
+    let credit = parse_amount(record, "credit", credit, currency)?;
+    let non_zero = |m: &Option<Money>| m.filter(|m| m.minor() != 0);
     match (debit, credit) {
-        (Some(d), None) => Ok((Direction::Debit, d)),
-        (None, Some(c)) => Ok((Direction::Credit, c)),
-        (Some(d), Some(c)) => Err(MappingError::new(
+        (Some(d), Some(c)) if d.minor() != 0 && c.minor() != 0 => Err(MappingError::new(
             record,
             "debit/credit",
             format!("both debit ({d}) and credit ({c}) are non-zero"),
         )),
+        (Some(d), Some(c)) => match (non_zero(&Some(d)), non_zero(&Some(c))) {
+            (Some(d), _) => Ok((Direction::Debit, d)),
+            _ => Ok((Direction::Credit, c)),
+        },
+        (Some(d), None) => Ok((Direction::Debit, d)),
+        (None, Some(c)) => Ok((Direction::Credit, c)),
         (None, None) => Err(MappingError::new(
             record,
             "debit/credit",
-            "neither debit nor credit carries a non-zero amount",
+            "neither debit nor credit carries an amount",
         )),
     }
 }
@@ -239,18 +285,18 @@ pub(crate) fn direction_and_amount(
 /// Reads an amount exactly from its raw JSON text.
 ///
 /// A JSON number is read from its text ([`Money::from_json_number`]); a string as a decimal
-/// string ([`Money::from_decimal_str`]), or, when it has more decimals than the currency, like a
-/// number's text (a stringified float); `null`, absent or a blank string is no amount. A negative
-/// amount is an error: Okra's direction is the field, not the sign.
+/// string ([`Money::from_decimal_str`]: separators, a currency sign or code, float noise); `null`,
+/// absent or a blank string is no amount. A negative amount is an error: Okra's direction is the
+/// field, not the sign. Errors carry the raw JSON value.
 pub(crate) fn parse_amount(
     record: &str,
     field: &'static str,
     raw: Option<&RawValue>,
     currency: Currency,
 ) -> Result<Option<Money>, MappingError> {
-    let err = |reason: String| MappingError::new(record, field, reason);
     let Some(raw) = raw else { return Ok(None) };
     let text = raw.get().trim();
+    let err = |reason: String| MappingError::new(record, field, reason).with_raw_value(text);
     if text == "null" {
         return Ok(None);
     }
@@ -259,18 +305,18 @@ pub(crate) fn parse_amount(
         if s.trim().is_empty() {
             return Ok(None);
         }
-        match Money::from_decimal_str(&s, currency) {
-            Err(provider::MoneyError::TooPrecise { .. }) => {
-                Money::from_json_number(s.trim(), currency)
-            }
-            other => other,
-        }
+        Money::from_decimal_str(&s, currency)
     } else {
         Money::from_json_number(text, currency)
     }
-    .map_err(|e| err(e.to_string()))?;
+    .map_err(|e| match e {
+        provider::MoneyError::CurrencyMismatch(..) => err(e.to_string()).as_currency_mismatch(),
+        _ => err(e.to_string()),
+    })?;
     if money.is_negative() {
-        return Err(err(format!("negative amount {money}")));
+        return Err(err(format!(
+            "negative amount {money}: Okra documents no meaning for a sign (the field is the direction)"
+        )));
     }
     Ok(Some(money))
 }
@@ -425,7 +471,14 @@ mod tests {
     }
 
     fn map(text: &str) -> Result<Transaction, MappingError> {
-        map_record(CTX, &raw(text), "#0 of page 1")
+        map_record(CTX, &raw(text), "#0 of page 1", &mut Vec::new())
+    }
+
+    /// Maps one record, also returning the warnings about fields it dropped.
+    fn map_warned(text: &str) -> (Result<Transaction, MappingError>, Vec<RecordWarning>) {
+        let mut warnings = Vec::new();
+        let result = map_record(CTX, &raw(text), "#0 of page 1", &mut warnings);
+        (result, warnings)
     }
 
     /// A record with an id, an account and a booking date, plus `fields`.
@@ -538,13 +591,34 @@ mod tests {
             assert_eq!(p.total_docs, Some(f.total), "{}", f.file);
             assert_eq!(next_page(p, 1), f.next_page, "{}", f.file);
             // The examples' `id` and `_id` are "": no transaction can be named, so no guess.
-            let err = map_page(CTX, &data, PageRequest::new(1, 1)).unwrap_err();
+            let page = map_page(CTX, &data, PageRequest::new(1, 1));
+            assert!(page.items.is_empty(), "{}", f.file);
+            let warned: Vec<_> = page
+                .warnings
+                .iter()
+                .map(|w| {
+                    (
+                        w.code,
+                        w.record.as_str(),
+                        w.field.as_str(),
+                        w.reason.as_str(),
+                    )
+                })
+                .collect();
             assert_eq!(
-                err,
-                MappingError::new("#0 of page 1", "id", "neither `id` nor `_id` is set"),
+                warned,
+                [(
+                    provider::WarningCode::RecordSkipped,
+                    "#0 of page 1",
+                    "id",
+                    "neither `id` nor `_id` is set"
+                )],
                 "{}",
                 f.file
             );
+            // No field to show: the record itself is the raw value.
+            let raw = page.warnings[0].raw_value.as_deref().unwrap_or_default();
+            assert!(raw.starts_with('{') && raw.contains("\"_id\""), "{raw}");
         }
     }
 
@@ -578,7 +652,7 @@ mod tests {
             rec["trans_date"] = "2020-05-01T00:00:00.000Z".into();
             rec["account"]["_id"] = "acc_1".into();
             let data = data_of(&envelope.to_string());
-            let page = map_page(CTX, &data, PageRequest::new(1, 1)).unwrap();
+            let page = map_page(CTX, &data, PageRequest::new(1, 1));
             assert_eq!(page.total, Some(f.total), "{}", f.file);
             assert_eq!(page.limit, f.limit, "{}", f.file);
             assert_eq!(page.total_pages, Some(f.total_pages), "{}", f.file);
@@ -660,11 +734,7 @@ mod tests {
         let both = amounts(r#""debit":1,"credit":2"#).unwrap_err();
         assert_eq!((both.record.as_str(), both.field), ("t1", "debit/credit"));
         assert!(both.reason.contains("both"), "{}", both.reason);
-        for fields in [
-            r#""ref":"x""#,
-            r#""debit":null,"credit":null"#,
-            r#""debit":0,"credit":0.0"#,
-        ] {
+        for fields in [r#""ref":"x""#, r#""debit":null,"credit":null"#] {
             let neither = amounts(fields).unwrap_err();
             assert_eq!(
                 (neither.record.as_str(), neither.field),
@@ -860,7 +930,7 @@ mod tests {
     }
 
     #[test]
-    fn a_malformed_record_is_named_and_one_bad_record_fails_the_page() {
+    fn a_malformed_record_is_named_and_one_bad_record_is_reported_not_fatal() {
         let e = map(r#"{"id":"t9","account":"a","trans_date":{"when":"now"},"debit":1}"#);
         assert_eq!(field_of(e), ("t9".to_owned(), "record"));
         let e = map(r#"["not","a","record"]"#);
@@ -872,8 +942,100 @@ mod tests {
                 {"id":"bad","account":"a","trans_date":"2024-03-05","debit":1,"credit":1}]}"#,
         )
         .unwrap();
-        let e = map_page(CTX, &data, PageRequest::new(3, 2)).unwrap_err();
-        assert_eq!((e.record.as_str(), e.field), ("bad", "debit/credit"));
+        let page = map_page(CTX, &data, PageRequest::new(3, 2));
+        let ids: Vec<_> = page
+            .items
+            .iter()
+            .map(|t| t.provider_transaction_id.as_str())
+            .collect();
+        assert_eq!(ids, ["good"]);
+        assert_eq!(page.warnings.len(), 1);
+        let w = &page.warnings[0];
+        assert_eq!(w.code, provider::WarningCode::RecordSkipped);
+        assert_eq!(
+            (w.record.as_str(), w.field.as_str()),
+            ("bad", "debit/credit")
+        );
+    }
+
+    #[test]
+    fn messy_records_among_good_ones_each_give_one_warning_with_the_raw_value() {
+        let data: OkraTransactionsData = serde_json::from_str(
+            r#"{"pagination":{"page":1,"nextPage":""},"transaction":[
+                {"id":"ok1","account":"a","trans_date":"2024-03-05","debit":250000000.79999998},
+                {"id":"zero","account":"a","trans_date":"2024-03-05","debit":0,"credit":null},
+                {"id":"neg","account":"a","trans_date":"2024-03-05","credit":-5},
+                {"id":"usd","account":"a","trans_date":"2024-03-05","credit":"$5.00"},
+                {"id":"frac","account":"a","trans_date":"2024-03-05","credit":0.005},
+                {"id":"odd-date","account":"a","trans_date":"2024-03-05","cleared_date":"soon","credit":"₦1,200.50"},
+                {"id":"odd-bank","account":"a","trans_date":"2024-03-05","bank":42,"credit":"NGN 7"}]}"#,
+        )
+        .unwrap();
+        let page = map_page(CTX, &data, PageRequest::new(1, 50));
+        let kept: Vec<_> = page
+            .items
+            .iter()
+            .map(|t| {
+                (
+                    t.provider_transaction_id.as_str(),
+                    t.direction,
+                    t.amount.minor(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("ok1", Direction::Debit, 25_000_000_080),
+                ("zero", Direction::Debit, 0),
+                ("odd-date", Direction::Credit, 120_050),
+                ("odd-bank", Direction::Credit, 700),
+            ]
+        );
+        assert_eq!(page.items[2].value_on, None);
+        assert_eq!(page.items[3].bank, None);
+        let warned: Vec<_> = page
+            .warnings
+            .iter()
+            .map(|w| {
+                (
+                    w.code.as_str(),
+                    w.record.as_str(),
+                    w.field.as_str(),
+                    w.raw_value.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            warned,
+            [
+                ("record_skipped", "neg", "credit", Some("-5")),
+                ("currency_mismatch", "usd", "credit", Some("\"$5.00\"")),
+                ("record_skipped", "frac", "credit", Some("0.005")),
+                ("field_ignored", "odd-date", "cleared_date", Some("soon")),
+                ("field_ignored", "odd-bank", "bank", Some("42")),
+            ]
+        );
+        assert_eq!(page.next_page, None);
+    }
+
+    #[test]
+    fn zero_amounts_are_valid() {
+        assert_eq!(amounts(r#""debit":0"#), Ok((Direction::Debit, 0)));
+        assert_eq!(amounts(r#""credit":"0.00""#), Ok((Direction::Credit, 0)));
+        assert_eq!(
+            amounts(r#""debit":0,"credit":0"#),
+            Ok((Direction::Credit, 0))
+        );
+        assert_eq!(
+            amounts(r#""debit":0,"credit":5"#),
+            Ok((Direction::Credit, 500))
+        );
+        let (kept, warnings) = map_warned(
+            r#"{"id":"t1","account":"a","trans_date":"2024-03-05","debit":1,"cleared_date":"2024-03-06"}"#,
+        );
+        assert!(kept.is_ok());
+        assert!(warnings.is_empty());
     }
 
     // ---- pagination ----
@@ -883,7 +1045,7 @@ mod tests {
             r#"{{"pagination":{pagination},"transaction":[]}}"#
         ))
         .unwrap();
-        let p = map_page(CTX, &data, PageRequest::new(2, 50)).unwrap();
+        let p = map_page(CTX, &data, PageRequest::new(2, 50));
         (p.page, p.limit, p.total, p.total_pages, p.next_page)
     }
 
@@ -906,6 +1068,17 @@ mod tests {
         assert_eq!(page_facts(r#"{"page":2,"totalPages":2}"#).4, None);
         assert_eq!(page_facts(r#"{"page":2,"nextPage":2}"#).4, None);
         assert_eq!(page_facts(r#"{"page":2,"nextPage":false}"#).4, None);
+        assert_eq!(page_facts(r#"{"page":2,"nextPage":""}"#).4, None);
+        assert_eq!(page_facts(r#"{"page":2,"nextPage":null}"#).4, None);
+        assert_eq!(page_facts(r#"{"page":2,"next_page":"3"}"#).4, Some(3));
+        assert_eq!(
+            page_facts(r#"{"page":2,"nextPage":3,"prevPage":""}"#).4,
+            Some(3)
+        );
+        assert_eq!(
+            page_facts(r#"{"page":2,"nextPage":3,"prevPage":false}"#).4,
+            Some(3)
+        );
         // Nothing said: the requested page and limit, and no next page.
         assert_eq!(page_facts("{}"), (2, 50, None, None, None));
         assert_eq!(page_facts("null"), (2, 50, None, None, None));

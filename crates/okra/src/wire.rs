@@ -66,8 +66,9 @@ pub(crate) struct OkraPagination {
     /// Total pages.
     #[serde(default, deserialize_with = "flex_u64")]
     pub total_pages: Option<u64>,
-    /// The next page's number; `null`, absent or `false` on the last page.
-    #[serde(default, deserialize_with = "flex_u64")]
+    /// The next page's number; `null`, absent, `""` or `false` on the last page (`next_page`
+    /// is read too: some mirrors of the API write it snake_case).
+    #[serde(default, alias = "next_page", deserialize_with = "flex_u64")]
     pub next_page: Option<u64>,
 }
 
@@ -172,6 +173,8 @@ pub(crate) enum OkraRef {
     },
     /// A plain string: an id for accounts and customers, a name for banks.
     Text(String),
+    /// Anything else (a number, an array): no id and no name; the mapping reports it.
+    Other(serde_json::Value),
 }
 
 impl OkraRef {
@@ -180,6 +183,7 @@ impl OkraRef {
         match self {
             OkraRef::Object { id, .. } => id.as_ref().and_then(OkraScalar::text),
             OkraRef::Text(s) => non_blank(s),
+            OkraRef::Other(_) => None,
         }
     }
 
@@ -188,6 +192,7 @@ impl OkraRef {
         match self {
             OkraRef::Object { name, .. } => name.as_deref().and_then(non_blank),
             OkraRef::Text(s) => non_blank(s),
+            OkraRef::Other(_) => None,
         }
     }
 }

@@ -229,7 +229,7 @@ async fn list_all_walks_every_page_with_the_largest_page_size() {
         .list_all(&TransactionQuery::new(Scope::Account("acc1".into())))
         .await
         .unwrap();
-    let kobo: Vec<i64> = all.iter().map(|t| t.amount.minor()).collect();
+    let kobo: Vec<i64> = all.items.iter().map(|t| t.amount.minor()).collect();
     assert_eq!(kobo, vec![1, 30, 120050]);
 }
 
@@ -573,20 +573,40 @@ async fn bad_bodies_and_error_envelopes_on_200_are_bad_payloads() {
 }
 
 #[tokio::test]
-async fn an_unmappable_record_is_a_mapping_error_naming_it() {
-    let err = answer(ResponseTemplate::new(200).set_body_json(page(
-        vec![record("t1", json!(1)), record("t2", json!(-3))],
-        1,
-        json!(null),
-        2,
-    )))
-    .await;
-    match err {
-        ProviderError::Mapping { source, .. } => {
-            assert_eq!((source.record.as_str(), source.field), ("t2", "debit"));
-        }
-        other => panic!("{other:?}"),
-    }
+async fn an_unmappable_record_is_a_warning_naming_it_and_the_good_ones_are_kept() {
+    let (server, okra) = setup().await;
+    okra_post("getByAccount")
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(
+            vec![record("t1", json!(1)), record("t2", json!(-3))],
+            1,
+            json!(null),
+            2,
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let page = okra
+        .list_page(&TransactionQuery::new(Scope::Account("acc1".into())))
+        .await
+        .unwrap();
+    let kept: Vec<_> = page.items.iter().map(|t| t.amount.minor()).collect();
+    assert_eq!(kept, [100]);
+    assert_eq!(page.warnings.len(), 1);
+    let w = &page.warnings[0];
+    assert_eq!(
+        (
+            w.code,
+            w.record.as_str(),
+            w.field.as_str(),
+            w.raw_value.as_deref()
+        ),
+        (
+            provider::WarningCode::RecordSkipped,
+            "t2",
+            "debit",
+            Some("-3")
+        )
+    );
 }
 
 #[tokio::test]

@@ -62,7 +62,13 @@ fn expected(accounts: &[&AccountInfo]) -> (u64, u64, u64, i64, i64) {
 }
 
 async fn all(okra: &OkraProvider, scope: Scope) -> Vec<Transaction> {
-    okra.list_all(&TransactionQuery::new(scope)).await.unwrap()
+    let listing = okra.list_all(&TransactionQuery::new(scope)).await.unwrap();
+    assert_eq!(
+        listing.warnings,
+        [],
+        "the sandbox's clean data maps without warnings"
+    );
+    listing.items
 }
 
 #[tokio::test]

@@ -23,6 +23,10 @@ pub struct MappingError {
     pub field: &'static str,
     /// What is wrong with it.
     pub reason: String,
+    /// The field's raw JSON value, when known.
+    pub raw_value: Option<String>,
+    /// Whether the field names another currency than the account's.
+    pub currency_mismatch: bool,
 }
 
 impl MappingError {
@@ -32,7 +36,30 @@ impl MappingError {
             record: record.into(),
             field,
             reason: reason.into(),
+            raw_value: None,
+            currency_mismatch: false,
         }
+    }
+
+    /// The same error, carrying the field's raw JSON value.
+    pub fn with_raw_value(mut self, raw: &str) -> Self {
+        self.raw_value = Some(raw.to_owned());
+        self
+    }
+
+    /// The same error, carrying `raw` (the whole record, say) unless it already has a raw value.
+    pub fn or_raw_value(self, raw: &str) -> Self {
+        if self.raw_value.is_some() {
+            self
+        } else {
+            self.with_raw_value(raw)
+        }
+    }
+
+    /// The same error, marked as a currency mismatch.
+    pub fn as_currency_mismatch(mut self) -> Self {
+        self.currency_mismatch = true;
+        self
     }
 }
 

@@ -7,19 +7,23 @@
 //! gateway, and this crate's `Cargo.toml` depends on none of them.
 
 mod error;
+mod float_rule;
 mod money;
 mod query;
 mod secret;
 mod transaction;
+mod warning;
 
 pub use error::{Fault, MappingError, ProviderError, ThrottleReason};
+pub use float_rule::FLOAT_NOISE_ULPS;
 pub use money::{Currency, Money, MoneyError};
 pub use query::{
-    Capabilities, DateRange, Page, PageRequest, RefreshDelivery, RefreshOutcome, RefreshRequest,
-    RefreshStyle, Scope, ScopeKind, TransactionQuery,
+    Capabilities, DateRange, Listing, Page, PageRequest, RefreshDelivery, RefreshOutcome,
+    RefreshRequest, RefreshStyle, Scope, ScopeKind, TransactionQuery,
 };
 pub use secret::Secret;
 pub use transaction::{Direction, RawRecord, Transaction, TransactionId, TransactionIdError};
+pub use warning::{RAW_VALUE_MAX_CHARS, RecordWarning, WarningCode};
 
 pub use time::Date;
 
@@ -56,11 +60,12 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         Err(ProviderError::unsupported(self.name(), "get_by_id"))
     }
 
-    /// Reads every transaction of the query's scope, in the provider's order.
+    /// Reads every transaction of the query's scope, in the provider's order, with the warnings
+    /// of every page read.
     ///
     /// The default walks the pages one after another with the provider's largest page size,
     /// stopping at the last page; adapters with a cheaper bulk read override it.
-    async fn list_all(&self, query: &TransactionQuery) -> Result<Vec<Transaction>, ProviderError> {
+    async fn list_all(&self, query: &TransactionQuery) -> Result<Listing, ProviderError> {
         walk_pages(self, query, self.capabilities().max_page_size, 1).await
     }
 
@@ -88,21 +93,24 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
 }
 
 /// Reads `provider`'s pages of `page_size` from page `from` on, following `next_page` until the
-/// last page (or an empty page, or a `next_page` that does not move forward), in order.
+/// last page (or an empty page, or a `next_page` that does not move forward), in order, with
+/// every page's warnings.
 pub async fn walk_pages<P: Provider + ?Sized>(
     provider: &P,
     query: &TransactionQuery,
     page_size: u32,
     from: u32,
-) -> Result<Vec<Transaction>, ProviderError> {
+) -> Result<Listing, ProviderError> {
     let mut page_no = from.max(1);
-    let mut all = Vec::new();
+    let mut all = Listing::default();
     loop {
         let page = provider
             .list_page(&query.with_page(PageRequest::new(page_no, page_size)))
             .await?;
-        let got = page.items.len();
-        all.extend(page.items);
+        // A page of only unreadable records is not empty: its warnings say what it held.
+        let got = page.items.len() + page.warnings.len();
+        all.items.extend(page.items);
+        all.warnings.extend(page.warnings);
         match page.next_page {
             Some(next) if next > page_no && got > 0 => page_no = next,
             _ => break,

@@ -4,23 +4,39 @@
 //! adapter, with no binary floating point anywhere on the way:
 //!
 //! * [`Money::from_decimal_str`] for amounts vendors send as strings (`"200.00"`, `"1,200.50"`,
-//!   `" 7.5 "`). It is strict: digits beyond the currency's minor unit are accepted only when they
-//!   are zeros (`"200.000"` is 20000 kobo, `"0.005"` is an error for NGN).
+//!   `" 7.5 "`, `"₦1,200.50"`, `"NGN 5,000"`; a sign or code of another currency is
+//!   [`MoneyError::CurrencyMismatch`]).
 //! * [`Money::from_json_number`] for amounts vendors send as JSON numbers (`52.5`, `0.01`, `1e2`,
-//!   `-0.0`). It reads the number's *text* exactly, so no binary rounding happens here. Vendors
-//!   that compute those numbers in binary floating point produce noise such as
-//!   `0.30000000000000004`; the rule is: **digits beyond the currency's decimals are accepted only
-//!   when the value lies within one millionth of a minor unit of a whole minor unit**, and then the
-//!   value is rounded to that whole minor unit (`0.30000000000000004 -> 30`,
-//!   `0.29999999999999998 -> 30`). A real fraction of a minor unit (`0.005` for NGN) is rejected.
+//!   `-0.0`). It reads the number's *text* exactly, so no binary rounding happens here.
 //!
-//! Both parsers work on the decimal digits themselves, with no limit on their count, so they are
-//! exact for any input; the only limit is the `i64` range of the result.
+//! Both apply **one float-noise rule**, because vendors compute amounts in binary floating point
+//! and send what a double prints, as a number or as a string (`250000000.79999998` is what
+//! JavaScript prints for `250000000.7 + 0.1`): a value is `k` minor units when it lies within
+//! [`FLOAT_NOISE_ULPS`](crate::FLOAT_NOISE_ULPS) (16) ULPs of the double nearest to `k` minor
+//! units, `k` being the whole number of minor units nearest to the value (ties to even); the ULP
+//! is the spacing of doubles at that double, and never less than at one major unit (`2^-52`).
+//! Otherwise the value is a real fraction of a minor unit and is refused as
+//! [`MoneyError::TooPrecise`] (`0.005` NGN). The rule is decided on the digits and the IEEE-754
+//! spacing with integers only (see `float_rule`). What it means in practice, for NGN:
+//!
+//! * up to about 2^41 naira (2.2 trillion), where 16 ULPs are less than half a kobo, noise is
+//!   rounded away and a real fraction of a kobo is refused; every text a double prints after a
+//!   few float additions of kobo values reads back as the exact kobo;
+//! * above that, doubles are too coarse to carry kobo at all, and every value rounds to the
+//!   nearest kobo;
+//! * a whole number of minor units is always read exactly; a value beyond the `i64` range is
+//!   [`MoneyError::Overflow`], unless it is within the noise of `i64::MAX`/`i64::MIN` minor
+//!   units (the double nearest to `i64::MAX` kobo is `92233720368547760` naira).
+//!
+//! Both parsers work on the decimal digits themselves, with no limit on their count (digits
+//! beyond the 80th decimal of a minor unit only break ties), so they are exact for any input.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+use crate::float_rule::{self, FRACTION_DIGITS};
 
 /// An ISO 4217 currency: its three-letter code and how many decimals its minor unit has.
 ///
@@ -179,15 +195,6 @@ pub struct Money {
     currency: Currency,
 }
 
-/// How the digits beyond the currency's decimals are treated.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ExcessDigits {
-    /// Only zeros are allowed (decimal strings).
-    Zeros,
-    /// Binary floating-point noise is rounded away (JSON numbers).
-    FloatNoise,
-}
-
 impl Money {
     /// An amount of `minor` minor units of `currency`.
     pub const fn from_minor(minor: i64, currency: Currency) -> Money {
@@ -244,14 +251,28 @@ impl Money {
             .ok_or_else(|| MoneyError::Overflow(format!("{self} + {other}")))
     }
 
-    /// Reads a decimal string such as `"200.00"`, `"1,200.50"`, `" 7.5 "` or `"-3"`.
+    /// Reads a decimal string such as `"200.00"`, `"1,200.50"`, `" 7.5 "`, `"-3"`, `"₦1,200.50"`
+    /// or `"NGN 5,000"`.
     ///
     /// Surrounding white space and a leading `+`/`-` are accepted, as are thousands separators
-    /// (`,` between groups of three digits in the integer part). Digits beyond the currency's
-    /// decimals must be zeros. Exponents are not accepted in strings.
+    /// (`,` between groups of three digits in the integer part) and a currency sign (`₦`, `$`,
+    /// `€`, `£`, `₵`) or ISO code before or after the number, with or without a space; a sign or
+    /// code of another currency than `currency` is [`MoneyError::CurrencyMismatch`] (found,
+    /// expected). Digits beyond the currency's decimals follow the float-noise rule of the
+    /// module docs, exactly as for JSON numbers (a stringified float is still a float). Exponents
+    /// are not accepted in strings.
     pub fn from_decimal_str(text: &str, currency: Currency) -> Result<Money, MoneyError> {
-        let parsed = Decimal::parse(text, Syntax::DecimalString)?;
-        parsed.to_money(text, currency, ExcessDigits::Zeros)
+        let (found, number) = split_currency(text);
+        if let Some(found) = found
+            && found != currency
+        {
+            return Err(MoneyError::CurrencyMismatch(found, currency));
+        }
+        let parsed = Decimal::parse(&number, Syntax::DecimalString).map_err(|e| match e {
+            MoneyError::NotFinite(_) => MoneyError::NotFinite(text.to_owned()),
+            _ => MoneyError::NotANumber(text.to_owned()),
+        })?;
+        parsed.to_money(text, currency)
     }
 
     /// Reads the text of a JSON number such as `52.5`, `0.01`, `1e2` or `-0.0`, exactly.
@@ -263,7 +284,7 @@ impl Money {
     /// number the vendor computed in binary floating point.
     pub fn from_json_number(text: &str, currency: Currency) -> Result<Money, MoneyError> {
         let parsed = Decimal::parse(text, Syntax::JsonNumber)?;
-        parsed.to_money(text, currency, ExcessDigits::FloatNoise)
+        parsed.to_money(text, currency)
     }
 
     /// The amount as a plain decimal string with exactly the currency's decimals (`"52.50"`).
@@ -292,6 +313,56 @@ impl fmt::Debug for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self, self.currency)
     }
+}
+
+/// Currency signs that statements put before amounts, and the currency each stands for.
+const CURRENCY_SIGNS: [(char, Currency); 5] = [
+    ('₦', Currency::NGN),
+    ('$', Currency::USD),
+    ('€', Currency::EUR),
+    ('£', Currency::GBP),
+    ('₵', Currency::GHS),
+];
+
+/// Splits a currency sign or three-letter code off an amount's text (before or after the
+/// number; a sign may stand before or after the sign of the number: `-₦5`, `₦-5`), returning the
+/// currency found and the number's text with its sign. Nothing found: the trimmed text itself.
+fn split_currency(text: &str) -> (Option<Currency>, String) {
+    let trimmed = text.trim();
+    let (sign, rest) = match trimmed.chars().next() {
+        Some(c @ ('-' | '+')) => (Some(c), trimmed[1..].trim_start()),
+        _ => (None, trimmed),
+    };
+    let with_sign = |number: &str| -> String {
+        match sign {
+            Some(s) => format!("{s}{}", number.trim()),
+            None => number.trim().to_owned(),
+        }
+    };
+    if let Some(first) = rest.chars().next() {
+        if let Some((_, currency)) = CURRENCY_SIGNS.iter().find(|(c, _)| *c == first) {
+            return (Some(*currency), with_sign(&rest[first.len_utf8()..]));
+        }
+        let letters: String = rest.chars().take_while(char::is_ascii_alphabetic).collect();
+        if letters.len() == 3
+            && let Ok(currency) = Currency::from_code(&letters)
+        {
+            return (Some(currency), with_sign(&rest[3..]));
+        }
+    }
+    // A code after the number: `1,200.50 NGN`.
+    let letters_at_end = rest
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_alphabetic)
+        .count();
+    if letters_at_end == 3 && rest.len() > 3 {
+        let (number, code) = rest.split_at(rest.len() - 3);
+        if let Ok(currency) = Currency::from_code(code) {
+            return (Some(currency), with_sign(number));
+        }
+    }
+    (None, trimmed.to_owned())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -432,91 +503,69 @@ impl Decimal {
         })
     }
 
-    /// Converts to minor units of `currency`, applying the rule for excess digits.
-    fn to_money(
-        &self,
-        text: &str,
-        currency: Currency,
-        excess: ExcessDigits,
-    ) -> Result<Money, MoneyError> {
+    /// Converts to minor units of `currency` by the float-noise rule ([`float_rule`]).
+    fn to_money(&self, text: &str, currency: Currency) -> Result<Money, MoneyError> {
         let overflow = || MoneyError::Overflow(text.to_owned());
-        let too_precise = || MoneyError::TooPrecise {
-            text: text.to_owned(),
-            currency,
-            decimals: currency.decimals,
-        };
         if self.digits.is_empty() {
             return Ok(Money::zero(currency));
         }
         // value in minor units = digits * 10^shift
         let shift = self.exponent + i64::from(currency.decimals);
         let len = i64::try_from(self.digits.len()).map_err(|_| overflow())?;
-        // Split the digits into the whole minor units and the excess beyond them.
+        // Split the digits into the whole minor units and the fraction beyond them.
         let whole_len = (len + shift).clamp(0, len) as usize;
-        let (whole, excess_digits) = self.digits.split_at(whole_len);
-        // Trailing zeros needed after the whole digits when shift > 0.
+        let (whole, excess) = self.digits.split_at(whole_len);
         let trailing_zeros = shift.max(0);
-        // i64 holds at most 19 digits: anything longer overflows.
-        if whole_len as i64 + trailing_zeros > 19 {
+        // 30 digits is far beyond i64 plus any float noise: overflow without further ado.
+        if whole_len as i64 + trailing_zeros > 30 {
             return Err(overflow());
         }
-        let mut magnitude: i128 = 0;
+        let mut whole_minor: u128 = 0;
         for &d in whole {
-            magnitude = magnitude * 10 + i128::from(d - b'0');
+            whole_minor = whole_minor * 10 + u128::from(d - b'0');
         }
         for _ in 0..trailing_zeros {
-            magnitude *= 10;
+            whole_minor *= 10;
+        }
+        // The fraction of a minor unit: the zeros a very negative shift implies, then the
+        // excess digits; cut at FRACTION_DIGITS, with a final 1 standing for any non-zero rest.
+        let leading_zeros = usize::try_from((-(len + shift)).max(0)).unwrap_or(usize::MAX);
+        let mut fraction: Vec<u8> = std::iter::repeat_n(b'0', leading_zeros.min(FRACTION_DIGITS))
+            .chain(excess.iter().copied())
+            .take(FRACTION_DIGITS)
+            .collect();
+        let kept_of_excess = FRACTION_DIGITS.saturating_sub(leading_zeros);
+        if excess.iter().skip(kept_of_excess).any(|&d| d != b'0') {
+            fraction.push(b'1');
         }
 
-        // Digits beyond the minor unit: the leading zeros that shift < -len implies, then the
-        // excess digits themselves.
-        let leading_zeros = (-(len + shift)).max(0) as usize;
-        if excess_digits.iter().any(|&d| d != b'0') {
-            match excess {
-                ExcessDigits::Zeros => return Err(too_precise()),
-                ExcessDigits::FloatNoise => match round_float_noise(leading_zeros, excess_digits) {
-                    Some(true) => magnitude += 1,
-                    Some(false) => {}
-                    None => return Err(too_precise()),
-                },
-            }
-        }
-
-        let signed = if self.negative { -magnitude } else { magnitude };
-        let minor = i64::try_from(signed).map_err(|_| overflow())?;
-        Ok(Money::from_minor(minor, currency))
-    }
-}
-
-/// Decides whether the fraction of a minor unit `0.<leading_zeros zeros><digits>` is float noise.
-///
-/// `Some(false)`: within a millionth of zero, round down; `Some(true)`: within a millionth of one,
-/// round up; `None`: a real fraction of a minor unit.
-fn round_float_noise(leading_zeros: usize, digits: &[u8]) -> Option<bool> {
-    // The first six digits of the fraction decide it; the rest matter only for an exact tie.
-    let nth = |i: usize| -> u8 {
-        if i < leading_zeros {
-            b'0'
+        let limit: u128 = if self.negative {
+            1u128 << 63
         } else {
-            digits.get(i - leading_zeros).copied().unwrap_or(b'0')
+            i64::MAX as u128
+        };
+        let magnitude = float_rule::Magnitude {
+            whole: whole_minor,
+            fraction,
+        };
+        match float_rule::decide(&magnitude, currency.decimals, limit) {
+            float_rule::Decision::Minor(minor) => {
+                let signed = if self.negative {
+                    -(minor as i128)
+                } else {
+                    minor as i128
+                };
+                let minor = i64::try_from(signed).map_err(|_| overflow())?;
+                Ok(Money::from_minor(minor, currency))
+            }
+            float_rule::Decision::TooPrecise => Err(MoneyError::TooPrecise {
+                text: text.to_owned(),
+                currency,
+                decimals: currency.decimals,
+            }),
+            float_rule::Decision::Overflow => Err(overflow()),
         }
-    };
-    let first_six: Vec<u8> = (0..6).map(nth).collect();
-    let rest_is_zero = || {
-        let skip = 6usize.saturating_sub(leading_zeros);
-        digits.iter().skip(skip).all(|&d| d == b'0')
-    };
-    // x <= 0.000001
-    if first_six[..5].iter().all(|&d| d == b'0')
-        && (first_six[5] == b'0' || (first_six[5] == b'1' && rest_is_zero()))
-    {
-        return Some(false);
     }
-    // x >= 0.999999, i.e. 1 - x <= 0.000001
-    if first_six.iter().all(|&d| d == b'9') {
-        return Some(true);
-    }
-    None
 }
 
 impl Serialize for Money {
@@ -588,22 +637,44 @@ mod tests {
         assert_eq!(json("0.29999999999999998"), Ok(30));
         assert_eq!(json("1234567.8899999999"), Ok(123456789));
         assert_eq!(json("100.00000000000001"), Ok(10000));
-        // Exactly one millionth of a kobo away still counts as noise.
-        assert_eq!(json("0.01000000001"), Ok(1));
-        assert_eq!(json("0.00999999"), Ok(1));
+        // What JavaScript prints for 250000000.7 + 0.1: one ULP below 250000000.8.
+        assert_eq!(json("250000000.79999998"), Ok(25_000_000_080));
+        // 0.1 + 0.2 - 0.3: cancellation noise around zero, within 16 ULPs of 1.0.
+        assert_eq!(json("5.551115123125783e-17"), Ok(0));
+        assert_eq!(json("-5.551115123125783e-17"), Ok(0));
     }
 
     #[test]
-    fn json_real_fractions_of_a_kobo_are_rejected() {
-        for text in ["0.005", "1.001", "0.0100001", "1.5e-2", "0.009999"] {
-            assert!(
-                matches!(json(text), Err(MoneyError::TooPrecise { .. })),
-                "{text} should be rejected, got {:?}",
-                json(text)
-            );
-        }
+    fn the_noise_bound_is_sixteen_ulps_of_the_nearest_double() {
+        // Below one naira the ULP is that of 1.0, 2^-52 (2.2e-16): 16 ULPs is 3.55e-15.
+        assert_eq!(json("0.300000000000003"), Ok(30));
+        assert!(matches!(
+            json("0.300000000000004"),
+            Err(MoneyError::TooPrecise { .. })
+        ));
+        // At 1000.3 naira the ULP is 2^-43 (1.14e-13): 16 ULPs is 1.82e-12.
+        assert_eq!(json("1000.3000000000017"), Ok(100030));
+        assert!(matches!(
+            json("1000.3000000000019"),
+            Err(MoneyError::TooPrecise { .. })
+        ));
+        // At 250 million naira the ULP is 2^-25 (2.98e-8): 16 ULPs is 4.77e-7.
+        assert_eq!(json("250000000.8000004"), Ok(25_000_000_080));
+        assert!(matches!(
+            json("250000000.8000005"),
+            Err(MoneyError::TooPrecise { .. })
+        ));
+        // Above 2^41 naira doubles cannot carry kobo: every value rounds to the nearest kobo.
+        assert_eq!(json("4398046511104.004"), Ok(439_804_651_110_400));
+        assert_eq!(json("4398046511104.006"), Ok(439_804_651_110_401));
     }
 
+    #[test]
+    fn strings_follow_the_same_float_rule() {
+        assert_eq!(string("0.30000000000000004"), Ok(30));
+        assert_eq!(string("250000000.79999998"), Ok(25_000_000_080));
+        assert_eq!(string("1,250,000,000.79999998"), Ok(125_000_000_080));
+    }
     #[test]
     fn json_rejects_non_json_spellings() {
         for text in [
@@ -645,10 +716,6 @@ mod tests {
             string("0.005"),
             Err(MoneyError::TooPrecise { .. })
         ));
-        assert!(matches!(
-            string("0.30000000000000004"),
-            Err(MoneyError::TooPrecise { .. })
-        ));
         for text in [
             "abc", "", " ", "1,2", "12,34.5", "1,,000", ",100", "1,0000", "1e2", "1.2.3", "--1",
             ".",
@@ -668,12 +735,40 @@ mod tests {
     }
 
     #[test]
+    fn amounts_with_currency_signs_and_codes() {
+        assert_eq!(string("₦1,200.50"), Ok(120050));
+        assert_eq!(string("₦ 1,200.50"), Ok(120050));
+        assert_eq!(string("NGN 5,000"), Ok(500000));
+        assert_eq!(string("NGN5000.5"), Ok(500050));
+        assert_eq!(string(" ngn 7 "), Ok(700));
+        assert_eq!(string("1,200.50 NGN"), Ok(120050));
+        assert_eq!(string("-₦5"), Ok(-500));
+        assert_eq!(string("₦-5"), Ok(-500));
+        assert_eq!(string("0.00"), Ok(0));
+        assert_eq!(
+            string("$5"),
+            Err(MoneyError::CurrencyMismatch(Currency::USD, Currency::NGN))
+        );
+        assert_eq!(
+            string("USD 5.00"),
+            Err(MoneyError::CurrencyMismatch(Currency::USD, Currency::NGN))
+        );
+        assert!(matches!(string("XAF 5"), Err(MoneyError::NotANumber(_))));
+        assert!(matches!(string("₦"), Err(MoneyError::NotANumber(_))));
+        assert!(matches!(string("NGN"), Err(MoneyError::NotANumber(_))));
+    }
+
+    #[test]
     fn overflow_is_an_error() {
         assert_eq!(string("92233720368547758.07"), Ok(i64::MAX));
         assert_eq!(string("-92233720368547758.08"), Ok(i64::MIN));
+        // The double nearest to i64::MAX kobo, as a vendor's float prints it.
+        assert_eq!(json("92233720368547760"), Ok(i64::MAX));
+        assert_eq!(json("9.223372036854776e16"), Ok(i64::MAX));
+        assert_eq!(json("-92233720368547760"), Ok(i64::MIN));
         for text in [
-            "92233720368547758.08",
-            "-92233720368547758.09",
+            "92233720368548100",
+            "-92233720368548100.09",
             "1000000000000000000000",
         ] {
             assert!(
@@ -682,10 +777,12 @@ mod tests {
             );
         }
         assert!(matches!(json("1e17"), Err(MoneyError::Overflow(_))));
+        assert!(matches!(json("1.5e17"), Err(MoneyError::Overflow(_))));
         assert!(matches!(
             json("1e999999999999999999"),
             Err(MoneyError::Overflow(_))
         ));
+        // Far below the noise bound of one naira: zero.
         assert_eq!(json("1e-999999999999999999"), Ok(0));
     }
 

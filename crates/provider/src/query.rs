@@ -175,6 +175,18 @@ pub struct Page<T> {
     pub total_pages: Option<u32>,
     /// The next page's number, or `None` on the last page.
     pub next_page: Option<u32>,
+    /// Records of this page that could not be read (left out of `items`) and fields of kept
+    /// records that were dropped; empty when every record mapped cleanly.
+    pub warnings: Vec<crate::RecordWarning>,
+}
+
+/// Everything of a scope that a provider could read, and what it could not.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Listing {
+    /// The transactions, in the provider's order.
+    pub items: Vec<crate::Transaction>,
+    /// The records left out and the fields dropped, page after page.
+    pub warnings: Vec<crate::RecordWarning>,
 }
 
 /// How a provider refreshes an account's data.

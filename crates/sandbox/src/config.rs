@@ -81,6 +81,12 @@ pub struct Faults {
     pub truncated_body: bool,
     /// Never answer (the handler sleeps for a day).
     pub hang: bool,
+    /// Serve transaction listings as real vendors do on a bad day: the genuine records in odd
+    /// but valid shapes (float noise, `₦`/`NGN` prefixes with thousands separators, loose
+    /// paging types), one unreadable ancillary field on each page's first record, and three
+    /// unreadable records appended to every page (see the crate docs). Sums of the readable
+    /// records stay those of the directory.
+    pub messy_data: bool,
 }
 
 impl Default for Faults {
@@ -94,6 +100,7 @@ impl Default for Faults {
             malformed_json: false,
             truncated_body: false,
             hang: false,
+            messy_data: false,
         }
     }
 }

@@ -804,6 +804,57 @@ pub(crate) fn okra_amount_text(kobo: i64) -> String {
 /// The noisy text a binary floating-point sum gives for 30 kobo.
 pub(crate) const NOISY_30_KOBO: &str = "0.30000000000000004";
 
+/// `kobo` in naira as a vendor's float would print it with noise: seventeen significant digits,
+/// the last one a stray `1` (`52.500000000000001`), which is less than one ULP of the double
+/// nearest to the amount. Written from the integer, never through floating point.
+pub(crate) fn noisy_naira_text(kobo: i64) -> String {
+    let exact = decimal_text(kobo);
+    let significant = exact
+        .trim_start_matches('-')
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .skip_while(|&d| d == b'0')
+        .count();
+    let zeros = 16usize.saturating_sub(significant.max(1));
+    format!("{exact}{}1", "0".repeat(zeros))
+}
+
+/// `kobo` as a statement prints it: thousands separators and a currency prefix (`₦1,200.50`,
+/// `NGN 1,200.50`).
+pub(crate) fn statement_text(kobo: i64, prefix: &str) -> String {
+    let exact = decimal_text(kobo);
+    let (sign, digits) = match exact.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", exact.as_str()),
+    };
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, "00"));
+    let mut grouped = String::new();
+    for (i, ch) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    format!("{sign}{prefix}{grouped}.{frac}")
+}
+
+/// An amount in naira as a client writes it (`4000`, `"52.5"`, `"52.50"`) in kobo, exactly;
+/// `None` for anything else (more than two decimals, a sign, garbage).
+pub(crate) fn parse_naira(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty()
+        || frac.len() > 2
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let naira: i64 = whole.parse().ok()?;
+    let kobo: i64 = format!("{frac:0<2}").parse().ok()?;
+    naira.checked_mul(100)?.checked_add(kobo)
+}
+
 /// A decimal string with two decimals, as the Mono-style provider writes (`"200.00"`).
 pub(crate) fn decimal_text(kobo: i64) -> String {
     let sign = if kobo < 0 { "-" } else { "" };
@@ -855,6 +906,22 @@ pub(crate) fn bank_date_text(style: DateStyle, date: Date) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messy_amount_texts() {
+        assert_eq!(noisy_naira_text(5250), "52.500000000000001");
+        assert_eq!(noisy_naira_text(30), "0.30000000000000001");
+        assert_eq!(noisy_naira_text(123_456_789), "1234567.8900000001");
+        assert_eq!(statement_text(120_050, "₦"), "₦1,200.50");
+        assert_eq!(statement_text(123_456_789, "NGN "), "NGN 1,234,567.89");
+        assert_eq!(statement_text(7, "₦"), "₦0.07");
+        assert_eq!(parse_naira("4000"), Some(400_000));
+        assert_eq!(parse_naira("52.5"), Some(5250));
+        assert_eq!(parse_naira(" 0.07 "), Some(7));
+        for bad in ["", "1.005", "-1", "abc", ".5", "1e3"] {
+            assert_eq!(parse_naira(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn okra_amount_text_is_exact() {

@@ -8,6 +8,14 @@
 //! This crate writes each vendor's JSON from the vendor docs on its own: it must never depend
 //! on the adapter crates (or any crate of ours), so an adapter's misreading is not mirrored here.
 //! Amounts are integer kobo throughout; they become text only at the wire.
+//!
+//! Fidelity to the vendors' own clients: besides the documented routes, it serves what Okra's
+//! official Node (`okra-node` 0.2.0) and Python (`okra-py-official` 1.1, Okra's older v1 API)
+//! clients call, and writes the Mono-style JSON types that Dojah's generated client insists on
+//! (`next_page` a number or absent, `previous_page` a string); see the `okra` and `mono`
+//! modules for each reading where the docs are silent. `Faults::messy_data` serves listings the
+//! way real vendors sometimes do (odd amount spellings, loose paging types, unreadable
+//! ancillary fields and unreadable records) so a reader's tolerance can be tested end to end.
 
 mod config;
 mod control;

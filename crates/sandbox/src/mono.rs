@@ -10,9 +10,17 @@
 //!   filters). Not a number: 400; not a transaction of this account: 404.
 //! * `start_date`/`end_date` are `YYYY-MM-DD`, inclusive, on `transaction_date`.
 //! * `page` (default 1) and `length` (default 10, clamped to 200); below 1 or not a number: 400.
-//! * `previous_page` is `""` on page 1, else the previous page number; `next_page` is the next
-//!   page number, or `""` on the last page; `total_pages` is at least 1. `not_paginated`: every
-//!   match in one answer, `current_page` 1, `total_pages` 1, both page links `""`.
+//! * JSON types as the docs' sample and the vendor's generated client (`dojah-python-sdk`, whose
+//!   schema is strict) give them: `previous_page` is a string, `""` on page 1, else the previous
+//!   page number as text (`"1"`); `next_page` is a number, and absent on the last page (the
+//!   client refuses `""` and `null` there); `total_pages` is at least 1. `not_paginated`: every
+//!   match in one answer, `current_page` 1, `total_pages` 1, `previous_page` `""`, no
+//!   `next_page`.
+//! * Messy data (`Faults::messy_data`, listings only, not webhook deliveries): amounts as
+//!   `₦1,200.50`, ` NGN 1,200.50 ` or float noise (`52.500000000000001`) in turn;
+//!   `available_balance` `"N/A"` on each page's first record; three unreadable records appended
+//!   to every page (a negative amount, an amount in dollars, a bare string); `next_page` as a
+//!   numeric string, `false` on the last page, `previous_page` `null` on the first.
 //! * `webhook`: answers 200 `{"entity": {"message": "results will be delivered to the
 //!   callback_url", "callback_url": ...}}` at once; then in the background appends
 //!   `new_transactions_per_refresh` transactions (a sync, like an Okra refresh) and POSTs
@@ -30,7 +38,9 @@ use serde_json::Value;
 use time::Date;
 
 use crate::config::Vendor;
-use crate::ledger::{Direction, Ledger, decimal_text, parse_ymd, ymd};
+use crate::ledger::{
+    Direction, Ledger, decimal_text, noisy_naira_text, parse_ymd, statement_text, ymd,
+};
 use crate::state::{Reply, Shared, vendor_error};
 
 const ROUTE: &str = "/api/v1/financial/account_transactions";
@@ -202,12 +212,21 @@ struct MonoTransaction<'a> {
     narration: &'a str,
 }
 
+/// A record of an answer: one of the ledger's, or (messy data) a hand-written one.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Record<'a> {
+    Clean(MonoTransaction<'a>),
+    Raw(Value),
+}
+
 #[derive(Debug, Serialize)]
 struct Entity<'a> {
-    transactions: Vec<MonoTransaction<'a>>,
+    transactions: Vec<Record<'a>>,
     total: u64,
     previous_page: Value,
-    next_page: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page: Option<Value>,
     total_pages: u64,
     current_page: u64,
 }
@@ -224,18 +243,25 @@ struct Delivery<'a> {
     entity: Entity<'a>,
 }
 
-fn page_link(n: Option<u64>) -> Value {
-    n.map_or_else(|| Value::String(String::new()), Value::from)
+/// `previous_page`: the page number as a string, `""` on the first page.
+fn previous_link(n: Option<u64>) -> Value {
+    Value::String(n.map(|n| n.to_string()).unwrap_or_default())
 }
 
-/// The entity for a query; `all` answers every match on one page (not_paginated).
-fn entity<'a>(ledger: &'a Ledger, q: &Query, all: bool) -> Entity<'a> {
+/// `next_page`: a number, absent on the last page.
+fn next_link(n: Option<u64>) -> Option<Value> {
+    n.map(Value::from)
+}
+
+/// The entity for a query; `all` answers every match on one page (not_paginated); `messy`
+/// serves it the messy-data way (see the module docs).
+fn entity<'a>(ledger: &'a Ledger, q: &Query, all: bool, messy: bool) -> Entity<'a> {
     let Some(account) = ledger.accounts.get(q.account) else {
         return Entity {
             transactions: Vec::new(),
             total: 0,
-            previous_page: page_link(None),
-            next_page: page_link(None),
+            previous_page: previous_link(None),
+            next_page: next_link(None),
             total_pages: 1,
             current_page: 1,
         };
@@ -257,30 +283,77 @@ fn entity<'a>(ledger: &'a Ledger, q: &Query, all: bool) -> Entity<'a> {
     };
     let total_pages = total.div_ceil(length).max(1);
     let start = usize::try_from((page - 1).saturating_mul(length)).unwrap_or(usize::MAX);
-    let transactions = matching
+    let mut transactions: Vec<Record<'a>> = matching
         .into_iter()
         .skip(start)
         .take(usize::try_from(length).unwrap_or(usize::MAX))
-        .map(|t| MonoTransaction {
-            id: t.mono_id,
-            transaction_date: ymd(t.date),
-            value_date: ymd(t.value_date),
-            trans_type: t.direction.as_str(),
-            bank_name: account.bank.name,
-            amount: decimal_text(t.kobo),
-            available_balance: decimal_text(t.balance_after_kobo),
-            reference: &t.reference,
-            narration: &t.narration,
+        .enumerate()
+        .map(|(i, t)| {
+            let (amount, available_balance) = if messy {
+                let amount = match i % 3 {
+                    0 => statement_text(t.kobo, "₦"),
+                    1 => format!(" {} ", statement_text(t.kobo, "NGN ")),
+                    _ => noisy_naira_text(t.kobo),
+                };
+                let balance = if i == 0 {
+                    "N/A".to_owned()
+                } else {
+                    decimal_text(t.balance_after_kobo)
+                };
+                (amount, balance)
+            } else {
+                (decimal_text(t.kobo), decimal_text(t.balance_after_kobo))
+            };
+            Record::Clean(MonoTransaction {
+                id: t.mono_id,
+                transaction_date: ymd(t.date),
+                value_date: ymd(t.value_date),
+                trans_type: t.direction.as_str(),
+                bank_name: account.bank.name,
+                amount,
+                available_balance,
+                reference: &t.reference,
+                narration: &t.narration,
+            })
         })
         .collect();
+    let previous = (page > 1).then(|| page - 1);
+    let next = (page < total_pages).then(|| page + 1);
+    if messy {
+        transactions.extend(unreadable_records(page).into_iter().map(Record::Raw));
+        return Entity {
+            transactions,
+            total,
+            previous_page: previous.map_or(Value::Null, Value::from),
+            next_page: Some(next.map_or(Value::Bool(false), |n| Value::from(n.to_string()))),
+            total_pages,
+            current_page: page,
+        };
+    }
     Entity {
         transactions,
         total,
-        previous_page: page_link((page > 1).then(|| page - 1)),
-        next_page: page_link((page < total_pages).then(|| page + 1)),
+        previous_page: previous_link(previous),
+        next_page: next_link(next),
         total_pages,
         current_page: page,
     }
+}
+
+/// Messy data: three records no reader can map, appended to page `page`.
+fn unreadable_records(page: u64) -> Vec<Value> {
+    let record = |id: u64, amount: &str| {
+        serde_json::json!({
+            "id": id, "transaction_date": "2026-10-01", "value_date": "2026-10-01",
+            "trans_type": "debit", "bank_name": "Messy Bank", "amount": amount,
+            "available_balance": "0", "reference": "MESSY", "narration": "MESSY RECORD",
+        })
+    };
+    vec![
+        record(9_000_000_000 + page, "-3.00"),
+        record(9_100_000_000 + page, "$5.00"),
+        Value::from("oops"),
+    ]
 }
 
 async fn account_transactions(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
@@ -306,7 +379,8 @@ async fn account_transactions(req: HttpRequest, shared: web::Data<Shared>) -> Ht
                 }
                 mode => {
                     let ledger = data.read();
-                    let entity = entity(&ledger, &query, mode == Mode::NotPaginated);
+                    let messy = data.faults(Vendor::Mono).messy_data;
+                    let entity = entity(&ledger, &query, mode == Mode::NotPaginated, messy);
                     Reply::json(StatusCode::OK, &Answer { entity })
                 }
             }
@@ -324,7 +398,7 @@ async fn deliver(shared: web::Data<Shared>, query: Query) {
         ledger.append_new(query.account, shared.config.new_transactions_per_refresh);
         let delivery = Delivery {
             account_id: &query.account_id,
-            entity: entity(&ledger, &query, true),
+            entity: entity(&ledger, &query, true, false),
         };
         match serde_json::to_vec(&delivery) {
             Ok(body) => body,

@@ -1,6 +1,23 @@
 //! The Okra simulator: `POST /v2/transactions/{getById,getByAccount,getByDate,
 //! getByCustomerDate,getByNuban,refresh}` and `GET /v2/callback`, each also under
-//! `/v2/sandbox/...`, written from `okra-transactions.txt` and `okra-transactions-refresh.txt`.
+//! `/v2/sandbox/...`, written from `okra-transactions.txt` and `okra-transactions-refresh.txt`;
+//! plus the routes Okra's official clients call that those pages do not document (their shape
+//! follows what the clients send; answers use the same envelope, records and errors):
+//! * `okra-node` 0.2.0: `POST /v2/transactions/getByCustomer` (`customer`), `getByBank`
+//!   (`bank`), `getByType` (`type`, `value`), and `getByCustomerDate` with `customer`.
+//! * `okra-py-official` 1.1 (Okra's older v1 API, base `.../sandbox/v1/`): `POST
+//!   /v1/transaction/{getById,getByAccount,getByDate,getByCustomer,getByCustomerDate,getByBank,
+//!   getByType,byOptions}` and `POST /v1/products/transactions` (no body: every transaction of
+//!   the client), each also under `/sandbox/v1/`. `getByType` sends `amount` where the Node
+//!   client sends `value`; `byOptions` sends `options: {first_name, last_name}`.
+//!
+//! Readings for those undocumented routes:
+//! * A bank is named by its slug (`gtbank`), which records also carry as `bank._id`, or by its
+//!   name (any letter case).
+//! * `getByType`: `type` `debit`/`credit` keeps that direction; the Python client's balance
+//!   words (`ledger_balance`, `available_balance`) keep both; anything else is a 400. `value`
+//!   (or `amount`), when given, keeps only transactions of exactly that amount in naira.
+//! * `byOptions` keeps the customers whose name is `first_name last_name` (any letter case).
 //!
 //! Readings where the docs are silent:
 //! * `page`/`limit` are numbers or numeric strings; `limit` defaults to 10 and is clamped to 100
@@ -28,7 +45,7 @@ use time::{Date, OffsetDateTime};
 use crate::config::Vendor;
 use crate::ledger::{
     Account, Customer, Direction, Ledger, NOISY_30_KOBO, Txn, bank_date_text, created_at_secs,
-    okra_amount_text, parse_ymd,
+    noisy_naira_text, okra_amount_text, parse_naira, parse_ymd, statement_text,
 };
 use crate::state::{RefreshJob, Reply, Shared, lock, vendor_error};
 
@@ -36,7 +53,7 @@ const DEFAULT_LIMIT: u64 = 10;
 const MAX_LIMIT: u64 = 100;
 const METHOD: &str = "REFRESH_TRANSACTIONS";
 
-/// Registers the Okra routes (both prefixes).
+/// Registers the Okra routes (both prefixes, and the v1 routes of Okra's Python client).
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     for prefix in ["/v2", "/v2/sandbox"] {
         cfg.route(
@@ -44,6 +61,16 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(transactions),
         )
         .route(&format!("{prefix}/callback"), web::get().to(callback));
+    }
+    for prefix in ["/v1", "/sandbox/v1"] {
+        cfg.route(
+            &format!("{prefix}/transaction/{{op}}"),
+            web::post().to(transactions),
+        )
+        .route(
+            &format!("{prefix}/products/transactions"),
+            web::post().to(products_transactions),
+        );
     }
 }
 
@@ -90,18 +117,29 @@ enum Op {
     GetByDate,
     GetByCustomerDate,
     GetByNuban,
+    GetByCustomer,
+    GetByBank,
+    GetByType,
+    ByOptions,
+    All,
     Refresh,
 }
 
 impl Op {
-    fn parse(op: &str) -> Option<Op> {
+    /// A v2 operation (`/v2/transactions/{op}`), or with `v1` one of the Python client's
+    /// (`/v1/transaction/{op}`).
+    fn parse(op: &str, v1: bool) -> Option<Op> {
         Some(match op {
             "getById" => Op::GetById,
             "getByAccount" => Op::GetByAccount,
             "getByDate" => Op::GetByDate,
             "getByCustomerDate" => Op::GetByCustomerDate,
-            "getByNuban" => Op::GetByNuban,
-            "refresh" => Op::Refresh,
+            "getByNuban" if !v1 => Op::GetByNuban,
+            "getByCustomer" => Op::GetByCustomer,
+            "getByBank" => Op::GetByBank,
+            "getByType" => Op::GetByType,
+            "byOptions" if v1 => Op::ByOptions,
+            "refresh" if !v1 => Op::Refresh,
             _ => return None,
         })
     }
@@ -113,11 +151,44 @@ async fn transactions(
     body: web::Bytes,
     shared: web::Data<Shared>,
 ) -> HttpResponse {
-    let Some(parsed) = Op::parse(&op) else {
+    let v1 = !req.path().starts_with("/v2");
+    let Some(parsed) = Op::parse(&op, v1) else {
         return not_found(&format!("Route transactions/{op} not found")).into_response();
     };
-    let route = format!("POST /v2/transactions/{op}");
-    let sandbox = req.path().starts_with("/v2/sandbox/");
+    let route = if v1 {
+        format!("POST /v1/transaction/{op}")
+    } else {
+        format!("POST /v2/transactions/{op}")
+    };
+    let sandbox = req.path().starts_with("/v2/sandbox/") || req.path().starts_with("/sandbox/");
+    serve_listing(req, parsed, route, sandbox, body, shared).await
+}
+
+/// `POST /v1/products/transactions` (Okra's Python client): every transaction of the client,
+/// paginated; the body is optional.
+async fn products_transactions(
+    req: HttpRequest,
+    body: web::Bytes,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    let sandbox = req.path().starts_with("/sandbox/");
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        web::Bytes::from_static(b"{}")
+    } else {
+        body
+    };
+    let route = "POST /v1/products/transactions".to_owned();
+    serve_listing(req, Op::All, route, sandbox, body, shared).await
+}
+
+async fn serve_listing(
+    req: HttpRequest,
+    parsed: Op,
+    route: String,
+    sandbox: bool,
+    body: web::Bytes,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
     let auth = authenticate(&req, &shared);
     let data = shared.clone();
     shared
@@ -232,22 +303,84 @@ fn list(shared: &Shared, op: Op, body: &Map<String, Value>, sandbox: bool) -> Re
                 Shape::Analyzed,
             )
         }
-        Op::GetByCustomerDate => {
+        Op::GetByCustomerDate | Op::GetByCustomer => {
             let id = match text(body, "customer_id")? {
                 Some(id) => id,
                 None => {
                     text(body, "customer")?.ok_or_else(|| bad_request("customer_id is required"))?
                 }
             };
-            let range = date_range(body)?;
+            let range = match op {
+                Op::GetByCustomerDate => Some(date_range(body)?),
+                _ => None,
+            };
             let customer = ledger
                 .customers
                 .iter()
                 .find(|c| c.okra_id == id)
                 .ok_or_else(|| not_found("Customer not found"))?;
             let accounts = customer.accounts.iter().copied();
-            (select(&ledger, accounts, Some(range)), Shape::Analyzed)
+            (select(&ledger, accounts, range), Shape::Analyzed)
         }
+        Op::GetByBank => {
+            let bank = required(body, "bank")?;
+            let accounts: Vec<usize> = all_accounts()
+                .filter(|&a| {
+                    let b = ledger.accounts[a].bank;
+                    b.slug.eq_ignore_ascii_case(&bank) || b.name.eq_ignore_ascii_case(&bank)
+                })
+                .collect();
+            if accounts.is_empty() {
+                return Err(not_found("Bank not found"));
+            }
+            (select(&ledger, accounts, None), Shape::Plain)
+        }
+        Op::GetByType => {
+            let kind = required(body, "type")?;
+            let direction = match kind.to_ascii_lowercase().as_str() {
+                "debit" => Some(Direction::Debit),
+                "credit" => Some(Direction::Credit),
+                "ledger_balance" | "available_balance" => None,
+                _ => {
+                    return Err(bad_request(
+                        "type must be debit, credit, ledger_balance or available_balance",
+                    ));
+                }
+            };
+            let value = match text(body, "value")? {
+                Some(v) => Some(v),
+                None => text(body, "amount")?,
+            };
+            let kobo = value
+                .map(|v| parse_naira(&v).ok_or_else(|| bad_request("value must be an amount")))
+                .transpose()?;
+            let selected = select(&ledger, all_accounts(), None)
+                .into_iter()
+                .filter(|&(a, t)| {
+                    let txn = &ledger.accounts[a].txns[t];
+                    direction.is_none_or(|d| txn.direction == d)
+                        && kobo.is_none_or(|k| txn.kobo == k)
+                })
+                .collect();
+            (selected, Shape::Plain)
+        }
+        Op::ByOptions => {
+            let options = body
+                .get("options")
+                .and_then(Value::as_object)
+                .ok_or_else(|| bad_request("options is required"))?;
+            let first = text(options, "first_name")?.unwrap_or_default();
+            let last = text(options, "last_name")?.unwrap_or_default();
+            let wanted = format!("{first} {last}");
+            let accounts: Vec<usize> = ledger
+                .customers
+                .iter()
+                .filter(|c| c.name.eq_ignore_ascii_case(wanted.trim()))
+                .flat_map(|c| c.accounts.iter().copied())
+                .collect();
+            (select(&ledger, accounts, None), Shape::Plain)
+        }
+        Op::All => (select(&ledger, all_accounts(), None), Shape::Plain),
         Op::GetByNuban => {
             let nuban = required(body, "nuban")?;
             if nuban.len() != 10 || !nuban.bytes().all(|b| b.is_ascii_digit()) {
@@ -263,21 +396,38 @@ fn list(shared: &Shared, op: Op, body: &Map<String, Value>, sandbox: bool) -> Re
         Op::Refresh => return Err(bad_request("unreachable")),
     };
     let total = selected.len() as u64;
-    let pagination = Pagination::new(total, page, limit);
+    let messy = shared.faults(Vendor::Okra).messy_data;
+    let mut pagination = Pagination::new(total, page, limit);
     let start = usize::try_from((page - 1).saturating_mul(limit)).unwrap_or(usize::MAX);
     let count = usize::try_from(limit).unwrap_or(usize::MAX);
     let env = if sandbox { "sandbox" } else { "production" };
-    let transaction = selected
+    let mut transaction = selected
         .iter()
         .skip(start)
         .take(count)
-        .map(|&(a, t)| {
+        .enumerate()
+        .map(|(i, &(a, t))| {
             let account = &ledger.accounts[a];
             let customer = &ledger.customers[account.customer];
-            okra_transaction(&ledger, customer, account, &account.txns[t], shape, env)
+            let mut record =
+                okra_transaction(&ledger, customer, account, &account.txns[t], shape, env)?;
+            if messy {
+                make_messy(&mut record, &account.txns[t], i);
+            }
+            Ok(Record::Clean(Box::new(record)))
         })
-        .collect::<Result<Vec<_>, _>>()
+        .collect::<Result<Vec<_>, serde_json::Error>>()
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+    if messy {
+        transaction.extend(unreadable_records(page).into_iter().map(Record::Raw));
+        // Loose paging types: `nextPage: false` on the last page, `prevPage: ""` on the first.
+        if pagination.next_page.is_null() {
+            pagination.next_page = Value::Bool(false);
+        }
+        if pagination.prev_page.is_null() {
+            pagination.prev_page = Value::String(String::new());
+        }
+    }
     Ok(Reply::json(
         StatusCode::OK,
         &Envelope {
@@ -326,7 +476,54 @@ struct Envelope<'a> {
 #[derive(Serialize)]
 struct Data<'a> {
     pagination: Pagination,
-    transaction: Vec<OkraTransaction<'a>>,
+    transaction: Vec<Record<'a>>,
+}
+
+/// A record of a listing: one of the ledger's, or (messy data) a hand-written one.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Record<'a> {
+    Clean(Box<OkraTransaction<'a>>),
+    Raw(Value),
+}
+
+/// Messy data: the genuine record `t` (the `i`th of its page) in odd but valid shapes. The
+/// amount becomes float noise, `₦1,234.50` or `NGN 1,234.50` in turn; the first record of a
+/// page gets an unreadable cleared date.
+fn make_messy(record: &mut OkraTransaction<'_>, t: &Txn, i: usize) {
+    let amount = match i % 3 {
+        0 => RawValue::from_string(noisy_naira_text(t.kobo)).map_or(Amount::Null, Amount::Number),
+        1 => Amount::Text(statement_text(t.kobo, "₦")),
+        _ => Amount::Text(statement_text(t.kobo, "NGN ")),
+    };
+    if !record.debit.is_absent() && !matches!(record.debit, Amount::Null) {
+        record.debit = amount;
+    } else {
+        record.credit = amount;
+    }
+    if i == 0 {
+        record.cleared_date = "soon".to_owned();
+        record.unformatted_cleared_date = String::new();
+    }
+}
+
+/// Messy data: three records no reader can map, appended to page `page`: a negative amount
+/// (Okra gives a sign no meaning), an amount in dollars, and a record without any id.
+fn unreadable_records(page: u64) -> Vec<Value> {
+    let base = |id: String| {
+        serde_json::json!({
+            "_id": id, "id": id, "trans_date": "2026-10-01T00:00:00.000Z",
+            "cleared_date": "2026-10-01T00:00:00.000Z", "notes": {"desc": "MESSY RECORD"},
+            "account": {"_id": "messy-account", "name": "Messy"}, "ref": "MESSY",
+        })
+    };
+    let mut negative = base(format!("messy-negative-{page}"));
+    negative["debit"] = Value::from(-5);
+    let mut dollars = base(format!("messy-dollars-{page}"));
+    dollars["credit"] = Value::from("USD 12.00");
+    let mut no_id = base(String::new());
+    no_id["credit"] = Value::from(7);
+    vec![negative, dollars, no_id]
 }
 
 #[derive(Debug, Serialize)]
@@ -339,8 +536,8 @@ struct Pagination {
     page: u64,
     total_pages: u64,
     paging_counter: u64,
-    prev_page: Option<u64>,
-    next_page: Option<u64>,
+    prev_page: Value,
+    next_page: Value,
 }
 
 impl Pagination {
@@ -354,17 +551,23 @@ impl Pagination {
             page,
             total_pages,
             paging_counter: (page - 1).saturating_mul(limit).saturating_add(1),
-            prev_page: (page > 1).then(|| page - 1),
-            next_page: (page < total_pages).then(|| page + 1),
+            prev_page: (page > 1)
+                .then(|| page - 1)
+                .map_or(Value::Null, Value::from),
+            next_page: (page < total_pages)
+                .then(|| page + 1)
+                .map_or(Value::Null, Value::from),
         }
     }
 }
 
-/// An amount slot: absent (skipped), `null`, or a JSON number written verbatim.
+/// An amount slot: absent (skipped), `null`, a JSON number written verbatim, or (messy data) a
+/// string.
 enum Amount {
     Absent,
     Null,
     Number(Box<RawValue>),
+    Text(String),
 }
 
 impl Amount {
@@ -377,6 +580,7 @@ impl Serialize for Amount {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Amount::Number(raw) => raw.serialize(s),
+            Amount::Text(text) => s.serialize_str(text),
             Amount::Absent | Amount::Null => s.serialize_none(),
         }
     }
@@ -402,6 +606,9 @@ struct IdName<'a> {
 
 #[derive(Serialize)]
 struct OkraBank<'a> {
+    /// The sandbox names banks by their slug (`getByBank` takes it).
+    #[serde(rename = "_id")]
+    id: &'a str,
     icon: String,
     logo: String,
     name: &'a str,
@@ -525,6 +732,7 @@ fn okra_transaction<'a>(
         reference: &t.reference,
         branch: (shape == Shape::Nuban).then_some(account.branch),
         bank: OkraBank {
+            id: account.bank.slug,
             icon: format!(
                 "https://okra-bank-logos.s3.amazonaws.com/{}-icon.png",
                 account.bank.slug

@@ -42,6 +42,10 @@ pub struct ListParams {
     /// `raw` adds each transaction's vendor record.
     #[param(inline, value_type = Option<IncludeParam>)]
     include: Option<String>,
+    /// `true`: refuse the listing (502 `upstream_bad_payload`) when any provider record could not
+    /// be read, instead of answering with the readable ones and `warnings`.
+    #[param(default = false)]
+    strict: Option<bool>,
 }
 
 /// Direction filter values.
@@ -81,9 +85,12 @@ pub struct ListRequest {
     pub cursor: Option<String>,
     /// Whether to add raw vendor records.
     pub include_raw: bool,
+    /// Whether any unreadable provider record fails the listing.
+    pub strict: bool,
 }
 
-const LIST_PARAMS: [&str; 8] = [
+const LIST_PARAMS: [&str; 9] = [
+    "strict",
     "provider",
     "from",
     "to",
@@ -169,6 +176,16 @@ pub fn parse_list(query: &str, require_range: bool) -> Result<ListRequest, ApiEr
             }
         }
     }
+    let strict = match get("strict") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "strict",
+                format!("strict must be true or false, not {other:?}"),
+            ));
+        }
+    };
     let provider = get("provider").map(str::to_owned);
     if provider.as_deref() == Some("") {
         return Err(ApiError::invalid("provider", "provider is empty"));
@@ -181,6 +198,7 @@ pub fn parse_list(query: &str, require_range: bool) -> Result<ListRequest, ApiEr
         page,
         cursor,
         include_raw,
+        strict,
     })
 }
 

@@ -2,13 +2,13 @@
 
 use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
-use provider::{PageRequest, Scope, Transaction, TransactionQuery};
+use provider::{PageRequest, RecordWarning, Scope, Transaction, TransactionQuery};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::params::{self, ListParams, ListRequest};
-use crate::api::views::{ListBody, PaginationSchema, TxView};
+use crate::api::views::{ListBody, PaginationSchema, TxView, WarningView};
 use crate::cursor::{Cursor, fingerprint};
 use crate::error::{ApiError, Problem};
 use crate::snapshot::{CacheStatus, FetchError, RenderKey, Rendered, SnapshotKey};
@@ -42,7 +42,8 @@ enum ListFailures {
     /// The provider cannot list by this scope.
     #[response(status = 501, content_type = "application/problem+json")]
     NotImplemented(Problem),
-    /// The provider failed or sent an unreadable payload.
+    /// The provider failed or sent an unreadable payload (with `strict=true`: any provider
+    /// record could not be read).
     #[response(status = 502, content_type = "application/problem+json")]
     BadGateway(Problem),
     /// The request did not complete within the gateway's deadline.
@@ -60,7 +61,7 @@ enum ListFailures {
         ListParams
     ),
     responses(
-        (status = 200, description = "A page of the account's transactions, newest first.", body = crate::api::views::ListSchema),
+        (status = 200, description = "A page of the account's transactions, newest first.", body = crate::api::views::ListSchema, headers(("x-record-warnings" = u32, description = "How many record warnings the listing has (provider records, or fields of records, that could not be read); the body lists the first 100."))),
         ListFailures,
     ),
     security(("api_key" = []))
@@ -86,7 +87,7 @@ pub async fn list_account(
         ListParams
     ),
     responses(
-        (status = 200, description = "A page of the customer's transactions, newest first.", body = crate::api::views::ListSchema),
+        (status = 200, description = "A page of the customer's transactions, newest first.", body = crate::api::views::ListSchema, headers(("x-record-warnings" = u32, description = "How many record warnings the listing has (provider records, or fields of records, that could not be read); the body lists the first 100."))),
         ListFailures,
     ),
     security(("api_key" = []))
@@ -112,7 +113,7 @@ pub async fn list_customer(
         ListParams
     ),
     responses(
-        (status = 200, description = "A page of the account's transactions, newest first.", body = crate::api::views::ListSchema),
+        (status = 200, description = "A page of the account's transactions, newest first.", body = crate::api::views::ListSchema, headers(("x-record-warnings" = u32, description = "How many record warnings the listing has (provider records, or fields of records, that could not be read); the body lists the first 100."))),
         ListFailures,
     ),
     security(("api_key" = []))
@@ -135,7 +136,7 @@ pub async fn list_nuban(
     tag = "transactions",
     params(ListParams),
     responses(
-        (status = 200, description = "A page of transactions, newest first.", body = crate::api::views::ListSchema),
+        (status = 200, description = "A page of transactions, newest first.", body = crate::api::views::ListSchema, headers(("x-record-warnings" = u32, description = "How many record warnings the listing has (provider records, or fields of records, that could not be read); the body lists the first 100."))),
         ListFailures,
     ),
     security(("api_key" = []))
@@ -227,7 +228,14 @@ async fn get_one(req: &HttpRequest, path: &str, state: &AppState) -> Result<Http
     let max_age = snapshot
         .as_ref()
         .map_or(Duration::ZERO, |s| s.remaining_ttl());
-    Ok(respond(req, &Rendered::new(body), status, max_age, None))
+    Ok(respond(
+        req,
+        &Rendered::new(body),
+        status,
+        max_age,
+        None,
+        None,
+    ))
 }
 
 async fn list(
@@ -290,6 +298,7 @@ async fn list(
         },
     };
 
+    check_warnings(entry, &snapshot.warnings, request.strict)?;
     let render_key = RenderKey {
         snapshot_id: snapshot.id,
         fingerprint: fp,
@@ -308,6 +317,7 @@ async fn list(
                 items.len(),
                 offset,
                 &request,
+                &snapshot.warnings,
                 snapshot.id,
                 fp,
             )?);
@@ -325,8 +335,45 @@ async fn list(
         status,
         max_age,
         Some(snapshot.age()),
+        Some(snapshot.warnings.len()),
     ))
 }
+
+/// With `strict`, any warning refuses the listing (the 502 of before per-record tolerance);
+/// otherwise the warnings are logged (the request's span carries its id) and served.
+fn check_warnings(entry: &ProviderEntry, warnings: &[RecordWarning], strict: bool) -> Result<()> {
+    let Some(first) = warnings.first() else {
+        return Ok(());
+    };
+    let excluded = excluded_count(warnings);
+    if strict {
+        return Err(ApiError::UnreadableRecords {
+            provider: entry.name.to_string(),
+            count: warnings.len(),
+            first: Box::new(first.clone()),
+        });
+    }
+    tracing::warn!(
+        provider = %entry.name,
+        warnings = warnings.len(),
+        excluded,
+        first = %first,
+        "listing served with record warnings"
+    );
+    Ok(())
+}
+
+/// How many records the warnings leave out of the listing.
+fn excluded_count(warnings: &[RecordWarning]) -> usize {
+    warnings.iter().filter(|w| w.code.excludes_record()).count()
+}
+
+/// The header that counts a listing's record warnings (all of them, even past the body's cap).
+pub const RECORD_WARNINGS: &str = "x-record-warnings";
+
+/// At most this many warnings are written into a list body (they repeat on every page); the
+/// header and `pagination.excluded` still count them all.
+pub const MAX_WARNINGS_IN_BODY: usize = 100;
 
 /// The cursor snapshot id of a listing paged straight through to the provider.
 const PASSTHROUGH: u64 = 0;
@@ -360,6 +407,7 @@ async fn passthrough(
     let first_page = offset / provider_limit + 1;
     let last_page = (offset + limit - 1) / provider_limit + 1;
     let mut items = Vec::new();
+    let mut warnings = Vec::new();
     let mut total = None;
     for page in first_page..=last_page {
         let page =
@@ -374,6 +422,7 @@ async fn passthrough(
         total = total.or(got.total);
         let last = got.next_page.is_none();
         items.extend(got.items);
+        warnings.extend(got.warnings);
         if last {
             break;
         }
@@ -382,24 +431,38 @@ async fn passthrough(
     let page_items: Vec<&Transaction> = items.iter().skip(skip).take(limit).collect();
     let total =
         usize::try_from(total.unwrap_or((offset + page_items.len()) as u64)).unwrap_or(usize::MAX);
-    // `render_page` slices from `offset` of a full view; hand it a view positioned there.
-    let rendered = render_window(state, &page_items, total, offset, request, PASSTHROUGH, fp)?;
+    check_warnings(entry, &warnings, request.strict)?;
+    // `render_page` slices from `offset` of a full view; hand it a view positioned there. Here
+    // the warnings are those of the provider pages this page was read from.
+    let rendered = render_window(
+        state,
+        &page_items,
+        total,
+        offset,
+        request,
+        &warnings,
+        PASSTHROUGH,
+        fp,
+    )?;
     Ok(respond(
         req,
         &rendered,
         CacheStatus::Miss,
         Duration::ZERO,
         None,
+        Some(warnings.len()),
     ))
 }
 
 /// Renders the page at `offset` of `items` (the whole filtered view).
+#[allow(clippy::too_many_arguments)]
 fn render_page(
     state: &AppState,
     items: &[&Transaction],
     total: usize,
     offset: usize,
     request: &ListRequest,
+    warnings: &[RecordWarning],
     snapshot_id: u64,
     fp: u64,
 ) -> Result<Rendered> {
@@ -407,16 +470,28 @@ fn render_page(
         .saturating_add(request.limit as usize)
         .min(items.len());
     let window = items.get(offset.min(end)..end).unwrap_or_default();
-    render_window(state, window, total, offset, request, snapshot_id, fp)
+    render_window(
+        state,
+        window,
+        total,
+        offset,
+        request,
+        warnings,
+        snapshot_id,
+        fp,
+    )
 }
 
-/// Renders `window`, the items of the page that starts at `offset` of a `total`-item listing.
+/// Renders `window`, the items of the page that starts at `offset` of a `total`-item listing,
+/// with the listing's record warnings.
+#[allow(clippy::too_many_arguments)]
 fn render_window(
     state: &AppState,
     window: &[&Transaction],
     total: usize,
     offset: usize,
     request: &ListRequest,
+    warnings: &[RecordWarning],
     snapshot_id: u64,
     fp: u64,
 ) -> Result<Rendered> {
@@ -445,19 +520,27 @@ fn render_window(
             total_pages: total.div_ceil(limit) as u64,
             has_more,
             next_cursor,
+            excluded: excluded_count(warnings) as u64,
         },
+        warnings: warnings
+            .iter()
+            .take(MAX_WARNINGS_IN_BODY)
+            .map(WarningView)
+            .collect(),
     };
     let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Rendered::new(bytes))
 }
 
-/// A 200 with the rendered body, or a 304 when the caller's `If-None-Match` names its tag.
+/// A 200 with the rendered body, or a 304 when the caller's `If-None-Match` names its tag; a
+/// listing says how many record warnings its body has in `x-record-warnings`.
 fn respond(
     req: &HttpRequest,
     rendered: &Rendered,
     status: CacheStatus,
     max_age: Duration,
     age: Option<Duration>,
+    warnings: Option<usize>,
 ) -> HttpResponse {
     let not_modified = req
         .headers()
@@ -478,6 +561,9 @@ fn respond(
         .insert_header(("x-cache", status.as_str()));
     if let Some(age) = age {
         builder.insert_header((header::AGE, age.as_secs().to_string()));
+    }
+    if let Some(count) = warnings {
+        builder.insert_header((RECORD_WARNINGS, count.to_string()));
     }
     if not_modified {
         builder.finish()

@@ -3,7 +3,7 @@
 //! Serialization is written out here (not derived from the `provider` crate) so the public JSON
 //! changes only when this file does. The `*Schema` types document the same shapes in OpenAPI.
 
-use provider::{Money, Transaction};
+use provider::{Money, RecordWarning, Transaction};
 use serde::Serialize as DeriveSerialize;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use utoipa::ToSchema;
@@ -52,6 +52,22 @@ impl Serialize for TxView<'_> {
     }
 }
 
+/// A record warning as the API shows it.
+pub struct WarningView<'a>(pub &'a RecordWarning);
+
+impl Serialize for WarningView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let w = self.0;
+        let mut st = s.serialize_struct("RecordWarning", 5)?;
+        st.serialize_field("code", w.code.as_str())?;
+        st.serialize_field("provider_transaction_id", &w.record)?;
+        st.serialize_field("field", &w.field)?;
+        st.serialize_field("reason", &w.reason)?;
+        st.serialize_field("raw_value", &w.raw_value)?;
+        st.end()
+    }
+}
+
 /// A page of transactions.
 #[derive(DeriveSerialize)]
 pub struct ListBody<'a> {
@@ -59,6 +75,48 @@ pub struct ListBody<'a> {
     pub data: Vec<TxView<'a>>,
     /// Where this page sits.
     pub pagination: PaginationSchema,
+    /// What the provider's data held that could not be read (the same on every page).
+    pub warnings: Vec<WarningView<'a>>,
+}
+
+/// What happened to a provider record that could not be read.
+#[derive(ToSchema)]
+#[schema(as = RecordWarningCode)]
+#[allow(dead_code)]
+pub enum WarningCodeSchema {
+    /// The record could not be mapped: it is not in `data` and not counted in `total`.
+    #[schema(rename = "record_skipped")]
+    RecordSkipped,
+    /// The record's amount names another currency than the account's: it is left out.
+    #[schema(rename = "currency_mismatch")]
+    CurrencyMismatch,
+    /// An ancillary field (balance, value date, bank name) did not parse: it is `null` and the
+    /// record is kept.
+    #[schema(rename = "field_ignored")]
+    FieldIgnored,
+}
+
+/// A provider record (or one field of it) that could not be read.
+#[derive(ToSchema)]
+#[schema(as = RecordWarning, example = json!({
+    "code": "record_skipped",
+    "provider_transaction_id": "65f3c1b2a9d0000000000002",
+    "field": "debit",
+    "reason": "\"0.005\" has more decimals than NGN allows (2)",
+    "raw_value": "0.005"
+}))]
+#[allow(dead_code)]
+pub struct WarningSchema {
+    /// What happened to the record.
+    code: WarningCodeSchema,
+    /// The provider's id of the record, or its position (`#3 of page 2`) when it has none.
+    provider_transaction_id: String,
+    /// The vendor's field at fault (`record` for the whole record).
+    field: String,
+    /// Why it could not be read.
+    reason: String,
+    /// The field's raw JSON value as the provider sent it (cut at 200 characters).
+    raw_value: Option<String>,
 }
 
 /// An exact amount.
@@ -155,6 +213,9 @@ pub struct PaginationSchema {
     pub has_more: bool,
     /// Cursor for the next page (null on the last page).
     pub next_cursor: Option<String>,
+    /// Provider records of this listing's scope that could not be read and are left out: not in
+    /// any page, not counted in `total` (each has a `warnings` entry).
+    pub excluded: u64,
 }
 
 /// A page of transactions.
@@ -166,6 +227,11 @@ pub struct ListSchema {
     data: Vec<TransactionSchema>,
     /// Where this page sits.
     pagination: PaginationSchema,
+    /// Provider records (or fields of records) that could not be read, for the whole listing
+    /// (the same on every page; empty when all were read; at most the first 100, the
+    /// `x-record-warnings` header counts them all). With `strict=true` any warning is a 502
+    /// instead.
+    warnings: Vec<WarningSchema>,
 }
 
 /// One transaction.

@@ -6,3 +6,4 @@ mod faults;
 mod helpers;
 mod mono;
 mod okra;
+mod vendor_clients;

@@ -63,8 +63,11 @@ async fn pages_of_10_by_default_with_documented_page_links() {
             ])
             .await;
         let e = &a.json["entity"];
+        // The docs' and the vendor client's types: previous_page a string, next_page a number.
         if page > 1 {
-            assert_eq!(e["previous_page"], page - 1);
+            assert_eq!(e["previous_page"], (page - 1).to_string());
+        } else {
+            assert_eq!(e["previous_page"], "");
         }
         for tx in e["transactions"].as_array().unwrap() {
             assert!(ids.insert(tx["id"].as_u64().unwrap()));
@@ -75,7 +78,7 @@ async fn pages_of_10_by_default_with_documented_page_links() {
         match e["next_page"].as_u64() {
             Some(n) => page = n,
             None => {
-                assert_eq!(e["next_page"], "");
+                assert!(e.get("next_page").is_none(), "absent on the last page: {e}");
                 break;
             }
         }
@@ -98,7 +101,7 @@ async fn pages_of_10_by_default_with_documented_page_links() {
         .await;
     assert_eq!(past.status, 200);
     assert_eq!(past.json["entity"]["transactions"], json!([]));
-    assert_eq!(past.json["entity"]["next_page"], "");
+    assert!(past.json["entity"].get("next_page").is_none());
 }
 
 #[tokio::test]
@@ -119,10 +122,8 @@ async fn not_paginated_returns_everything_newest_first_with_running_balance() {
         (e["current_page"].as_u64(), e["total_pages"].as_u64()),
         (Some(1), Some(1))
     );
-    assert_eq!(
-        (e["previous_page"].as_str(), e["next_page"].as_str()),
-        (Some(""), Some(""))
-    );
+    assert_eq!(e["previous_page"].as_str(), Some(""));
+    assert!(e.get("next_page").is_none(), "{e}");
     for w in txs.windows(2) {
         let (newer, older) = (&w[0], &w[1]);
         assert!(newer["transaction_date"].as_str() >= older["transaction_date"].as_str());
