@@ -109,6 +109,9 @@ pub struct FileConfig {
     /// `[redis]`: state shared by every replica (quotas, cursors); absent: all in-process.
     #[serde(default)]
     pub redis: Option<RedisSection>,
+    /// `[sync]`: the version history behind delta sync.
+    #[serde(default)]
+    pub sync: SyncSection,
 }
 
 /// `[redis]`: the Redis every replica shares. Without it everything stays in-process.
@@ -479,6 +482,53 @@ pub struct SandboxSection {
     pub refresh_ms: Option<u64>,
 }
 
+/// `[sync]`: how much version history delta sync keeps (see `sync`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSection {
+    /// How long a change stays answerable: a cursor naming a version from before a change
+    /// older than this answers 410 (default 30 days).
+    pub retention_secs: u64,
+    /// At most this many versions (changes) kept per (provider, account); older ones are
+    /// dropped first.
+    pub max_versions: u32,
+    /// Without `[redis]`: the memory all histories may use together, in bytes (the least
+    /// recently used account's history is dropped first).
+    pub max_memory_bytes: u64,
+}
+
+impl Default for SyncSection {
+    fn default() -> Self {
+        SyncSection {
+            retention_secs: 30 * 24 * 3_600,
+            max_versions: 1_000,
+            max_memory_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+fn validate_sync(sync: SyncSection) -> Result<SyncSection, ConfigError> {
+    if !(60..=400 * 24 * 3_600).contains(&sync.retention_secs) {
+        return Err(ConfigError::new(
+            "sync.retention_secs",
+            "must be between 60 and 34560000 (400 days)",
+        ));
+    }
+    if !(1..=100_000).contains(&sync.max_versions) {
+        return Err(ConfigError::new(
+            "sync.max_versions",
+            "must be between 1 and 100000",
+        ));
+    }
+    if sync.max_memory_bytes < 1024 * 1024 {
+        return Err(ConfigError::new(
+            "sync.max_memory_bytes",
+            "must be at least 1048576 (1 MiB)",
+        ));
+    }
+    Ok(sync)
+}
+
 /// `[jobs]`: refresh jobs and the signed notifications sent to clients when they finish.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -539,6 +589,8 @@ pub struct Config {
     pub jobs: JobsSection,
     /// Shared state, when `[redis]` is configured.
     pub redis: Option<RedisConfig>,
+    /// The delta sync history's bounds.
+    pub sync: SyncSection,
     /// The key signing cursors, when configured (else shared through Redis, or per process).
     pub cursor_secret: Option<Secret>,
 }
@@ -878,6 +930,7 @@ impl Config {
             jobs,
             redis,
             cursor_secret,
+            sync: validate_sync(file.sync)?,
         })
     }
 }
@@ -960,6 +1013,7 @@ impl FileConfig {
             jobs: JobsSection::default(),
             rate_limits: RateLimitsSection::default(),
             redis: None,
+            sync: SyncSection::default(),
         }
     }
 }

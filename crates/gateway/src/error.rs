@@ -76,6 +76,9 @@ pub enum ApiError {
     /// A cursor whose snapshot is gone.
     #[error("the cursor has expired: restart the listing from the first page")]
     CursorExpired,
+    /// A delta sync cursor whose versions (or whose pinned state) the gateway no longer keeps.
+    #[error("{0}; sync again without a cursor (a full resync: everything as added)")]
+    SyncCursorExpired(String),
     /// The resource does not exist.
     #[error("{detail}")]
     NotFound {
@@ -185,6 +188,11 @@ impl ApiError {
                 (StatusCode::BAD_REQUEST, "invalid_cursor", "Invalid cursor")
             }
             ApiError::CursorExpired => (StatusCode::GONE, "cursor_expired", "Cursor expired"),
+            ApiError::SyncCursorExpired(_) => (
+                StatusCode::GONE,
+                "sync_cursor_expired",
+                "Sync cursor past retention",
+            ),
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             ApiError::RouteNotFound(_) => {
                 (StatusCode::NOT_FOUND, "route_not_found", "No such route")
@@ -335,9 +343,9 @@ impl ApiError {
         let (status, code, title) = self.classify();
         let (parameter, provider, upstream_status) = match self {
             ApiError::InvalidParameter { parameter, .. } => (Some(parameter.clone()), None, None),
-            ApiError::InvalidCursor(_) | ApiError::CursorExpired => {
-                (Some("cursor".to_owned()), None, None)
-            }
+            ApiError::InvalidCursor(_)
+            | ApiError::CursorExpired
+            | ApiError::SyncCursorExpired(_) => (Some("cursor".to_owned()), None, None),
             ApiError::IdempotencyKeyReused(_) => (Some("Idempotency-Key".to_owned()), None, None),
             ApiError::NotFound { provider, .. } => (None, provider.clone(), None),
             ApiError::Unsupported { provider, .. } | ApiError::ScopeTooLarge { provider, .. } => {

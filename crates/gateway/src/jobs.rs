@@ -413,7 +413,10 @@ impl Jobs {
             .snapshots
             .invalidate_account(&run.provider, &run.account_id)
         {
-            Ok(()) => self.finish_shared(run.id, Ok(delivered)).await,
+            Ok(()) => {
+                state.sync.after_refresh(&run.provider, &run.account_id);
+                self.finish_shared(run.id, Ok(delivered)).await
+            }
             Err(error) => Ok(self.fail_any(run.id, &error).await),
         }
     }
@@ -755,7 +758,10 @@ impl Jobs {
             .snapshots
             .invalidate_account(&run.provider, &run.account_id)
         {
-            Ok(()) => self.finish(run.id, Ok(delivered)),
+            Ok(()) => {
+                state.sync.after_refresh(&run.provider, &run.account_id);
+                self.finish(run.id, Ok(delivered))
+            }
             Err(error) => {
                 tracing::error!(provider = %run.provider, %error, "refresh: snapshots not invalidated");
                 self.finish(run.id, Err(error.problem(None)))

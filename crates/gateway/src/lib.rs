@@ -19,6 +19,7 @@ pub mod shared_tier;
 pub mod snapshot;
 pub mod startup;
 pub mod state;
+pub mod sync;
 pub mod telemetry;
 
 pub use config::Config;

@@ -1,5 +1,6 @@
 //! Client notifications: a signed POST to a client's configured `webhook_url` when one of its
-//! refresh jobs finishes, the [Standard Webhooks](https://www.standardwebhooks.com/) way.
+//! refresh jobs finishes, or when an account has changes to sync (`transactions.sync_available`,
+//! sent by `sync`), the [Standard Webhooks](https://www.standardwebhooks.com/) way.
 //!
 //! Each event is one JSON body, `{"type": "refresh.succeeded" | "refresh.failed", "timestamp":
 //! RFC 3339, "data": <the job, as GET /v1/jobs/{id} shows it>}`, sent with three headers:
@@ -154,6 +155,11 @@ impl Notifier {
             targets,
             policy,
         })
+    }
+
+    /// The clients that configured a webhook.
+    pub fn clients(&self) -> impl Iterator<Item = &str> {
+        self.targets.keys().map(String::as_str)
     }
 
     /// Whether `client` has a webhook configured.

@@ -231,6 +231,9 @@ impl Expiry<SnapshotKey, Arc<Snapshot>> for PerSnapshotTtl {
     }
 }
 
+/// Told of every snapshot fetched from a provider (see [`SnapshotCache::with_observer`]).
+pub type SnapshotObserver = Arc<dyn Fn(&Arc<Snapshot>) + Send + Sync>;
+
 /// The snapshot cache and its companions (retired, stale, rendered).
 pub struct SnapshotCache {
     current: moka::future::Cache<SnapshotKey, Arc<Snapshot>>,
@@ -240,6 +243,8 @@ pub struct SnapshotCache {
     too_large: moka::sync::Cache<SnapshotKey, u64>,
     index: moka::sync::Cache<TransactionId, SnapshotKey>,
     shared: Option<Arc<SharedTier>>,
+    /// Told of every snapshot fetched from a provider (delta sync records versions).
+    observer: Option<SnapshotObserver>,
     renders_made: AtomicU64,
     stale_grace: Duration,
     max_items: u64,
@@ -310,6 +315,7 @@ impl SnapshotCache {
             too_large,
             index,
             shared: None,
+            observer: None,
             renders_made: AtomicU64::new(0),
             stale_grace,
             max_items: config.max_snapshot_items,
@@ -319,6 +325,12 @@ impl SnapshotCache {
     /// Puts the shared tier (Redis) behind this replica's cache.
     pub fn with_shared(mut self, tier: SharedTier) -> SnapshotCache {
         self.shared = Some(Arc::new(tier));
+        self
+    }
+
+    /// Calls `observer` with every snapshot fetched from a provider, after it is built.
+    pub fn with_observer(mut self, observer: SnapshotObserver) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -449,6 +461,9 @@ impl SnapshotCache {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "snapshot fetched"
         );
+        if let Some(observer) = &self.observer {
+            observer(&snapshot);
+        }
         Ok(snapshot)
     }
 

@@ -18,9 +18,11 @@ use crate::inbound::{InboundLimits, rate_limit};
 use crate::jobs::Jobs;
 use crate::jobs_shared::SharedJobs;
 use crate::middleware::{authenticate, request_context};
+use crate::notify::{Notifier, RetryPolicy};
 use crate::shared_tier::{SharedTier, parse_invalidation};
 use crate::snapshot::SnapshotCache;
 use crate::state::{AppState, Client, DemoInfo, Registry, SandboxUpstream};
+use crate::sync::SyncHistory;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +85,15 @@ impl Application {
             None => None,
         };
         let cursors = cursor_codec(&config, cluster.as_deref()).await;
-        let mut snapshots = SnapshotCache::new(&config.cache);
+        let sync = Arc::new(SyncHistory::new(
+            &config.sync,
+            cluster.clone(),
+            Some(
+                Notifier::new(&config.clients, RetryPolicy::from_config(&config.jobs))
+                    .map_err(std::io::Error::other)?,
+            ),
+        ));
+        let mut snapshots = SnapshotCache::new(&config.cache).with_observer(sync.observer());
         if let Some(cluster) = &cluster {
             snapshots = snapshots.with_shared(SharedTier::new(
                 cluster.clone(),
@@ -165,6 +175,7 @@ impl Application {
             },
             inbound: InboundLimits::new(&config.clients, cluster.clone()),
             cluster,
+            sync,
         });
         if let (Some(cluster), Some(shared)) = (&state.cluster, state.snapshots.shared()) {
             // Another replica's refresh drops this replica's copies of the account too.
@@ -177,6 +188,10 @@ impl Application {
                 }
             });
         }
+        // A refreshed account is read again at once when clients wait for sync notifications.
+        state
+            .sync
+            .attach(std::sync::Arc::downgrade(&state.clone().into_inner()));
         crate::jobs::spawn_takeovers(state.clone());
         let app_state = state.clone();
         let server = HttpServer::new(move || {

@@ -244,4 +244,6 @@ pub struct AppState {
     pub inbound: InboundLimits,
     /// The state shared with the other replicas, when `[redis]` is configured.
     pub cluster: Option<Arc<Cluster>>,
+    /// Every account's version history (delta sync).
+    pub sync: Arc<crate::sync::SyncHistory>,
 }

@@ -6,6 +6,7 @@
 
 pub mod params;
 pub mod refresh;
+pub mod sync;
 pub mod transactions;
 pub mod views;
 
@@ -34,6 +35,7 @@ use crate::state::AppState;
         transactions::list_nuban,
         transactions::list_all,
         transactions::get_transaction,
+        sync::sync_account,
         refresh::start_refresh,
         refresh::get_job,
         refresh::receive_delivery,
@@ -324,6 +326,10 @@ pub fn v1_routes(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/transactions").route(web::get().to(transactions::list_all)))
     .service(
         web::resource("/transactions/{id}").route(web::get().to(transactions::get_transaction)),
+    )
+    .service(
+        web::resource("/accounts/{account_id}/transactions/sync")
+            .route(web::get().to(sync::sync_account)),
     )
     .service(web::resource("/providers").route(web::get().to(list_providers)))
     .service(
