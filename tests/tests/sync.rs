@@ -259,9 +259,12 @@ async fn change_and_reread(
     remove: usize,
 ) -> (BTreeSet<String>, BTreeSet<String>) {
     let changed = mutate(&gw.sandbox, account, "okra", modify, remove);
+    if let Some(shared) = gw.state.snapshots.shared() {
+        shared.invalidate_account("okra", account).await;
+    }
     gw.state
         .snapshots
-        .invalidate_account("okra", account)
+        .invalidate_local("okra", account)
         .unwrap();
     let fresh = gw
         .get(&format!("/v1/accounts/{account}/transactions?limit=1"))
@@ -316,19 +319,18 @@ async fn a_multi_page_sync_across_a_concurrent_change_has_no_duplicate_or_gap() 
     assert!(next_sync.added.is_empty());
 }
 
-#[tokio::test]
-async fn a_cursor_past_retention_is_a_410_and_foreign_cursors_are_refused() {
-    // Only the latest change is kept.
-    let gw = spawn(&config("okra", "\n[sync]\nmax_versions = 1\n")).await;
-    let (account, _) = account(&gw, "okra", 20, 400);
-    let v1 = sync_all(&[&gw], &account, "okra", 100, None).await;
-    change_and_reread(&gw, &account, 1, 0).await;
-    let v2 = sync_all(&[&gw], &account, "okra", 100, Some(&v1.cursor)).await;
+/// With only the latest change kept (`max_versions = 1`): a cursor from before it is a 410.
+/// Returns (account, the latest cursor).
+async fn only_the_latest_change_is_kept(gw: &TestGateway) -> (String, String) {
+    let (account, _) = account(gw, "okra", 20, 400);
+    let v1 = sync_all(&[gw], &account, "okra", 100, None).await;
+    change_and_reread(gw, &account, 1, 0).await;
+    let v2 = sync_all(&[gw], &account, "okra", 100, Some(&v1.cursor)).await;
     assert_eq!(v2.modified.len(), 1);
-    change_and_reread(&gw, &account, 1, 1).await;
+    change_and_reread(gw, &account, 1, 1).await;
 
     // From v2 the one kept change answers; from v1 it would need the dropped one.
-    let v3 = sync_all(&[&gw], &account, "okra", 100, Some(&v2.cursor)).await;
+    let v3 = sync_all(&[gw], &account, "okra", 100, Some(&v2.cursor)).await;
     assert_eq!(v3.removed.len(), 1);
     let gone = gw
         .get(&sync_path(&account, "okra", 100, Some(&v1.cursor)))
@@ -344,12 +346,19 @@ async fn a_cursor_past_retention_is_a_410_and_foreign_cursors_are_refused() {
         "{}",
         gone.json
     );
+    (account, v3.cursor)
+}
+
+#[tokio::test]
+async fn a_cursor_past_retention_is_a_410_and_foreign_cursors_are_refused() {
+    let gw = spawn(&config("okra", "\n[sync]\nmax_versions = 1\n")).await;
+    let (account, cursor) = only_the_latest_change_is_kept(&gw).await;
 
     // Another caller's cursor, another provider's, a list cursor, an altered one: 400.
     let theirs = gw
         .get_as(
             Some(LEDGER_KEY),
-            &sync_path(&account, "okra", 100, Some(&v3.cursor)),
+            &sync_path(&account, "okra", 100, Some(&cursor)),
         )
         .await;
     assert_eq!(theirs.status, 400);
@@ -358,7 +367,7 @@ async fn a_cursor_past_retention_is_a_410_and_foreign_cursors_are_refused() {
         .get(&format!("/v1/accounts/{account}/transactions?limit=1"))
         .await;
     let list_cursor = list.json["pagination"]["next_cursor"].as_str().unwrap();
-    let mut altered = v3.cursor.clone().into_bytes();
+    let mut altered = cursor.clone().into_bytes();
     altered[10] = if altered[10] == b'A' { b'B' } else { b'A' };
     for cursor in [list_cursor, &String::from_utf8(altered).unwrap()] {
         let refused = gw
@@ -505,4 +514,13 @@ async fn with_redis_a_cursor_from_one_replica_continues_on_another_and_after_a_r
     assert_eq!(Synced::ids(&delta.removed), removed);
     let rest = sync_all(&[&a], &account, "okra", 50, Some(&delta.cursor)).await;
     assert!(rest.is_empty(), "{rest:?}");
+}
+
+#[tokio::test]
+async fn with_redis_the_kept_changes_are_bounded_the_same_way() {
+    let sandbox = standalone_sandbox_with(sandbox::SandboxConfig::default()).await;
+    let (url, prefix) = (redis_url(), unique_prefix("sync-retention"));
+    let toml = replica_toml(Some((&url, &prefix)), "", "\n[sync]\nmax_versions = 1\n");
+    let gw = spawn_replica(&toml, &sandbox).await;
+    only_the_latest_change_is_kept(&gw).await;
 }

@@ -191,13 +191,11 @@ pub struct History {
     fingerprints: Fingerprints,
     /// The diffs of versions `floor + 1 ..= version`, oldest first.
     diffs: VecDeque<StoredDiff>,
-    /// When it was last observed (Unix seconds).
-    touched: u64,
 }
 
 impl History {
     /// A history whose first version is `fingerprints`.
-    pub fn new(snapshot_id: u64, fingerprints: Fingerprints, now: u64) -> History {
+    pub fn new(snapshot_id: u64, fingerprints: Fingerprints) -> History {
         History {
             epoch: new_epoch(),
             version: 1,
@@ -205,7 +203,6 @@ impl History {
             snapshot_id,
             fingerprints,
             diffs: VecDeque::new(),
-            touched: now,
         }
     }
 
@@ -226,7 +223,6 @@ impl History {
         now: u64,
         bounds: Bounds,
     ) -> Option<ChangeSet> {
-        self.touched = now;
         if snapshot_id == self.snapshot_id {
             return None;
         }
@@ -436,11 +432,11 @@ impl RedisHistories {
         provider: &str,
         account: &str,
         snapshot_id: u64,
-        fps: &Fingerprints,
+        items: &[Transaction],
         bounds: Bounds,
     ) -> Result<(Head, Option<ChangeSet>), HistoryError> {
         let keys = self.keys(provider, account);
-        let new_digest = digest(fps);
+        let mut hashed: Option<(Fingerprints, String)> = None;
         for _ in 0..4 {
             let meta = self.meta(&keys[0]).await?;
             let head = Head {
@@ -450,6 +446,12 @@ impl RedisHistories {
             if meta.version > 0 && meta.snap == snapshot_id {
                 return Ok((head, None));
             }
+            let (fps, new_digest) = hashed.get_or_insert_with(|| {
+                let fps = fingerprints(items);
+                let digest = digest(&fps);
+                (fps, digest)
+            });
+            let (fps, new_digest) = (&*fps, new_digest.as_str());
             if meta.version > 0 && meta.digest == new_digest {
                 let mut call = self.touch.key(&keys[0]);
                 call.key(&keys[1])
@@ -505,7 +507,7 @@ impl RedisHistories {
                 .arg(meta.version)
                 .arg(new_epoch())
                 .arg(snapshot_id)
-                .arg(&new_digest)
+                .arg(new_digest)
                 .arg(unix_secs())
                 .arg(bounds.retention_secs)
                 .arg(bounds.max_versions)
@@ -667,13 +669,20 @@ impl SyncHistory {
             ));
         };
         let provider = snapshot.key.provider.clone();
-        let fps = fingerprints(&snapshot.items);
         let (head, changes) = match &self.backend {
             Backend::Memory(cache) => {
                 let key = (provider.clone(), account.to_owned());
                 let now = unix_secs();
+                // The snapshot seen last (the common case of a sync call): nothing to hash.
+                if let Some(history) = cache.get(&key) {
+                    let history = history.lock().unwrap_or_else(|e| e.into_inner());
+                    if history.snapshot_id == snapshot.id {
+                        return Ok(history.head());
+                    }
+                }
+                let fps = fingerprints(&snapshot.items);
                 let entry = cache.entry(key.clone()).or_insert_with(|| {
-                    Arc::new(Mutex::new(History::new(snapshot.id, fps.clone(), now)))
+                    Arc::new(Mutex::new(History::new(snapshot.id, fps.clone())))
                 });
                 let fresh = entry.is_fresh();
                 let entry = entry.into_value();
@@ -693,7 +702,13 @@ impl SyncHistory {
             }
             Backend::Redis(redis) => {
                 redis
-                    .observe(&provider, account, snapshot.id, &fps, self.bounds)
+                    .observe(
+                        &provider,
+                        account,
+                        snapshot.id,
+                        &snapshot.items,
+                        self.bounds,
+                    )
                     .await?
             }
         };
@@ -885,7 +900,7 @@ mod tests {
 
     #[test]
     fn versions_are_recorded_only_on_change_and_answer_from_any_kept_version() {
-        let mut h = History::new(1, fps(&[("a", 1)]), 0);
+        let mut h = History::new(1, fps(&[("a", 1)]));
         assert_eq!(h.observe(2, fps(&[("a", 1)]), 10, BOUNDS), None);
         assert_eq!(h.head().version, 1);
         assert!(
@@ -913,7 +928,7 @@ mod tests {
             retention_secs: 30 * day,
             max_versions: 5,
         };
-        let mut h = History::new(1, fps(&[]), 0);
+        let mut h = History::new(1, fps(&[]));
         // One change a day for 40 days, replayed on a fake clock.
         for n in 1..=40u64 {
             let state: Fingerprints = (0..n).map(|i| (format!("t{i}"), i)).collect();
@@ -934,7 +949,7 @@ mod tests {
             Err(HistoryError::Expired(_))
         ));
         // The retention alone: a change 31 days old is gone, one 29 days old is kept.
-        let mut h = History::new(1, fps(&[]), 0);
+        let mut h = History::new(1, fps(&[]));
         h.observe(2, fps(&[("a", 1)]), 0, BOUNDS);
         h.observe(3, fps(&[("a", 2)]), 2 * day, BOUNDS);
         h.observe(4, fps(&[("a", 3)]), 31 * day, BOUNDS);
