@@ -794,6 +794,11 @@ impl SyncHistory {
             let Some(entry) = app.registry.get(&provider) else {
                 return;
             };
+            // With Redis the refresh dropped the shared pointer in the background: drop it here
+            // first, so this read cannot find the old snapshot there.
+            if let Some(shared) = app.snapshots.shared() {
+                shared.invalidate_account(&provider, &account).await;
+            }
             let query = provider::TransactionQuery::new(Scope::Account(account));
             let read = app.within_deadline(async {
                 match app.snapshots.get_or_fetch(entry, &query).await {
