@@ -414,21 +414,41 @@ async fn receiver() -> (String, Arc<Seen>) {
     (format!("http://{addr}"), seen)
 }
 
-#[tokio::test]
-async fn a_change_notifies_webhook_clients_with_the_account_not_the_data() {
-    let (hooks, seen) = receiver().await;
-    let secret = "a-long-enough-raw-secret-for-sync";
+const HOOK_SECRET: &str = "a-long-enough-raw-secret-for-sync";
+
+/// TOML for a client `hooked` whose webhook is `hooks`, and the secret's file (remove it once
+/// the gateway started).
+fn hooked_client(hooks: &str) -> (String, std::path::PathBuf) {
     let secret_file = std::env::temp_dir().join(format!(
         "gateway-e2e-sync-secret-{}-{}",
         std::process::id(),
         hex::encode(&Sha256::digest(format!("{:?}", Instant::now()))[..6])
     ));
-    std::fs::write(&secret_file, secret).unwrap();
-    let extra = format!(
+    std::fs::write(&secret_file, HOOK_SECRET).unwrap();
+    let toml = format!(
         "\n[clients.hooked]\napi_key_sha256 = \"{}\"\nwebhook_url = \"{hooks}/hooks\"\nwebhook_secret_file = \"{}\"\n",
         hex::encode(Sha256::digest(b"hooked-key-e2e")),
         secret_file.display()
     );
+    (toml, secret_file)
+}
+
+/// Waits for `n` notifications (or panics after 10 s).
+async fn wait_for(seen: &Seen, n: usize) {
+    let started = Instant::now();
+    while seen.lock().unwrap().len() < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no notification"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_change_notifies_webhook_clients_with_the_account_not_the_data() {
+    let (hooks, seen) = receiver().await;
+    let (extra, secret_file) = hooked_client(&hooks);
     let gw = spawn(&config("okra", &extra)).await;
     std::fs::remove_file(&secret_file).unwrap();
     let (account, _) = account(&gw, "okra", 20, 400);
@@ -437,14 +457,7 @@ async fn a_change_notifies_webhook_clients_with_the_account_not_the_data() {
     let first = sync_all(&[&gw], &account, "okra", 100, None).await;
     mutate(&gw.sandbox, &account, "okra", 1, 0);
     refresh(&gw, &account, "okra").await;
-    let started = Instant::now();
-    while seen.lock().unwrap().is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no notification"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(&seen, 1).await;
     let delta = sync_all(&[&gw], &account, "okra", 100, Some(&first.cursor)).await;
     assert_eq!(
         (delta.added.len(), delta.modified.len()),
@@ -464,7 +477,7 @@ async fn a_change_notifies_webhook_clients_with_the_account_not_the_data() {
     assert_eq!(event["data"]["account_id"], account.as_str());
     assert_eq!(event["data"]["provider"], "okra");
     assert!(event["data"].get("added").is_none(), "no data in the event");
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
     mac.update(format!("{}.{}.", header("webhook-id"), header("webhook-timestamp")).as_bytes());
     mac.update(&body);
     assert_eq!(
@@ -483,7 +496,9 @@ async fn with_redis_a_cursor_from_one_replica_continues_on_another_and_after_a_r
     })
     .await;
     let (url, prefix) = (redis_url(), unique_prefix("sync"));
-    let toml = replica_toml(Some((&url, &prefix)), "", "");
+    let (hooks, seen) = receiver().await;
+    let (hooked, secret_file) = hooked_client(&hooks);
+    let toml = replica_toml(Some((&url, &prefix)), "", &hooked);
     let a = spawn_replica(&toml, &sandbox).await;
     let b = spawn_replica(&toml, &sandbox).await;
     let (account, count) = account(&a, "okra", 120, 1_500);
@@ -498,6 +513,7 @@ async fn with_redis_a_cursor_from_one_replica_continues_on_another_and_after_a_r
     let (modified, removed) = mutate(&sandbox, &account, "okra", 2, 1);
     refresh(&a, &account, "okra").await;
     let c = spawn_replica(&toml, &sandbox).await;
+    std::fs::remove_file(&secret_file).unwrap();
     let mut after = listed_ids(&c, &account, "okra").await;
     for _ in 0..40 {
         if after.len() == before.len() + NEW_PER_REFRESH - 1 {
@@ -514,6 +530,16 @@ async fn with_redis_a_cursor_from_one_replica_continues_on_another_and_after_a_r
     assert_eq!(Synced::ids(&delta.removed), removed);
     let rest = sync_all(&[&a], &account, "okra", 50, Some(&delta.cursor)).await;
     assert!(rest.is_empty(), "{rest:?}");
+
+    // Three replicas saw the new state; one version was recorded, one notification sent.
+    wait_for(&seen, 1).await;
+    let again = sync_all(&[&b, &c], &account, "okra", 500, None).await;
+    assert_eq!(again.added.len(), after.len());
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "one change, one notification"
+    );
 }
 
 #[tokio::test]
