@@ -376,6 +376,11 @@ async fn a_cursor_past_retention_is_a_410_and_foreign_cursors_are_refused() {
         assert_eq!(refused.status, 400, "{}", refused.json);
         assert_eq!(refused.json["code"], "invalid_cursor");
     }
+    // An empty cursor (what Plaid clients send first) is no cursor.
+    let empty = gw.get(&sync_path(&account, "okra", 500, Some(""))).await;
+    assert_eq!(empty.status, 200, "{}", empty.json);
+    assert!(empty.json["modified"].as_array().unwrap().is_empty());
+    assert!(!empty.json["added"].as_array().unwrap().is_empty());
     let bad = gw.get(&sync_path(&account, "okra", 501, None)).await;
     assert_eq!(
         (bad.status, bad.json["parameter"].as_str()),

@@ -38,8 +38,8 @@ const MAX_LIMIT: u32 = 500;
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct SyncParams {
-    /// `next_cursor` from the previous sync response; absent: start from nothing (everything is
-    /// `added`).
+    /// `next_cursor` from the previous sync response; absent or empty (as Plaid's clients send
+    /// it): start from nothing (everything is `added`).
     cursor: Option<String>,
     /// Changes per page, 1-500.
     #[param(minimum = 1, maximum = 500, default = 100)]
@@ -282,6 +282,7 @@ async fn sync(req: &HttpRequest, state: &AppState, account: String) -> Result<Ht
     let query = TransactionQuery::new(Scope::Account(account.clone()));
     let fp = fingerprint(&client.name, &entry.name, &query);
     let cursor = get("cursor")
+        .filter(|text| !text.is_empty())
         .map(|text| SyncCursor::decode(state, text, fp))
         .transpose()?;
 
