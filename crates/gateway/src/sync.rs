@@ -723,7 +723,7 @@ impl SyncHistory {
                 removed = changes.removed.len(),
                 "sync version recorded"
             );
-            self.notify(&provider, account, head);
+            self.notify(&provider, account);
         }
         Ok(head)
     }
@@ -750,7 +750,7 @@ impl SyncHistory {
         }
     }
 
-    fn notify(&self, provider: &str, account: &str, head: Head) {
+    fn notify(&self, provider: &str, account: &str) {
         #[derive(Serialize)]
         struct SyncAvailable<'a> {
             provider: &'a str,
@@ -760,7 +760,6 @@ impl SyncHistory {
         let Some(notifier) = &self.notifier else {
             return;
         };
-        let _ = head;
         let data = SyncAvailable {
             provider,
             account_id: account,
