@@ -659,6 +659,17 @@ async fn a_circuit_opened_by_one_replica_holds_every_replica_back() {
     assert!(sandbox.stats().total(Vendor::Okra) <= calls + 1);
 }
 
+/// A free port whose cluster bus port (port + 10000) is free too.
+fn cluster_port() -> u16 {
+    for _ in 0..100 {
+        let port = free_port();
+        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port pair for a Redis Cluster node");
+}
+
 /// Three Redis Cluster masters on free ports, started and joined by the test.
 struct RedisCluster {
     nodes: Vec<PrivateRedis>,
@@ -670,7 +681,7 @@ impl RedisCluster {
         let dir = e2e::replicas::scratch_dir("redis-cluster");
         let mut nodes = Vec::new();
         for i in 0..3 {
-            let port = free_port();
+            let port = cluster_port();
             let node_dir = dir.join(format!("n{i}"));
             std::fs::create_dir_all(&node_dir).unwrap_or_else(|e| panic!("{e}"));
             let child = Command::new("redis-server")
@@ -690,14 +701,18 @@ impl RedisCluster {
         }
         for node in &nodes {
             let mut up = false;
-            for _ in 0..100 {
+            for _ in 0..400 {
                 if std::net::TcpStream::connect(("127.0.0.1", node.port)).is_ok() {
                     up = true;
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            assert!(up, "cluster node on {} did not start", node.port);
+            assert!(
+                up,
+                "cluster node on {} did not start within 20 s",
+                node.port
+            );
         }
         let addrs: Vec<String> = nodes
             .iter()
