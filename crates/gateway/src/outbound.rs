@@ -483,7 +483,10 @@ impl Lane {
                         provider: self.provider.clone(),
                         id: lease_id,
                     });
-                    tokio::time::sleep(wait).await;
+                    // A zero sleep still waits for the timer's next tick (about 1 ms).
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
                     return Ok(guard);
                 }
                 Ok(Admission::Paused(left)) => {
