@@ -207,6 +207,7 @@ impl Lane {
     }
 
     fn throttled(&self, reason: ThrottleReason, retry_after: Duration) -> ProviderError {
+        crate::metrics::upstream_throttled(&self.provider, reason);
         ProviderError::Throttled {
             provider: self.provider.to_string(),
             reason,
@@ -217,11 +218,14 @@ impl Lane {
     fn still_paused(&self, now: Instant) -> Result<(), ProviderError> {
         match self.paused_for(now) {
             None => Ok(()),
-            Some(left) => Err(ProviderError::RateLimited {
-                provider: self.provider.to_string(),
-                retry_after: Some(left),
-                message: "paused after the provider's 429; not called".to_owned(),
-            }),
+            Some(left) => {
+                crate::metrics::upstream_paused(&self.provider);
+                Err(ProviderError::RateLimited {
+                    provider: self.provider.to_string(),
+                    retry_after: Some(left),
+                    message: "paused after the provider's 429; not called".to_owned(),
+                })
+            }
         }
     }
 
@@ -258,8 +262,10 @@ impl Lane {
                 if Instant::now() + wait > line_end {
                     return Err(self.throttled(ThrottleReason::Quota, wait));
                 }
+                let _waiting = crate::metrics::quota_waiting(&self.provider);
                 tokio::time::sleep(wait).await;
             }
+            crate::metrics::quota_spent(&self.provider);
         }
         let _slot = hold_slot.then_some(slot);
 
@@ -318,6 +324,7 @@ impl Lane {
                 delay.filter(|delay| deadline.is_none_or(|end| Instant::now() + *delay < end))
             })
             .notify(|error, delay| {
+                crate::metrics::upstream_retry(&provider);
                 tracing::info!(
                     provider = %provider,
                     error = %error,
@@ -393,12 +400,22 @@ impl Provider for Guarded {
         &self,
         query: &TransactionQuery,
     ) -> Result<Page<Transaction>, ProviderError> {
-        self.lane.read(|| self.inner.list_page(query)).await
+        self.lane
+            .read(|| {
+                crate::metrics::upstream(self.name(), "list_page", self.inner.list_page(query))
+            })
+            .await
     }
 
     async fn get_transaction(&self, provider_id: &str) -> Result<Transaction, ProviderError> {
         self.lane
-            .read(|| self.inner.get_transaction(provider_id))
+            .read(|| {
+                crate::metrics::upstream(
+                    self.name(),
+                    "get_transaction",
+                    self.inner.get_transaction(provider_id),
+                )
+            })
             .await
     }
 
@@ -406,13 +423,24 @@ impl Provider for Guarded {
     /// are walked here, each one a guarded (and separately retried) `list_page`.
     async fn list_all(&self, query: &TransactionQuery) -> Result<Vec<Transaction>, ProviderError> {
         if self.inner.capabilities().bulk_read {
-            return self.lane.read(|| self.inner.list_all(query)).await;
+            return self
+                .lane
+                .read(|| {
+                    crate::metrics::upstream(self.name(), "list_all", self.inner.list_all(query))
+                })
+                .await;
         }
         provider::walk_pages(self, query, self.walk_page_size, 1).await
     }
 
     async fn refresh(&self, request: &RefreshRequest) -> Result<RefreshOutcome, ProviderError> {
-        self.lane.refresh(self.inner.refresh(request)).await
+        self.lane
+            .refresh(crate::metrics::upstream(
+                self.name(),
+                "refresh",
+                self.inner.refresh(request),
+            ))
+            .await
     }
 
     fn parse_delivery(
