@@ -942,3 +942,33 @@ async fn readyz_is_503_while_a_registered_dependency_is_down_and_shows_the_break
     assert_eq!(body["checks"][1]["status"], "ok");
     assert!(body["checks"][1].get("error").is_none());
 }
+
+#[tokio::test]
+async fn metrics_on_their_own_listener_are_not_on_the_api_port() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config =
+        gateway::Config::from_toml(&embedded_config("[metrics]\nbind = \"127.0.0.1:0\"")).unwrap();
+    let app = gateway::Application::build(config).await.unwrap();
+    let metrics = app.metrics_addr().unwrap();
+    let addr = app.spawn();
+    let http = reqwest::Client::new();
+    let api = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status().as_u16(), 404);
+    let scrape = http
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scrape.status().as_u16(), 200);
+    assert!(
+        scrape
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap().starts_with("text/plain; version=0.0.4"))
+    );
+    assert!(scrape.text().await.unwrap().contains("gateway_build_info{"));
+}
