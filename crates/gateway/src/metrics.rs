@@ -16,10 +16,12 @@
 //! atomics, and never label by anything a caller chooses freely (paths, ids, query values).
 
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    SharedString, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use provider::{ProviderError, ThrottleReason};
 
@@ -239,11 +241,17 @@ pub fn status_class(status: u16) -> &'static str {
 }
 
 /// Records one inbound request.
-pub fn http_request(route: &str, method: &str, status: u16, client: &str, elapsed: Duration) {
+pub fn http_request(route: String, method: &str, status: u16, client: &str, elapsed: Duration) {
+    let method: SharedString = match method {
+        "GET" => "GET".into(),
+        "HEAD" => "HEAD".into(),
+        "POST" => "POST".into(),
+        other => other.to_owned().into(),
+    };
     histogram!(
         HTTP_REQUEST_DURATION,
-        "route" => route.to_owned(),
-        "method" => method.to_owned(),
+        "route" => route,
+        "method" => method,
         "status" => status_class(status),
         "client" => client.to_owned(),
     )
@@ -385,9 +393,10 @@ pub fn quota_waiting(provider: &str) -> QuotaWaiting {
     QuotaWaiting(gauge)
 }
 
-/// A snapshot cache lookup (`hit`, `miss`, `joined`, `stale`, `error`, `too_large`).
-pub fn cache_lookup(provider: &str, result: &'static str) {
-    counter!(CACHE_LOOKUPS, "provider" => provider.to_owned(), "result" => result).increment(1);
+/// A snapshot cache lookup (`hit`, `miss`, `joined`, `stale`, `error`, `too_large`). On the
+/// cache-hit path: the provider's name is shared, not copied.
+pub fn cache_lookup(provider: &Arc<str>, result: &'static str) {
+    counter!(CACHE_LOOKUPS, "provider" => provider.clone(), "result" => result).increment(1);
 }
 
 /// An entry of cache `tier` dropped for memory pressure.

@@ -129,17 +129,11 @@ pub async fn request_context(
     }
     let elapsed = started.elapsed();
     let request = res.request();
-    let route = request.match_pattern();
-    let route = route.as_deref().unwrap_or("unmatched");
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     let client = request.extensions().get::<Arc<Client>>().cloned();
     let client = client.as_deref().map_or("-", |c| c.name.as_str());
-    crate::metrics::http_request(
-        route,
-        request.method().as_str(),
-        status.as_u16(),
-        client,
-        elapsed,
-    );
     if access_log {
         let bytes = match res.response().body().size() {
             actix_web::body::BodySize::Sized(n) => n,
@@ -154,7 +148,7 @@ pub async fn request_context(
             target: ACCESS_TARGET,
             request_id = %request_id,
             method = %request.method(),
-            route,
+            route = route.as_str(),
             path = %request.path(),
             status = status.as_u16(),
             duration_ms = elapsed.as_micros() as f64 / 1000.0,
@@ -166,6 +160,13 @@ pub async fn request_context(
             "request"
         );
     }
+    crate::metrics::http_request(
+        route,
+        request.method().as_str(),
+        status.as_u16(),
+        client,
+        elapsed,
+    );
     Ok(match in_flight {
         Some(guard) => res.map_body(|_, body| {
             BoxBody::new(Tracked {

@@ -5,7 +5,7 @@
 //! start by whatever needs one; the Redis-backed stack (issue 12) registers a check that pings
 //! Redis, so a replica whose Redis is down leaves the load balancer:
 //!
-//! ```ignore
+//! ```text
 //! readiness.register(Arc::new(RedisPing(pool.clone())));
 //! ```
 //!
