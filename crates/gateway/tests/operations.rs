@@ -933,6 +933,10 @@ async fn readyz_is_503_while_a_registered_dependency_is_down_and_shows_the_break
         .await
         .unwrap();
     assert_eq!(health.status().as_u16(), 200);
+    let health: Value = health.json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(health["revision"], gateway::metrics::REVISION);
 
     // The dependency comes up: ready.
     let _listener = tokio::net::TcpListener::bind(dependency).await.unwrap();
