@@ -829,7 +829,7 @@ async fn metrics_after_real_traffic_agree_with_the_sandbox_and_pass_promtool() {
 }
 
 /// `promtool check metrics` on the scrape. Without promtool the check is skipped with a notice,
-/// unless `GATEWAY_REQUIRE_PROMTOOL` is set (CI sets it and installs promtool).
+/// unless `REQUIRE_PROMTOOL` is set (CI sets it and installs promtool).
 fn check_with_promtool(text: &str) {
     let child = Command::new("promtool")
         .args(["check", "metrics"])
@@ -841,7 +841,7 @@ fn check_with_promtool(text: &str) {
         Ok(child) => child,
         Err(e) => {
             assert!(
-                std::env::var_os("GATEWAY_REQUIRE_PROMTOOL").is_none(),
+                std::env::var_os("REQUIRE_PROMTOOL").is_none(),
                 "promtool is required but cannot run ({e}): apt-get install prometheus"
             );
             eprintln!(
