@@ -437,6 +437,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn redis_commands_are_counted_by_operation_and_outcome() {
+        let handle = handle().expect("the recorder is installed");
+        redis_call("get", "ok");
+        redis_call("get", "error");
+        redis_call("get", "error");
+        let text = handle.render();
+        assert!(
+            text.contains("gateway_redis_commands_total{op=\"get\",outcome=\"error\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE gateway_redis_commands_total counter"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn status_classes() {
         assert_eq!(status_class(200), "2xx");
         assert_eq!(status_class(304), "3xx");
