@@ -369,6 +369,7 @@ impl Cluster {
     {
         let down_until = self.down_until_ms.load(Ordering::Relaxed);
         if down_until != 0 && self.now_ms() < down_until {
+            crate::metrics::redis_call(what, "skipped");
             return Err(SharedError::Down);
         }
         let result = tokio::time::timeout(self.timeout, async {
@@ -376,6 +377,14 @@ impl Cluster {
             call(conn).await
         })
         .await;
+        crate::metrics::redis_call(
+            what,
+            match &result {
+                Ok(Ok(_)) => "ok",
+                Ok(Err(_)) => "error",
+                Err(_) => "timeout",
+            },
+        );
         let error = match result {
             Ok(Ok(value)) => {
                 if self.down_until_ms.swap(0, Ordering::Relaxed) != 0
@@ -623,6 +632,21 @@ impl Cluster {
     /// Wall-clock milliseconds (for logs and tests).
     pub fn unix_ms() -> u64 {
         unix_ms()
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::readiness::ReadinessCheck for Cluster {
+    fn name(&self) -> &str {
+        "redis"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        if self.ping().await {
+            Ok(())
+        } else {
+            Err(format!("no PONG within {} ms", self.timeout.as_millis()))
+        }
     }
 }
 

@@ -109,6 +109,50 @@ pub struct FileConfig {
     /// `[redis]`: state shared by every replica (quotas, cursors); absent: all in-process.
     #[serde(default)]
     pub redis: Option<RedisSection>,
+    /// `[log]`: log format and the access log.
+    #[serde(default)]
+    pub log: LogSection,
+    /// `[metrics]`: where Prometheus scrapes `/metrics`.
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (ANSI colours only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `text` or `json` (the `LOG_FORMAT` environment variable wins over it).
+    pub format: LogFormat,
+    /// One line per request at INFO (target `gateway::access`).
+    pub access_log: bool,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            format: LogFormat::Text,
+            access_log: true,
+        }
+    }
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Serve `/metrics` on this address only (not on `server.bind`); unset: on `server.bind`.
+    pub bind: Option<SocketAddr>,
 }
 
 /// `[redis]`: the Redis every replica shares. Without it everything stays in-process.
@@ -256,6 +300,8 @@ pub struct ServerSection {
     pub request_timeout_ms: u64,
     /// The URL under which callers (and vendors' webhooks) reach this gateway.
     pub public_url: Option<String>,
+    /// On SIGTERM/SIGINT: how long requests in flight may take to finish.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -265,6 +311,7 @@ impl Default for ServerSection {
             workers: 2,
             request_timeout_ms: 30_000,
             public_url: None,
+            shutdown_grace_secs: 30,
         }
     }
 }
@@ -541,6 +588,12 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// The key signing cursors, when configured (else shared through Redis, or per process).
     pub cursor_secret: Option<Secret>,
+    /// Log format and the access log.
+    pub log: LogSection,
+    /// Where `/metrics` is served (`None`: on `bind`).
+    pub metrics_bind: Option<SocketAddr>,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub shutdown_grace: Duration,
 }
 
 /// The embedded sandbox's settings.
@@ -729,6 +782,22 @@ impl Config {
                 "must be above 0",
             ));
         }
+        if server.shutdown_grace_secs > 3_600 {
+            return Err(ConfigError::new(
+                "server.shutdown_grace_secs",
+                "must be at most 3600",
+            ));
+        }
+        if file
+            .metrics
+            .bind
+            .is_some_and(|m| m == server.bind && m.port() != 0)
+        {
+            return Err(ConfigError::new(
+                "metrics.bind",
+                "must differ from server.bind (leave it unset to serve /metrics there)",
+            ));
+        }
         let public_url = server
             .public_url
             .as_deref()
@@ -878,6 +947,9 @@ impl Config {
             jobs,
             redis,
             cursor_secret,
+            log: file.log,
+            metrics_bind: file.metrics.bind,
+            shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
         })
     }
 }
@@ -960,6 +1032,8 @@ impl FileConfig {
             jobs: JobsSection::default(),
             rate_limits: RateLimitsSection::default(),
             redis: None,
+            log: LogSection::default(),
+            metrics: MetricsSection::default(),
         }
     }
 }

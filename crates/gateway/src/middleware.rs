@@ -4,6 +4,12 @@
 //! `x-request-id` when it is sane), runs the request inside a tracing span, and turns every
 //! error answer — from a handler, an extractor or actix itself (404,
 //! 405) — into one problem+json body carrying the request id. `authenticate` wraps `/v1`.
+//!
+//! It also writes the access log (one INFO line per request, target `gateway::access`) and
+//! records the request in the `gateway_http_request_duration_seconds` histogram. Both name the
+//! route by its template (`/v1/accounts/{account_id}/transactions`), never by the path's ids,
+//! and the client by its configured name; the query string (which may carry a webhook token)
+//! is never logged.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,7 +24,18 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use crate::error::{ApiError, PROBLEM_JSON};
+use crate::readiness::{Readiness, RequestGuard};
 use crate::state::{AppState, Client};
+use crate::telemetry::{ACCESS_TARGET, RequestFacts};
+
+/// Marks an error answer that carries its own body (e.g. `/readyz`'s 503), which
+/// `request_context` then leaves as it is instead of rendering a problem.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnBody;
+
+/// Whether `request_context` writes access-log lines (`log.access_log`), as app data.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessLog(pub bool);
 
 /// The header carrying the request id, both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -51,13 +68,20 @@ pub async fn request_context(
         path = %req.path(),
     );
     let started = Instant::now();
+    let access_log = req.app_data::<AccessLog>().is_none_or(|a| a.0);
+    // In flight until the body is sent (a shutdown waits for it).
+    let in_flight = req
+        .app_data::<web::Data<Readiness>>()
+        .map(|r| r.request_started());
+    let facts = Arc::new(RequestFacts::default());
     // Handlers turn their errors into responses, so an `Err` here is actix's own failure; it is
     // rendered by actix without our body.
-    let mut res = next
-        .call(req)
-        .instrument(span.clone())
-        .await?
-        .map_into_boxed_body();
+    let mut res = crate::telemetry::with_request_facts(
+        facts.clone(),
+        next.call(req).instrument(span.clone()),
+    )
+    .await?
+    .map_into_boxed_body();
 
     let status = res.status();
     if status.is_client_error() || status.is_server_error() {
@@ -70,7 +94,7 @@ pub async fn request_context(
                 log_failure(&span, api_error, status.as_u16());
                 Some(api_error.to_response(Some(&request_id)))
             }
-            None if !is_problem(&res) => {
+            None if !is_problem(&res) && !res.response().extensions().contains::<OwnBody>() => {
                 let err = generic_error(&res);
                 log_failure(&span, &err, status.as_u16());
                 Some(err.to_response(Some(&request_id)))
@@ -103,8 +127,81 @@ pub async fn request_context(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
-    tracing::debug!(parent: &span, status = status.as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "done");
-    Ok(res)
+    let elapsed = started.elapsed();
+    let request = res.request();
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let client = request.extensions().get::<Arc<Client>>().cloned();
+    let client = client.as_deref().map_or("-", |c| c.name.as_str());
+    if access_log {
+        let bytes = match res.response().body().size() {
+            actix_web::body::BodySize::Sized(n) => n,
+            _ => 0,
+        };
+        let x_cache = res
+            .headers()
+            .get("x-cache")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        tracing::info!(
+            target: ACCESS_TARGET,
+            request_id = %request_id,
+            method = %request.method(),
+            route = route.as_str(),
+            path = %request.path(),
+            status = status.as_u16(),
+            duration_ms = elapsed.as_micros() as f64 / 1000.0,
+            bytes,
+            client,
+            provider = facts.provider().unwrap_or("-"),
+            x_cache,
+            upstream_calls = facts.upstream_calls(),
+            "request"
+        );
+    }
+    crate::metrics::http_request(
+        route,
+        request.method().as_str(),
+        status.as_u16(),
+        client,
+        elapsed,
+    );
+    Ok(match in_flight {
+        Some(guard) => res.map_body(|_, body| {
+            BoxBody::new(Tracked {
+                body,
+                guard: Some(guard),
+            })
+        }),
+        None => res,
+    })
+}
+
+/// A response body that counts its request as in flight until it has been sent.
+struct Tracked {
+    body: BoxBody,
+    guard: Option<RequestGuard>,
+}
+
+impl MessageBody for Tracked {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<actix_web::web::Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        let next = std::pin::Pin::new(&mut this.body).poll_next(cx);
+        if let std::task::Poll::Ready(None) = next {
+            this.guard = None;
+        }
+        next
+    }
 }
 
 fn is_problem(res: &ServiceResponse<BoxBody>) -> bool {

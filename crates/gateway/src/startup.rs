@@ -1,8 +1,13 @@
 //! Building and running the service: configuration in, a bound server out.
+//!
+//! Shutdown: on SIGTERM (or SIGINT) [`Application::run_until_stopped`] logs it, marks the
+//! replica not ready, stops accepting connections, lets requests in flight finish for
+//! `server.shutdown_grace_secs`, and returns `Ok` (the process exits 0).
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
@@ -17,7 +22,8 @@ use crate::cursor::CursorCodec;
 use crate::inbound::{InboundLimits, rate_limit};
 use crate::jobs::Jobs;
 use crate::jobs_shared::SharedJobs;
-use crate::middleware::{authenticate, request_context};
+use crate::middleware::{AccessLog, authenticate, request_context};
+use crate::readiness::Readiness;
 use crate::shared_tier::{SharedTier, parse_invalidation};
 use crate::snapshot::SnapshotCache;
 use crate::state::{AppState, Client, DemoInfo, Registry, SandboxUpstream};
@@ -40,6 +46,9 @@ pub enum StartupError {
 pub struct Application {
     addr: SocketAddr,
     server: Server,
+    metrics: Option<(SocketAddr, Server)>,
+    shutdown_grace: Duration,
+    readiness: web::Data<Readiness>,
     state: web::Data<AppState>,
     sandbox: Option<sandbox::Sandbox>,
     demo: Option<DemoInfo>,
@@ -178,10 +187,22 @@ impl Application {
             });
         }
         crate::jobs::spawn_takeovers(state.clone());
+        // Installed before the first request, so every family is there from the start.
+        crate::metrics::handle();
+        let readiness = web::Data::new(Readiness::default());
+        if let Some(cluster) = &state.cluster {
+            readiness.register(cluster.clone());
+        }
+        let access_log = AccessLog(config.log.access_log);
+        let own_metrics_listener = config.metrics_bind.is_some();
+        let grace = config.shutdown_grace;
         let app_state = state.clone();
+        let app_readiness = readiness.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .app_data(app_readiness.clone())
+                .app_data(access_log)
                 .wrap(from_fn(request_context))
                 // Most traffic first: actix tries services in order, and the Swagger UI's
                 // catch-all pattern costs a regex match on every request it precedes.
@@ -193,7 +214,12 @@ impl Application {
                         .wrap(from_fn(authenticate))
                         .configure(api::v1_routes),
                 )
-                .service(web::resource("/healthz").route(web::get().to(api::healthz)))
+                .configure(api::operations::probe_routes)
+                .configure(|cfg| {
+                    if !own_metrics_listener {
+                        api::operations::metrics_routes(cfg);
+                    }
+                })
                 .route("/swagger-ui", web::get().to(redirect_to_swagger))
                 .service(
                     SwaggerUi::new("/swagger-ui/{_:.*}")
@@ -206,12 +232,36 @@ impl Application {
                 )
         })
         .workers(config.workers)
+        .disable_signals()
         .listen(listener)?
         .run();
+
+        let metrics = match config.metrics_bind {
+            Some(bind) => {
+                let listener = TcpListener::bind(bind)?;
+                let metrics_addr = listener.local_addr()?;
+                let metrics_state = state.clone();
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(metrics_state.clone())
+                        .configure(api::operations::metrics_routes)
+                })
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .listen(listener)?
+                .run();
+                Some((metrics_addr, server))
+            }
+            None => None,
+        };
 
         Ok(Application {
             addr,
             server,
+            metrics,
+            shutdown_grace: grace,
+            readiness,
             state,
             sandbox: sandbox_running.map(|(sb, _)| sb),
             demo,
@@ -221,6 +271,16 @@ impl Application {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served when `metrics.bind` gives it its own listener.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// The readiness checks: register one for each dependency the replica needs (Redis).
+    pub fn readiness(&self) -> web::Data<Readiness> {
+        self.readiness.clone()
     }
 
     /// The embedded sandbox, when configured.
@@ -243,14 +303,68 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped.
+    /// Serves until stopped, or until SIGTERM/SIGINT, then shuts down gracefully: not ready
+    /// from then on, no new connections, requests in flight given `server.shutdown_grace_secs`.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let Application {
+            server,
+            metrics,
+            shutdown_grace,
+            readiness,
+            ..
+        } = self;
+        let handle = server.handle();
+        let metrics_handle = metrics.as_ref().map(|(_, server)| server.handle());
+        if let Some((_, metrics_server)) = metrics {
+            tokio::spawn(metrics_server);
+        }
+        let mut server = std::pin::pin!(server);
+        // actix's own graceful stop can drop a worker (and the requests it serves) when its
+        // accept thread exits first, so the drain is done here: pause accepting, wait for the
+        // requests in flight (counted by `request_context`), then stop what is left (idle
+        // keep-alive connections).
+        let drain = async {
+            let signal = shutdown_signal().await;
+            tracing::info!(
+                signal,
+                grace_secs = shutdown_grace.as_secs(),
+                in_flight = readiness.in_flight(),
+                "shutting down: not accepting new connections, finishing requests in flight"
+            );
+            readiness.start_draining();
+            handle.pause().await;
+            let left = readiness.wait_idle(shutdown_grace).await;
+            if left > 0 {
+                tracing::warn!(
+                    requests = left,
+                    "grace period over: closing requests still in flight"
+                );
+            }
+            // Hand-over point for background work: the Redis-backed stack (issue 12) marks
+            // this replica's running refresh runs resumable here. In-memory runs and queued
+            // notifications end with the process.
+            // The last bytes of a body leave after the body ends: a moment to flush them.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            handle.stop(false).await;
+        };
+        let result = tokio::select! {
+            result = &mut server => result,
+            () = drain => server.await,
+        };
+        if let Some(metrics_handle) = metrics_handle {
+            // Spawned above, so it runs by itself.
+            metrics_handle.stop(false).await;
+        }
+        tracing::info!("stopped");
+        result
     }
 
     /// Starts serving in the background and returns the bound address (for tests).
     pub fn spawn(self) -> SocketAddr {
         let addr = self.addr;
+        if let Some((_, metrics)) = self.metrics {
+            tokio::spawn(metrics);
+        }
         tokio::spawn(self.server);
         addr
     }
@@ -311,4 +425,32 @@ fn code_list(items: &[String]) -> String {
         .map(|i| format!("`{i}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Resolves with the signal's name at the first SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                Ok(()) = tokio::signal::ctrl_c() => "SIGINT",
+            },
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; Ctrl-C only");
+                if tokio::signal::ctrl_c().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        "SIGINT"
+    }
 }

@@ -105,7 +105,11 @@ impl Registry {
     /// The provider a request names, or the default; an unknown name is a 400 naming `provider`.
     pub fn resolve(&self, name: Option<&str>) -> Result<&ProviderEntry, ApiError> {
         let name = name.unwrap_or(&self.default);
-        self.providers.get(name).ok_or_else(|| {
+        let entry = self
+            .providers
+            .get(name)
+            .inspect(|e| crate::telemetry::note_provider(&e.name));
+        entry.ok_or_else(|| {
             ApiError::invalid(
                 "provider",
                 format!(
@@ -122,7 +126,9 @@ impl Registry {
 
     /// A provider by exact name (for gateway ids).
     pub fn get(&self, name: &str) -> Option<&ProviderEntry> {
-        self.providers.get(name)
+        self.providers
+            .get(name)
+            .inspect(|e| crate::telemetry::note_provider(&e.name))
     }
 
     /// Every provider, by name.

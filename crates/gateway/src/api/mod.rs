@@ -4,6 +4,7 @@
 //! gathers them. `openapi/openapi.json` is [`ApiDoc`] rendered and checked in; a test fails when
 //! the two differ.
 
+pub mod operations;
 pub mod params;
 pub mod refresh;
 pub mod transactions;
@@ -26,7 +27,7 @@ use crate::state::AppState;
     info(
         title = "Bank transactions gateway",
         description = "One canonical, paginated API over several bank-data providers (Okra, a Mono-style provider).\n\nAmounts are exact: integer minor units (`minor`, kobo for NGN) plus a decimal string (`value`). Lists are newest first and served from consistent snapshots; walk them with `page` or with the opaque `next_cursor`.\n\nAuthenticate with `Authorization: Bearer <API key>` (the **Authorize** button). Errors are RFC 9457 `application/problem+json` with a stable `code`, the `request_id`, and for validation errors the `parameter` at fault.\n\nEach client has a request quota. Every authenticated `/v1` answer carries `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-09): `RateLimit-Policy: \"default\";q=6000;w=60` is the policy (`q` requests per `w` seconds), `RateLimit: \"default\";r=499;t=3` says `r` requests may be sent now and the full burst is back in `t` seconds. Over quota: 429 with `Retry-After`. When a provider is over the gateway's outbound quota for it (`provider_busy`), rate limiting the gateway (`upstream_rate_limited`), or failing so that its circuit breaker is open (`circuit_open`), the answer is 503 with `Retry-After`.",
-        version = "1.0.0"
+        version = env!("CARGO_PKG_VERSION")
     ),
     paths(
         transactions::list_account,
@@ -38,15 +39,17 @@ use crate::state::AppState;
         refresh::get_job,
         refresh::receive_delivery,
         list_providers,
-        healthz,
+        operations::healthz,
+        operations::readyz,
+        operations::metrics,
     ),
-    components(schemas(Problem, ProvidersBody, ProviderInfo, OutboundInfo, CircuitInfo, Health, crate::jobs::JobView, crate::jobs::JobStatus)),
+    components(schemas(Problem, ProvidersBody, ProviderInfo, OutboundInfo, CircuitInfo, operations::Health, operations::Ready, operations::CheckInfo, operations::ProviderCircuit, crate::jobs::JobView, crate::jobs::JobStatus)),
     modifiers(&BearerAuth, &RateLimitDocs),
     tags(
         (name = "transactions", description = "Canonical transactions from any configured provider"),
         (name = "refresh", description = "Fresh data on demand: refresh jobs, and the providers' webhook deliveries"),
         (name = "providers", description = "What is configured"),
-        (name = "operations", description = "Health")
+        (name = "operations", description = "Health, readiness and metrics (no API key)")
     )
 )]
 pub struct ApiDoc;
@@ -285,24 +288,6 @@ pub async fn list_providers(state: web::Data<AppState>) -> HttpResponse {
         })
         .collect();
     HttpResponse::Ok().json(ProvidersBody { data })
-}
-
-/// Liveness.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Health {
-    /// Always `ok` while the process serves requests.
-    status: &'static str,
-}
-
-/// Tells that the gateway is up (no authentication).
-#[utoipa::path(
-    get,
-    path = "/healthz",
-    tag = "operations",
-    responses((status = 200, description = "The gateway is up.", body = Health))
-)]
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// The `/v1` routes that need an API key.
