@@ -180,7 +180,8 @@ mod tests {
     fn limits(rpm: u32, burst: u32) -> InboundLimits {
         InboundLimits::new(&[ClientConfig {
             name: "billing".into(),
-            key_sha256: [0; 32],
+            keys: Vec::new(),
+            policy: crate::policy::Policy::unrestricted(),
             webhook: None,
             rate_limit: ClientRateLimit {
                 policy: "billing".into(),

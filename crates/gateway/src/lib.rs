@@ -4,6 +4,7 @@
 //! on a free port: [`Application::build`] binds, [`Application::addr`] tells where.
 
 pub mod api;
+pub mod audit;
 pub mod breaker;
 pub mod config;
 pub mod cursor;
@@ -13,6 +14,7 @@ pub mod jobs;
 pub mod middleware;
 pub mod notify;
 pub mod outbound;
+pub mod policy;
 pub mod snapshot;
 pub mod startup;
 pub mod state;

@@ -1,9 +1,17 @@
-//! Request-wide concerns: request ids, tracing spans, problem bodies, API-key auth.
+//! Request-wide concerns: request ids, tracing spans, problem bodies, API-key auth, scopes and
+//! the audit trail.
 //!
 //! `request_context` wraps the whole app: it gives each request an id (echoing a caller's
 //! `x-request-id` when it is sane), runs the request inside a tracing span, and turns every
 //! error answer — from a handler, an extractor or actix itself (404,
-//! 405) — into one problem+json body carrying the request id. `authenticate` wraps `/v1`.
+//! 405) — into one problem+json body carrying the request id.
+//!
+//! `/v1` runs three layers, outermost first: `authenticate` (API key -> client; an unknown key
+//! or one past its `not_after` date is a 401), the client's quota (`inbound::rate_limit`), then
+//! `authorize`: the route's operation and provider ([`crate::policy::ROUTES`]) checked against
+//! the client's [`crate::policy::Policy`] — a refusal is a 403 that has cost quota and never
+//! reaches a handler or a provider — and one audit record per call that touches bank data or
+//! was refused. Handlers check none of this.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,11 +25,17 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
+use crate::audit::{Outcome, Record, Returned};
 use crate::error::{ApiError, PROBLEM_JSON};
-use crate::state::{AppState, Client};
+use crate::policy::{self, Lookup, ProviderSource, Route, Subject};
+use crate::state::{AppState, Client, KeyEntry};
 
 /// The header carrying the request id, both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request's id, in the request's extensions (for the audit trail).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Arc<str>);
 
 fn caller_request_id(req: &ServiceRequest) -> Option<Arc<str>> {
     let value = req.headers().get(&REQUEST_ID)?.to_str().ok()?;
@@ -51,6 +65,7 @@ pub async fn request_context(
         path = %req.path(),
     );
     let started = Instant::now();
+    req.extensions_mut().insert(RequestId(request_id.clone()));
     // Handlers turn their errors into responses, so an `Err` here is actix's own failure; it is
     // rendered by actix without our body.
     let mut res = next
@@ -139,24 +154,39 @@ fn log_failure(span: &tracing::Span, err: &ApiError, status: u16) {
     }
 }
 
-/// Resolves `Authorization: Bearer <key>` to a configured client, or answers 401.
+/// Resolves `Authorization: Bearer <key>` to a configured client, or answers 401 (a key past
+/// its `not_after` date: `key_expired`, saying nothing else).
 pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let client = req
-        .app_data::<web::Data<AppState>>()
-        .and_then(|state| client_for(&req, state));
-    match client {
-        Some(client) => {
-            req.extensions_mut().insert(client);
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(req.error_response(ApiError::Unauthorized));
+    };
+    match key_for(&req, &state) {
+        Some(entry) if entry.is_expired_at(unix_now()) => {
+            tracing::warn!(client = %entry.client.name, "a request used an expired API key");
+            let err = ApiError::KeyExpired;
+            let route = matched_route(&req);
+            let record = draft(&req, &entry.client, route, None).finish(401, Some(&err));
+            state.audit.submit(record);
+            Ok(req.error_response(err))
+        }
+        Some(entry) => {
+            req.extensions_mut().insert(entry.client.clone());
             Ok(next.call(req).await?.map_into_boxed_body())
         }
         None => Ok(req.error_response(ApiError::Unauthorized)),
     }
 }
 
-fn client_for(req: &ServiceRequest, state: &AppState) -> Option<Arc<Client>> {
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn key_for<'a>(req: &ServiceRequest, state: &'a AppState) -> Option<&'a KeyEntry> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, key) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
@@ -167,5 +197,164 @@ fn client_for(req: &ServiceRequest, state: &AppState) -> Option<Arc<Client>> {
         return None;
     }
     let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-    state.clients.get(&hash).cloned()
+    state.clients.get(&hash)
+}
+
+/// What the route table says about this request; `None` when no route matches (a 404 follows).
+fn matched_route(req: &ServiceRequest) -> Option<Lookup> {
+    // The resource map knows every registered pattern before the scope routes the request.
+    let pattern = req.match_pattern()?;
+    Some(policy::lookup(req.method(), &pattern))
+}
+
+/// Checks the route's operation and provider against the client's policy (403 when refused),
+/// and writes the audit record of every call that touches bank data or is refused. Must run
+/// inside `authenticate` and the quota, so a refused call has been charged.
+pub async fn authorize(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let client = req.extensions().get::<Arc<Client>>().cloned();
+    let (Some(state), Some(client)) = (req.app_data::<web::Data<AppState>>().cloned(), client)
+    else {
+        return Ok(req.error_response(ApiError::Unauthorized));
+    };
+    let route = match matched_route(&req) {
+        Some(Lookup::Route(route)) => route,
+        // No such route (404) or not with this method (405): actix answers, nothing is read.
+        None | Some(Lookup::OtherMethod) => return Ok(next.call(req).await?.map_into_boxed_body()),
+        Some(Lookup::Undeclared) => {
+            let err = ApiError::Internal(format!(
+                "{} {} has no operation in policy::ROUTES",
+                req.method(),
+                req.match_pattern().unwrap_or_default()
+            ));
+            return Ok(req.error_response(err));
+        }
+    };
+    let providers = providers_named(&req, route, &state);
+    let verdict = match providers.as_slice() {
+        [] => client.policy.authorize(route.operation, None),
+        named => named.iter().try_for_each(|(name, parameter)| {
+            client
+                .policy
+                .authorize(route.operation, Some((name.as_str(), parameter)))
+        }),
+    };
+    let provider = providers.into_iter().next().map(|(name, _)| name);
+    match verdict {
+        Err(refusal) => {
+            tracing::info!(client = %client.name, error = %refusal, "call refused by the client's scopes");
+            let record = draft(&req, &client, Some(Lookup::Route(route)), provider)
+                .finish(403, Some(&refusal));
+            state.audit.submit(record);
+            Ok(req.error_response(refusal))
+        }
+        Ok(()) if route.operation.touches_bank_data() && state.audit.is_enabled() => {
+            let draft = draft(&req, &client, Some(Lookup::Route(route)), provider);
+            let res = next.call(req).await?.map_into_boxed_body();
+            let returned = res.response().extensions().get::<Returned>().copied();
+            let error = res
+                .response()
+                .error()
+                .and_then(|e| e.as_error::<ApiError>());
+            let mut record = draft.finish(res.status().as_u16(), error);
+            record.records = returned.map(|r| r.0);
+            state.audit.submit(record);
+            Ok(res)
+        }
+        Ok(()) => Ok(next.call(req).await?.map_into_boxed_body()),
+    }
+}
+
+/// The provider instance(s) the call names, with the parameter that named them: every
+/// `?provider=` (or the default), or the one a transaction id encodes. Empty when the route
+/// involves no provider, or its id is not a gateway id (the handler answers 400).
+fn providers_named(
+    req: &ServiceRequest,
+    route: &Route,
+    state: &AppState,
+) -> Vec<(String, &'static str)> {
+    match route.provider {
+        ProviderSource::None => Vec::new(),
+        ProviderSource::Query => {
+            let named: Vec<(String, &'static str)> =
+                url::form_urlencoded::parse(req.query_string().as_bytes())
+                    .filter(|(key, _)| key == "provider")
+                    .map(|(_, value)| (value.trim().to_owned(), "provider"))
+                    .collect();
+            if named.is_empty() {
+                vec![(state.registry.default_name().to_owned(), "provider")]
+            } else {
+                named
+            }
+        }
+        ProviderSource::TransactionId => route
+            .param(req.path(), "id")
+            .and_then(|id| params_id(&id))
+            .map(|provider| vec![(provider, "id")])
+            .unwrap_or_default(),
+    }
+}
+
+fn params_id(id: &str) -> Option<String> {
+    id.parse::<provider::TransactionId>()
+        .ok()
+        .map(|id| id.provider().to_owned())
+}
+
+/// An audit record being built: everything known before the handler runs.
+struct Draft {
+    record: Record,
+}
+
+fn draft(
+    req: &ServiceRequest,
+    client: &Client,
+    route: Option<Lookup>,
+    provider: Option<String>,
+) -> Draft {
+    let route = match route {
+        Some(Lookup::Route(route)) => Some(route),
+        _ => None,
+    };
+    let (scope_kind, scope_id) = match route.map(|r| (r, r.subject)) {
+        Some((_, Subject::All)) => (Some("all"), None),
+        Some((route, Subject::Param { kind, param })) => {
+            (Some(kind), route.param(req.path(), param))
+        }
+        _ => (None, None),
+    };
+    Draft {
+        record: Record {
+            time: time::OffsetDateTime::now_utc(),
+            client: Arc::from(client.name.as_str()),
+            operation: route.map(|r| r.operation.scope()),
+            route: route.map(|r| format!("{} {}", r.method, r.pattern)),
+            provider,
+            scope_kind,
+            scope_id,
+            records: None,
+            request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
+            outcome: Outcome::Ok,
+            status: 0,
+            error: None,
+        },
+    }
+}
+
+impl Draft {
+    fn finish(mut self, status: u16, error: Option<&ApiError>) -> Record {
+        let record = &mut self.record;
+        record.time = time::OffsetDateTime::now_utc();
+        record.status = status;
+        record.error = error.map(|e| e.classify().1);
+        record.outcome = match error {
+            Some(ApiError::KeyExpired) => Outcome::KeyExpired,
+            Some(ApiError::InsufficientScope { .. }) => Outcome::Denied,
+            _ if status < 400 => Outcome::Ok,
+            _ => Outcome::Failed,
+        };
+        self.record
+    }
 }
