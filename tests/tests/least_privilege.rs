@@ -109,6 +109,58 @@ async fn a_client_without_refresh_gets_403_on_refresh_and_its_reads_still_work()
     assert_eq!(billing.status, 202, "{}", billing.json);
 }
 
+/// Every operation the spec documents with a scope is refused, naming that scope, to a client
+/// without it: no `/v1` route escapes its check.
+#[tokio::test]
+async fn every_documented_operation_refuses_a_client_without_its_scope() {
+    const JOBS_ONLY_KEY: &str = "jobs-only-key-e2e";
+    let extra = format!(
+        "{}\n[clients.jobs-only]\napi_key_sha256 = \"{}\"\nscopes = [\"jobs:read\"]\n",
+        restricted_clients(),
+        key_hash(JOBS_ONLY_KEY)
+    );
+    let gw = spawn(&base_config("okra", &extra)).await;
+    let spec = gw.get_as(None, "/openapi.json").await.json;
+    gw.sandbox.reset_stats();
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Some(scope) = op["security"][0]["api_key"][0].as_str() else {
+                continue;
+            };
+            // A client lacking exactly this scope.
+            let key = if scope == "jobs:read" {
+                READER_KEY
+            } else {
+                JOBS_ONLY_KEY
+            };
+            let concrete = path
+                .split('/')
+                .map(|segment| {
+                    if segment.starts_with('{') {
+                        "x1"
+                    } else {
+                        segment
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            let url = format!("{}{concrete}", gw.base);
+            let request = match method.as_str() {
+                "get" => gw.http.get(url),
+                "post" => gw.http.post(url),
+                other => panic!("{other} {path}: add the method here"),
+            };
+            let reply = gw.send(request.bearer_auth(key)).await;
+            assert_refused(&reply, scope);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 8, "every /v1 operation of the spec");
+    assert_eq!(gw.sandbox.stats().total(Vendor::Okra), 0);
+    assert_eq!(gw.sandbox.stats().total(Vendor::Mono), 0);
+}
+
 #[tokio::test]
 async fn a_client_limited_to_okra_gets_403_for_mono_and_sees_only_okra() {
     let gw = spawn(&base_config("okra", &restricted_clients())).await;

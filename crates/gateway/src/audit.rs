@@ -16,12 +16,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::time::SystemTime;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::config::AuditSettings;
+use crate::policy::Route;
 
 /// How many records a response carried, set by the handler on the response's extensions so
 /// the middleware can record it (handlers report what they returned; they decide nothing).
@@ -47,15 +49,15 @@ pub enum Outcome {
 pub struct Record {
     /// When the call was answered (RFC 3339, UTC).
     #[serde(serialize_with = "rfc3339")]
-    pub time: OffsetDateTime,
+    pub time: SystemTime,
     /// The client the API key belongs to.
     pub client: Arc<str>,
-    /// The operation (scope): `transactions:read`, ...; `null` when the route is unknown.
-    pub operation: Option<&'static str>,
-    /// `METHOD /v1/pattern`.
-    pub route: Option<String>,
+    /// The route, written as `operation` (its scope, e.g. `transactions:read`) and `route`
+    /// (`METHOD /v1/pattern`); both `null` when the route is unknown.
+    #[serde(flatten, serialize_with = "route_fields")]
+    pub route: Option<&'static Route>,
     /// The provider instance asked (or that would have been).
-    pub provider: Option<String>,
+    pub provider: Option<Arc<str>>,
     /// What the call was about: `account`, `customer`, `nuban`, `all`, `transaction`, `job`.
     pub scope_kind: Option<&'static str>,
     /// Its id as the caller gave it (an account id, customer id, NUBAN, gateway id, job id).
@@ -72,9 +74,31 @@ pub struct Record {
     pub error: Option<&'static str>,
 }
 
-fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-    let text = t.format(&Rfc3339).map_err(serde::ser::Error::custom)?;
+fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    let text = OffsetDateTime::from(*t)
+        .format(&Rfc3339)
+        .map_err(serde::ser::Error::custom)?;
     s.serialize_str(&text)
+}
+
+fn route_fields<S: serde::Serializer>(
+    route: &Option<&'static Route>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(2))?;
+    map.serialize_entry("operation", &route.map(|r| r.operation.scope()))?;
+    map.serialize_entry("route", &route.map(RouteName))?;
+    map.end()
+}
+
+/// `METHOD /v1/pattern`, written without building a string.
+struct RouteName(&'static Route);
+
+impl Serialize for RouteName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{} {}", self.0.method, self.0.pattern))
+    }
 }
 
 enum Message {
@@ -277,11 +301,10 @@ mod tests {
 
     fn record(n: u64) -> Record {
         Record {
-            time: OffsetDateTime::UNIX_EPOCH,
+            time: SystemTime::UNIX_EPOCH,
             client: Arc::from("billing"),
-            operation: Some("transactions:read"),
-            route: Some("GET /v1/accounts/{account_id}/transactions".into()),
-            provider: Some("okra".into()),
+            route: Some(&crate::policy::LIST_ACCOUNT),
+            provider: Some(Arc::from("okra")),
             scope_kind: Some("account"),
             scope_id: Some(format!("acc-{n}")),
             records: Some(n),
@@ -310,6 +333,8 @@ mod tests {
         let first = &lines[0];
         assert_eq!(first["time"], "1970-01-01T00:00:00Z");
         assert_eq!(first["client"], "billing");
+        assert_eq!(first["operation"], "transactions:read");
+        assert_eq!(first["route"], "GET /v1/accounts/{account_id}/transactions");
         assert_eq!(first["outcome"], "ok");
         assert_eq!(first["scope_kind"], "account");
         let counts: Vec<u64> = lines

@@ -7,11 +7,11 @@
 //! 405) — into one problem+json body carrying the request id.
 //!
 //! `/v1` runs three layers, outermost first: `authenticate` (API key -> client; an unknown key
-//! or one past its `not_after` date is a 401), the client's quota (`inbound::rate_limit`), then
-//! `authorize`: the route's operation and provider ([`crate::policy::ROUTES`]) checked against
-//! the client's [`crate::policy::Policy`] — a refusal is a 403 that has cost quota and never
-//! reaches a handler or a provider — and one audit record per call that touches bank data or
-//! was refused. Handlers check none of this.
+//! or one past its `not_after` date is a 401), the client's quota (`inbound::rate_limit`), then,
+//! around each route, `authorize`: the route's operation and provider
+//! ([`crate::policy::ROUTES`]) checked against the client's [`crate::policy::Policy`] — a
+//! refusal is a 403 that has cost quota and never reaches a handler or a provider — and one
+//! audit record per call that touches bank data or was refused. Handlers check none of this.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,7 +27,7 @@ use tracing::Instrument;
 
 use crate::audit::{Outcome, Record, Returned};
 use crate::error::{ApiError, PROBLEM_JSON};
-use crate::policy::{self, Lookup, ProviderSource, Route, Subject};
+use crate::policy::{self, ProviderSource, Route, Subject};
 use crate::state::{AppState, Client, KeyEntry};
 
 /// The header carrying the request id, both ways.
@@ -200,58 +200,61 @@ fn key_for<'a>(req: &ServiceRequest, state: &'a AppState) -> Option<&'a KeyEntry
     state.clients.get(&hash)
 }
 
-/// What the route table says about this request; `None` when no route matches (a 404 follows).
-fn matched_route(req: &ServiceRequest) -> Option<Lookup> {
-    // The resource map knows every registered pattern before the scope routes the request.
+/// The route this request will reach, looked up in the resource map before routing (only on
+/// the rare paths that need it before `authorize`, like an expired key's audit record).
+fn matched_route(req: &ServiceRequest) -> Option<&'static Route> {
     let pattern = req.match_pattern()?;
-    Some(policy::lookup(req.method(), &pattern))
+    policy::lookup(req.method(), &pattern)
 }
 
-/// Checks the route's operation and provider against the client's policy (403 when refused),
-/// and writes the audit record of every call that touches bank data or is refused. Must run
-/// inside `authenticate` and the quota, so a refused call has been charged.
+/// Checks `route`'s operation and provider against the client's policy (403 when refused),
+/// and writes the audit record of every call that touches bank data or is refused.
+///
+/// `api::v1_routes` puts it around each `/v1` resource, with that resource's entry of
+/// [`policy::ROUTES`]: it runs after routing (so it needs no matching of its own) and inside
+/// `authenticate` and the quota (so a refused call has been charged).
 pub async fn authorize(
+    route: &'static Route,
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
+    if req.method() != route.method {
+        // Not this route's method: actix answers 405, nothing is read.
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
     let client = req.extensions().get::<Arc<Client>>().cloned();
     let (Some(state), Some(client)) = (req.app_data::<web::Data<AppState>>().cloned(), client)
     else {
         return Ok(req.error_response(ApiError::Unauthorized));
     };
-    let route = match matched_route(&req) {
-        Some(Lookup::Route(route)) => route,
-        // No such route (404) or not with this method (405): actix answers, nothing is read.
-        None | Some(Lookup::OtherMethod) => return Ok(next.call(req).await?.map_into_boxed_body()),
-        Some(Lookup::Undeclared) => {
-            let err = ApiError::Internal(format!(
-                "{} {} has no operation in policy::ROUTES",
-                req.method(),
-                req.match_pattern().unwrap_or_default()
-            ));
-            return Ok(req.error_response(err));
-        }
-    };
-    let providers = providers_named(&req, route, &state);
-    let verdict = match providers.as_slice() {
-        [] => client.policy.authorize(route.operation, None),
-        named => named.iter().try_for_each(|(name, parameter)| {
-            client
-                .policy
-                .authorize(route.operation, Some((name.as_str(), parameter)))
-        }),
-    };
-    let provider = providers.into_iter().next().map(|(name, _)| name);
+    let mut provider = None;
+    let mut verdict = client.policy.authorize(route.operation, None);
+    if verdict.is_ok() {
+        for_each_provider(&req, route, &state, |name, parameter| {
+            if verdict.is_ok() {
+                verdict = client
+                    .policy
+                    .authorize(route.operation, Some((name, parameter)));
+            }
+            if provider.is_none() {
+                provider = Some(
+                    state
+                        .registry
+                        .get(name)
+                        .map_or_else(|| Arc::from(name), |entry| entry.name.clone()),
+                );
+            }
+        });
+    }
     match verdict {
         Err(refusal) => {
             tracing::info!(client = %client.name, error = %refusal, "call refused by the client's scopes");
-            let record = draft(&req, &client, Some(Lookup::Route(route)), provider)
-                .finish(403, Some(&refusal));
+            let record = draft(&req, &client, Some(route), provider).finish(403, Some(&refusal));
             state.audit.submit(record);
             Ok(req.error_response(refusal))
         }
         Ok(()) if route.operation.touches_bank_data() && state.audit.is_enabled() => {
-            let draft = draft(&req, &client, Some(Lookup::Route(route)), provider);
+            let draft = draft(&req, &client, Some(route), provider);
             let res = next.call(req).await?.map_into_boxed_body();
             let returned = res.response().extensions().get::<Returned>().copied();
             let error = res
@@ -267,40 +270,38 @@ pub async fn authorize(
     }
 }
 
-/// The provider instance(s) the call names, with the parameter that named them: every
-/// `?provider=` (or the default), or the one a transaction id encodes. Empty when the route
-/// involves no provider, or its id is not a gateway id (the handler answers 400).
-fn providers_named(
+/// Calls `f` with each provider instance the call names and the parameter that named it:
+/// every `?provider=` (or the default), or the one a transaction id encodes. Nothing when the
+/// route involves no provider, or its id is not a gateway id (the handler answers 400).
+fn for_each_provider(
     req: &ServiceRequest,
     route: &Route,
     state: &AppState,
-) -> Vec<(String, &'static str)> {
+    mut f: impl FnMut(&str, &'static str),
+) {
     match route.provider {
-        ProviderSource::None => Vec::new(),
+        ProviderSource::None => {}
         ProviderSource::Query => {
-            let named: Vec<(String, &'static str)> =
-                url::form_urlencoded::parse(req.query_string().as_bytes())
-                    .filter(|(key, _)| key == "provider")
-                    .map(|(_, value)| (value.trim().to_owned(), "provider"))
-                    .collect();
-            if named.is_empty() {
-                vec![(state.registry.default_name().to_owned(), "provider")]
-            } else {
-                named
+            let mut named = false;
+            for (key, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+                if key == "provider" {
+                    named = true;
+                    f(value.trim(), "provider");
+                }
+            }
+            if !named {
+                f(state.registry.default_name(), "provider");
             }
         }
-        ProviderSource::TransactionId => route
-            .param(req.path(), "id")
-            .and_then(|id| params_id(&id))
-            .map(|provider| vec![(provider, "id")])
-            .unwrap_or_default(),
+        ProviderSource::TransactionId => {
+            // Decoded fully: a valid id has only A-Z a-z 0-9 _ -, so this is the id the
+            // handler parses, or no valid id at all.
+            let id = req.match_info().get("id").and_then(policy::decode_segment);
+            if let Some(id) = id.and_then(|id| id.parse::<provider::TransactionId>().ok()) {
+                f(id.provider(), "id");
+            }
+        }
     }
-}
-
-fn params_id(id: &str) -> Option<String> {
-    id.parse::<provider::TransactionId>()
-        .ok()
-        .map(|id| id.provider().to_owned())
 }
 
 /// An audit record being built: everything known before the handler runs.
@@ -311,26 +312,22 @@ struct Draft {
 fn draft(
     req: &ServiceRequest,
     client: &Client,
-    route: Option<Lookup>,
-    provider: Option<String>,
+    route: Option<&'static Route>,
+    provider: Option<Arc<str>>,
 ) -> Draft {
-    let route = match route {
-        Some(Lookup::Route(route)) => Some(route),
-        _ => None,
-    };
-    let (scope_kind, scope_id) = match route.map(|r| (r, r.subject)) {
-        Some((_, Subject::All)) => (Some("all"), None),
-        Some((route, Subject::Param { kind, param })) => {
-            (Some(kind), route.param(req.path(), param))
-        }
+    let (scope_kind, scope_id) = match route.map(|r| r.subject) {
+        Some(Subject::All) => (Some("all"), None),
+        Some(Subject::Param { kind, param }) => (
+            Some(kind),
+            req.match_info().get(param).and_then(policy::decode_segment),
+        ),
         _ => (None, None),
     };
     Draft {
         record: Record {
-            time: time::OffsetDateTime::now_utc(),
+            time: std::time::SystemTime::now(),
             client: Arc::from(client.name.as_str()),
-            operation: route.map(|r| r.operation.scope()),
-            route: route.map(|r| format!("{} {}", r.method, r.pattern)),
+            route,
             provider,
             scope_kind,
             scope_id,
@@ -346,7 +343,7 @@ fn draft(
 impl Draft {
     fn finish(mut self, status: u16, error: Option<&ApiError>) -> Record {
         let record = &mut self.record;
-        record.time = time::OffsetDateTime::now_utc();
+        record.time = std::time::SystemTime::now();
         record.status = status;
         record.error = error.map(|e| e.classify().1);
         record.outcome = match error {

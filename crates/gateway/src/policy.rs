@@ -1,12 +1,13 @@
 //! Least privilege: what each client may do (its scopes) and reach (its provider instances),
 //! and which operation every `/v1` route is.
 //!
-//! [`ROUTES`] is the one table from a route (method and pattern, exactly as registered) to the
-//! [`Operation`] it performs, where its provider comes from and what it is about (for the audit
-//! trail). The authentication middleware looks a request up there and asks the client's
-//! [`Policy`] before any handler runs: handlers never check scopes, and a refused call never
-//! reaches a provider. A `/v1` route missing from the table is refused (fail closed); a test
-//! checks that the table and the OpenAPI document's security requirements agree.
+//! [`ROUTES`] is the one table of the `/v1` routes a client calls: method and pattern, the
+//! [`Operation`] each performs, where its provider comes from and what it is about (for the
+//! audit trail). `api::v1_routes` registers every route from this table, with the
+//! `middleware::authorize` layer that asks the client's [`Policy`] before the handler runs:
+//! handlers never check scopes, and a refused call never reaches a provider. Tests check that
+//! the table and the OpenAPI document's security requirements agree, and (end to end) that
+//! every documented operation refuses a client without its scope.
 //!
 //! This module owns no I/O: it decides, the middleware acts.
 
@@ -227,12 +228,14 @@ pub enum Subject {
     },
 }
 
-/// One `/v1` route: what it does, which provider it reaches, what it is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One `/v1` route: its method and pattern, what it does, which provider it reaches, what it
+/// is about. `api::v1_routes` registers each with its handler and `authorize` around it, so
+/// the pattern is written here only.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     /// The HTTP method.
-    pub method: &'static str,
-    /// The full pattern, as actix reports it (`HttpRequest::match_pattern`).
+    pub method: Method,
+    /// The full pattern (`/v1/...`), as registered and as documented.
     pub pattern: &'static str,
     /// The operation, i.e. the scope it needs.
     pub operation: Operation,
@@ -243,13 +246,12 @@ pub struct Route {
 }
 
 impl Route {
-    /// The value of path parameter `name` in `path` (a path this route matched), fully
-    /// percent-decoded. Read from the path itself, so it is known before routing.
-    pub fn param(&self, path: &str, name: &str) -> Option<String> {
-        let index = self.pattern.split('/').position(|segment| {
-            segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) == Some(name)
-        })?;
-        path.split('/').nth(index).and_then(decode_segment)
+    /// The path parameter that names the call's subject, when it has one.
+    pub fn subject_param(&self) -> Option<&'static str> {
+        match self.subject {
+            Subject::Param { param, .. } => Some(param),
+            _ => None,
+        }
     }
 }
 
@@ -257,101 +259,99 @@ const fn param(kind: &'static str, param: &'static str) -> Subject {
     Subject::Param { kind, param }
 }
 
-/// Every `/v1` route a client calls with its API key, and the operation it is.
-pub const ROUTES: [Route; 9] = [
-    Route {
-        method: "GET",
-        pattern: "/v1/accounts/{account_id}/transactions",
-        operation: Operation::TransactionsRead,
-        provider: ProviderSource::Query,
-        subject: param("account", "account_id"),
-    },
-    Route {
-        method: "GET",
-        pattern: "/v1/customers/{customer_id}/transactions",
-        operation: Operation::TransactionsRead,
-        provider: ProviderSource::Query,
-        subject: param("customer", "customer_id"),
-    },
-    Route {
-        method: "GET",
-        pattern: "/v1/nubans/{nuban}/transactions",
-        operation: Operation::TransactionsRead,
-        provider: ProviderSource::Query,
-        subject: param("nuban", "nuban"),
-    },
-    Route {
-        method: "GET",
-        pattern: "/v1/transactions",
-        operation: Operation::TransactionsRead,
-        provider: ProviderSource::Query,
-        subject: Subject::All,
-    },
-    Route {
-        method: "GET",
-        pattern: "/v1/transactions/{id}",
-        operation: Operation::TransactionsRead,
-        provider: ProviderSource::TransactionId,
-        subject: param("transaction", "id"),
-    },
-    Route {
-        method: "POST",
-        pattern: "/v1/accounts/{account_id}/transactions/refresh",
-        operation: Operation::TransactionsRefresh,
-        provider: ProviderSource::Query,
-        subject: param("account", "account_id"),
-    },
-    // Issue 18's delta sync: guarded from the moment the route is registered.
-    Route {
-        method: "GET",
-        pattern: "/v1/accounts/{account_id}/transactions/sync",
-        operation: Operation::TransactionsSync,
-        provider: ProviderSource::Query,
-        subject: param("account", "account_id"),
-    },
-    Route {
-        method: "GET",
-        pattern: "/v1/providers",
-        operation: Operation::ProvidersRead,
-        provider: ProviderSource::None,
-        subject: Subject::None,
-    },
-    Route {
-        method: "GET",
-        pattern: "/v1/jobs/{id}",
-        operation: Operation::JobsRead,
-        provider: ProviderSource::None,
-        subject: param("job", "id"),
-    },
+/// `GET /v1/accounts/{account_id}/transactions`
+pub static LIST_ACCOUNT: Route = Route {
+    method: Method::GET,
+    pattern: "/v1/accounts/{account_id}/transactions",
+    operation: Operation::TransactionsRead,
+    provider: ProviderSource::Query,
+    subject: param("account", "account_id"),
+};
+/// `GET /v1/customers/{customer_id}/transactions`
+pub static LIST_CUSTOMER: Route = Route {
+    method: Method::GET,
+    pattern: "/v1/customers/{customer_id}/transactions",
+    operation: Operation::TransactionsRead,
+    provider: ProviderSource::Query,
+    subject: param("customer", "customer_id"),
+};
+/// `GET /v1/nubans/{nuban}/transactions`
+pub static LIST_NUBAN: Route = Route {
+    method: Method::GET,
+    pattern: "/v1/nubans/{nuban}/transactions",
+    operation: Operation::TransactionsRead,
+    provider: ProviderSource::Query,
+    subject: param("nuban", "nuban"),
+};
+/// `GET /v1/transactions`
+pub static LIST_ALL: Route = Route {
+    method: Method::GET,
+    pattern: "/v1/transactions",
+    operation: Operation::TransactionsRead,
+    provider: ProviderSource::Query,
+    subject: Subject::All,
+};
+/// `GET /v1/transactions/{id}`
+pub static GET_TRANSACTION: Route = Route {
+    method: Method::GET,
+    pattern: "/v1/transactions/{id}",
+    operation: Operation::TransactionsRead,
+    provider: ProviderSource::TransactionId,
+    subject: param("transaction", "id"),
+};
+/// `POST /v1/accounts/{account_id}/transactions/refresh`
+pub static START_REFRESH: Route = Route {
+    method: Method::POST,
+    pattern: "/v1/accounts/{account_id}/transactions/refresh",
+    operation: Operation::TransactionsRefresh,
+    provider: ProviderSource::Query,
+    subject: param("account", "account_id"),
+};
+/// `GET /v1/accounts/{account_id}/transactions/sync`: issue 18's delta sync, declared ahead of
+/// its handler (register it with this route and it is guarded).
+pub static SYNC_ACCOUNT: Route = Route {
+    method: Method::GET,
+    pattern: "/v1/accounts/{account_id}/transactions/sync",
+    operation: Operation::TransactionsSync,
+    provider: ProviderSource::Query,
+    subject: param("account", "account_id"),
+};
+/// `GET /v1/providers`
+pub static LIST_PROVIDERS: Route = Route {
+    method: Method::GET,
+    pattern: "/v1/providers",
+    operation: Operation::ProvidersRead,
+    provider: ProviderSource::None,
+    subject: Subject::None,
+};
+/// `GET /v1/jobs/{id}`
+pub static GET_JOB: Route = Route {
+    method: Method::GET,
+    pattern: "/v1/jobs/{id}",
+    operation: Operation::JobsRead,
+    provider: ProviderSource::None,
+    subject: param("job", "id"),
+};
+
+/// Every `/v1` route a client calls with its API key.
+pub static ROUTES: [&Route; 9] = [
+    &LIST_ACCOUNT,
+    &LIST_CUSTOMER,
+    &LIST_NUBAN,
+    &LIST_ALL,
+    &GET_TRANSACTION,
+    &START_REFRESH,
+    &SYNC_ACCOUNT,
+    &LIST_PROVIDERS,
+    &GET_JOB,
 ];
 
-/// What the table says about a matched route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lookup {
-    /// The route and the operation it performs.
-    Route(&'static Route),
-    /// A known pattern called with another method: actix answers 405, nothing to authorize.
-    OtherMethod,
-    /// A registered pattern the table does not know: refused (fail closed).
-    Undeclared,
-}
-
-/// Looks up the route `pattern` (from `match_pattern`) called with `method`.
-pub fn lookup(method: &Method, pattern: &str) -> Lookup {
-    let mut known = false;
-    for route in &ROUTES {
-        if route.pattern == pattern {
-            if route.method == method.as_str() {
-                return Lookup::Route(route);
-            }
-            known = true;
-        }
-    }
-    if known {
-        Lookup::OtherMethod
-    } else {
-        Lookup::Undeclared
-    }
+/// The route with this method and pattern (as `HttpRequest::match_pattern` gives it).
+pub fn lookup(method: &Method, pattern: &str) -> Option<&'static Route> {
+    ROUTES
+        .iter()
+        .copied()
+        .find(|r| r.method == method && r.pattern == pattern)
 }
 
 /// Percent-decodes a path segment completely (`%41` -> `A`); `None` when that gives no UTF-8.
@@ -438,15 +438,13 @@ mod tests {
 
     #[test]
     fn the_table_answers_by_method_and_pattern() {
-        let get = lookup(&Method::GET, "/v1/transactions/{id}");
-        assert!(matches!(get, Lookup::Route(r) if r.provider == ProviderSource::TransactionId));
-        assert_eq!(
-            lookup(&Method::DELETE, "/v1/transactions/{id}"),
-            Lookup::OtherMethod
-        );
+        let get = lookup(&Method::GET, "/v1/transactions/{id}").unwrap();
+        assert_eq!(get.provider, ProviderSource::TransactionId);
+        assert_eq!(get.subject_param(), Some("id"));
+        assert_eq!(lookup(&Method::DELETE, "/v1/transactions/{id}"), None);
         assert_eq!(
             lookup(&Method::GET, "/v1/accounts/{account_id}/balance"),
-            Lookup::Undeclared
+            None
         );
     }
 
@@ -470,18 +468,18 @@ mod tests {
                 if !path.starts_with("/v1/") || op.security.as_ref().is_none_or(|s| s.is_empty()) {
                     continue;
                 }
-                let Lookup::Route(route) = lookup(&method, path) else {
+                let Some(route) = lookup(&method, path) else {
                     panic!("{method} {path} is documented but not in ROUTES");
                 };
                 assert_eq!(scopes, [route.operation.scope()], "{method} {path}");
-                documented.push((route.method, route.pattern));
+                documented.push((route.method.clone(), route.pattern));
             }
         }
-        for route in &ROUTES {
+        for route in ROUTES {
             // The sync route (issue 18) is declared ahead of its handler.
             if route.operation != Operation::TransactionsSync {
                 assert!(
-                    documented.contains(&(route.method, route.pattern)),
+                    documented.contains(&(route.method.clone(), route.pattern)),
                     "{} {} is in ROUTES but not documented",
                     route.method,
                     route.pattern
@@ -489,21 +487,6 @@ mod tests {
             }
         }
         assert_eq!(documented.len(), ROUTES.len() - 1);
-    }
-
-    #[test]
-    fn path_parameters_are_read_by_position() {
-        let Lookup::Route(route) = lookup(&Method::GET, "/v1/accounts/{account_id}/transactions")
-        else {
-            panic!("declared")
-        };
-        assert_eq!(
-            route
-                .param("/v1/accounts/ab%2Dc/transactions", "account_id")
-                .as_deref(),
-            Some("ab-c")
-        );
-        assert_eq!(route.param("/v1/accounts/x/transactions", "id"), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::config::{ClientConfig, Config, ConfigError, DEMO_API_KEY};
 use crate::cursor::CursorCodec;
 use crate::inbound::{InboundLimits, rate_limit};
 use crate::jobs::Jobs;
-use crate::middleware::{authenticate, authorize, request_context};
+use crate::middleware::{authenticate, request_context};
 use crate::snapshot::SnapshotCache;
 use crate::state::{AppState, Client, DemoInfo, KeyEntry, Registry, SandboxUpstream};
 
@@ -162,10 +162,10 @@ impl Application {
                 // catch-all pattern costs a regex match on every request it precedes.
                 .configure(api::webhook_routes)
                 .service(
-                    // The last `wrap` runs first: authenticate, charge the client, then check
-                    // its scopes (so a refused call costs quota like any other).
+                    // The last `wrap` runs first: authenticate, then charge the client; each
+                    // route then checks its scopes (`api::v1_routes`), so a refused call has
+                    // cost quota like any other.
                     web::scope("/v1")
-                        .wrap(from_fn(authorize))
                         .wrap(from_fn(rate_limit))
                         .wrap(from_fn(authenticate))
                         .configure(api::v1_routes),

@@ -11,7 +11,10 @@ pub mod views;
 
 use std::sync::Arc;
 
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use actix_web::body::BoxBody;
+use actix_web::dev::ServiceRequest;
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{FromRequest, Handler, HttpMessage, HttpRequest, HttpResponse, Responder, web};
 use serde::Serialize;
 use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -19,7 +22,9 @@ use utoipa::openapi::{Content, Object, Ref, RefOr, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::Problem;
+use crate::middleware::authorize;
 use crate::outbound::LaneStatus;
+use crate::policy::{self, Route};
 use crate::state::{AppState, Client};
 
 /// The gateway's OpenAPI document.
@@ -411,32 +416,36 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-/// The `/v1` routes that need an API key.
+/// The `/v1` routes that need an API key: each entry of [`policy::ROUTES`] with its handler.
 ///
 /// Each path is one resource, so a wrong method on a known path is a 405 (not a 404).
 pub fn v1_routes(cfg: &mut web::ServiceConfig) {
+    guarded(cfg, &policy::LIST_ACCOUNT, transactions::list_account);
+    guarded(cfg, &policy::LIST_CUSTOMER, transactions::list_customer);
+    guarded(cfg, &policy::LIST_NUBAN, transactions::list_nuban);
+    guarded(cfg, &policy::LIST_ALL, transactions::list_all);
+    guarded(cfg, &policy::GET_TRANSACTION, transactions::get_transaction);
+    guarded(cfg, &policy::LIST_PROVIDERS, list_providers);
+    guarded(cfg, &policy::START_REFRESH, refresh::start_refresh);
+    guarded(cfg, &policy::GET_JOB, refresh::get_job);
+}
+
+/// Registers `route` (inside the `/v1` scope) with `handler`, behind `middleware::authorize`
+/// for that route: the only way a `/v1` route is added, so none escapes its scope check.
+fn guarded<F, Args>(cfg: &mut web::ServiceConfig, route: &'static Route, handler: F)
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    let path = route.pattern.strip_prefix("/v1").unwrap_or(route.pattern);
     cfg.service(
-        web::resource("/accounts/{account_id}/transactions")
-            .route(web::get().to(transactions::list_account)),
-    )
-    .service(
-        web::resource("/customers/{customer_id}/transactions")
-            .route(web::get().to(transactions::list_customer)),
-    )
-    .service(
-        web::resource("/nubans/{nuban}/transactions")
-            .route(web::get().to(transactions::list_nuban)),
-    )
-    .service(web::resource("/transactions").route(web::get().to(transactions::list_all)))
-    .service(
-        web::resource("/transactions/{id}").route(web::get().to(transactions::get_transaction)),
-    )
-    .service(web::resource("/providers").route(web::get().to(list_providers)))
-    .service(
-        web::resource("/accounts/{account_id}/transactions/refresh")
-            .route(web::post().to(refresh::start_refresh)),
-    )
-    .service(web::resource("/jobs/{id}").route(web::get().to(refresh::get_job)));
+        web::resource(path)
+            .wrap(from_fn(move |req: ServiceRequest, next: Next<BoxBody>| {
+                authorize(route, req, next)
+            }))
+            .route(web::method(route.method.clone()).to(handler)),
+    );
 }
 
 /// The routes vendors call: mounted before (outside) the API-key-protected `/v1` scope, they
