@@ -45,16 +45,14 @@ pub enum Outcome {
 }
 
 /// One audit record (one JSON line).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Record {
     /// When the call was answered (RFC 3339, UTC).
-    #[serde(serialize_with = "rfc3339")]
     pub time: SystemTime,
     /// The client the API key belongs to.
     pub client: Arc<str>,
     /// The route, written as `operation` (its scope, e.g. `transactions:read`) and `route`
     /// (`METHOD /v1/pattern`); both `null` when the route is unknown.
-    #[serde(flatten, serialize_with = "route_fields")]
     pub route: Option<&'static Route>,
     /// The provider instance asked (or that would have been).
     pub provider: Option<Arc<str>>,
@@ -74,30 +72,29 @@ pub struct Record {
     pub error: Option<&'static str>,
 }
 
-fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    let text = OffsetDateTime::from(*t)
-        .format(&Rfc3339)
-        .map_err(serde::ser::Error::custom)?;
-    s.serialize_str(&text)
-}
-
-fn route_fields<S: serde::Serializer>(
-    route: &Option<&'static Route>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let mut map = s.serialize_map(Some(2))?;
-    map.serialize_entry("operation", &route.map(|r| r.operation.scope()))?;
-    map.serialize_entry("route", &route.map(RouteName))?;
-    map.end()
-}
-
-/// `METHOD /v1/pattern`, written without building a string.
-struct RouteName(&'static Route);
-
-impl Serialize for RouteName {
+impl Serialize for Record {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{} {}", self.0.method, self.0.pattern))
+        use serde::ser::SerializeStruct;
+        let time = OffsetDateTime::from(self.time)
+            .format(&Rfc3339)
+            .map_err(serde::ser::Error::custom)?;
+        let route = self
+            .route
+            .map(|r| format!("{} {}", r.method.as_str(), r.pattern));
+        let mut out = s.serialize_struct("Record", 12)?;
+        out.serialize_field("time", &time)?;
+        out.serialize_field("client", &*self.client)?;
+        out.serialize_field("operation", &self.route.map(|r| r.operation.scope()))?;
+        out.serialize_field("route", &route)?;
+        out.serialize_field("provider", &self.provider.as_deref())?;
+        out.serialize_field("scope_kind", &self.scope_kind)?;
+        out.serialize_field("scope_id", &self.scope_id)?;
+        out.serialize_field("records", &self.records)?;
+        out.serialize_field("request_id", &self.request_id.as_deref())?;
+        out.serialize_field("outcome", &self.outcome)?;
+        out.serialize_field("status", &self.status)?;
+        out.serialize_field("error", &self.error)?;
+        out.end()
     }
 }
 
