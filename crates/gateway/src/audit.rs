@@ -209,10 +209,13 @@ impl AuditLog {
     }
 }
 
+/// Opens `path` for appending; a new file is readable by its owner only (it names accounts).
 fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(path)
 }
 

@@ -165,7 +165,8 @@ pub async fn authenticate(
     };
     match key_for(&req, &state) {
         Some(entry) if entry.is_expired_at(unix_now()) => {
-            tracing::warn!(client = %entry.client.name, "a request used an expired API key");
+            // Once per request, so info (the audit trail has each one; the start-up log warns).
+            tracing::info!(client = %entry.client.name, "a request used an expired API key");
             let err = ApiError::KeyExpired;
             let route = matched_route(&req);
             let record = draft(&req, &entry.client, route, None).finish(401, Some(&err));
@@ -248,7 +249,7 @@ pub async fn authorize(
     }
     match verdict {
         Err(refusal) => {
-            tracing::info!(client = %client.name, error = %refusal, "call refused by the client's scopes");
+            tracing::debug!(client = %client.name, error = %refusal, "call refused by the client's scopes");
             let record = draft(&req, &client, Some(route), provider).finish(403, Some(&refusal));
             state.audit.submit(record);
             Ok(req.error_response(refusal))
