@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use actix_web::body::BoxBody;
 use actix_web::dev::ServiceRequest;
+use actix_web::http::Method;
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{FromRequest, Handler, HttpMessage, HttpRequest, HttpResponse, Responder, web};
 use serde::Serialize;
@@ -113,23 +114,20 @@ impl Modify for ScopeDocs {
                 continue;
             }
             let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
+                (Method::GET, &mut item.get),
+                (Method::PUT, &mut item.put),
+                (Method::POST, &mut item.post),
+                (Method::DELETE, &mut item.delete),
+                (Method::PATCH, &mut item.patch),
             ];
-            for operation in operations.into_iter().flatten() {
+            for (method, operation) in operations {
+                let Some(operation) = operation else { continue };
                 let scopes = required_scopes(operation);
                 if scopes.is_empty() {
                     continue;
                 }
-                let reaches_provider = operation
-                    .parameters
-                    .iter()
-                    .flatten()
-                    .any(|p| matches!(p, RefOr::T(p) if p.name == "provider"))
-                    || path == "/v1/transactions/{id}";
+                let reaches_provider = policy::lookup(&method, path)
+                    .is_some_and(|route| route.provider != policy::ProviderSource::None);
                 let line = format!(
                     "**Scope:** `{}`{}.",
                     scopes.join("`, `"),
