@@ -402,7 +402,12 @@ impl ApiError {
                     ),
                 ));
             }
-            ApiError::InsufficientScope { scope, .. } => {
+            // A provider name comes from the query: only a plain one goes into the header.
+            ApiError::InsufficientScope { scope, .. }
+                if scope
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-')) =>
+            {
                 if let Ok(value) = HeaderValue::from_str(&format!(
                     "Bearer error=\"insufficient_scope\", scope=\"{scope}\""
                 )) {
@@ -460,6 +465,45 @@ mod tests {
         let p = err.problem(None);
         assert_eq!(p.status, 502);
         assert!(!p.detail.contains("sk_live"));
+    }
+
+    #[test]
+    fn refusals_name_the_scope_and_expired_keys_say_nothing_else() {
+        let refused = ApiError::InsufficientScope {
+            scope: "provider:mono".into(),
+            provider: Some("mono".into()),
+            parameter: Some("provider"),
+            detail: "this client may not use provider \"mono\"; it may use: okra".into(),
+        };
+        let p = refused.problem(Some("rid"));
+        assert_eq!((p.status, p.code), (403, "insufficient_scope"));
+        assert_eq!(p.scope.as_deref(), Some("provider:mono"));
+        assert_eq!(p.parameter.as_deref(), Some("provider"));
+        assert_eq!(
+            refused
+                .to_response(None)
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .unwrap(),
+            "Bearer error=\"insufficient_scope\", scope=\"provider:mono\""
+        );
+        let odd = ApiError::InsufficientScope {
+            scope: "provider:a\"b".into(),
+            provider: None,
+            parameter: None,
+            detail: String::new(),
+        };
+        assert!(
+            !odd.to_response(None)
+                .headers()
+                .contains_key(header::WWW_AUTHENTICATE)
+        );
+        let expired = ApiError::KeyExpired.problem(None);
+        assert_eq!((expired.status, expired.code), (401, "key_expired"));
+        assert_eq!(
+            (expired.scope, expired.parameter, expired.provider),
+            (None, None, None)
+        );
     }
 
     #[test]
