@@ -248,7 +248,8 @@ mod tests {
         InboundLimits::new(
             &[ClientConfig {
                 name: "billing".into(),
-                key_sha256: [0; 32],
+                keys: Vec::new(),
+                policy: crate::policy::Policy::unrestricted(),
                 webhook: None,
                 rate_limit: ClientRateLimit {
                     policy: "billing".into(),

@@ -4,6 +4,7 @@
 //! on a free port: [`Application::build`] binds, [`Application::addr`] tells where.
 
 pub mod api;
+pub mod audit;
 pub mod breaker;
 pub mod cluster;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod notify;
 pub mod outbound;
+pub mod policy;
 pub mod readiness;
 pub mod shared_tier;
 pub mod snapshot;

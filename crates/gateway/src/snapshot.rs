@@ -179,6 +179,8 @@ pub struct Rendered {
     pub body: Bytes,
     /// Its strong entity tag (quoted).
     pub etag: String,
+    /// How many transactions it holds (for the audit trail).
+    pub items: u64,
 }
 
 impl Rendered {
@@ -189,7 +191,14 @@ impl Rendered {
         Rendered {
             etag: format!("\"{:016x}{:08x}\"", hasher.finish(), body.len()),
             body: Bytes::from(body),
+            items: 0,
         }
+    }
+
+    /// The same, holding `items` transactions.
+    pub fn holding(mut self, items: usize) -> Rendered {
+        self.items = items as u64;
+        self
     }
 }
 

@@ -16,8 +16,9 @@ use sha2::{Digest, Sha256};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api;
+use crate::audit::AuditLog;
 use crate::cluster::Cluster;
-use crate::config::{Config, ConfigError, DEMO_API_KEY};
+use crate::config::{ClientConfig, Config, ConfigError, DEMO_API_KEY};
 use crate::cursor::CursorCodec;
 use crate::inbound::{InboundLimits, rate_limit};
 use crate::jobs::Jobs;
@@ -26,7 +27,7 @@ use crate::middleware::{AccessLog, authenticate, request_context};
 use crate::readiness::Readiness;
 use crate::shared_tier::{SharedTier, parse_invalidation};
 use crate::snapshot::SnapshotCache;
-use crate::state::{AppState, Client, DemoInfo, Registry, SandboxUpstream};
+use crate::state::{AppState, Client, DemoInfo, KeyEntry, Registry, SandboxUpstream};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +105,8 @@ impl Application {
         let demo_key = config
             .clients
             .iter()
-            .any(|c| c.key_sha256 == <[u8; 32]>::from(Sha256::digest(DEMO_API_KEY.as_bytes())))
+            .flat_map(|c| &c.keys)
+            .any(|k| k.sha256 == <[u8; 32]>::from(Sha256::digest(DEMO_API_KEY.as_bytes())))
             .then(|| DEMO_API_KEY.to_owned());
         let demo = sandbox_running
             .as_ref()
@@ -143,18 +145,38 @@ impl Application {
         });
         let openapi = api::openapi_with_examples(&examples, note.as_deref());
 
-        let clients: HashMap<[u8; 32], Arc<Client>> = config
-            .clients
-            .iter()
-            .map(|c| {
-                (
-                    c.key_sha256,
-                    Arc::new(Client {
-                        name: c.name.clone(),
-                    }),
+        let clients = key_table(&config.clients);
+        log_policies(&config.clients);
+        let today = time::OffsetDateTime::now_utc().date();
+        for line in expiry_warnings(&config.clients, today, config.key_expiry_warning) {
+            tracing::warn!("{line}");
+        }
+        spawn_daily_expiry_warnings(config.clients.clone(), config.key_expiry_warning);
+        let audit = match &config.audit {
+            Some(settings) => AuditLog::start(settings).map_err(|e| {
+                ConfigError::new(
+                    "audit.path",
+                    format!(
+                        "cannot open {}: {e}",
+                        settings
+                            .path
+                            .as_deref()
+                            .map_or("stdout".into(), |p| p.display().to_string())
+                    ),
                 )
-            })
-            .collect();
+            })?,
+            None => AuditLog::off(),
+        };
+        match &config.audit {
+            Some(settings) => tracing::info!(
+                "audit trail: one JSON line per data access to {}",
+                settings
+                    .path
+                    .as_deref()
+                    .map_or("stdout".into(), |p| p.display().to_string())
+            ),
+            None => tracing::warn!("audit trail is off (audit.enabled = false)"),
+        }
         // Bound first: webhook callback URLs name the bound address when no public_url is set.
         let listener = TcpListener::bind(config.bind)?;
         let addr = listener.local_addr()?;
@@ -174,6 +196,7 @@ impl Application {
             },
             inbound: InboundLimits::new(&config.clients, cluster.clone()),
             cluster,
+            audit,
         });
         if let (Some(cluster), Some(shared)) = (&state.cluster, state.snapshots.shared()) {
             // Another replica's refresh drops this replica's copies of the account too.
@@ -208,7 +231,9 @@ impl Application {
                 // catch-all pattern costs a regex match on every request it precedes.
                 .configure(api::webhook_routes)
                 .service(
-                    // The last `wrap` runs first: authenticate, then charge the client.
+                    // The last `wrap` runs first: authenticate, then charge the client; each
+                    // route then checks its scopes (`api::v1_routes`), so a refused call has
+                    // cost quota like any other.
                     web::scope("/v1")
                         .wrap(from_fn(rate_limit))
                         .wrap(from_fn(authenticate))
@@ -388,6 +413,98 @@ async fn cursor_codec(config: &Config, cluster: Option<&Cluster>) -> CursorCodec
     CursorCodec::random()
 }
 
+/// Every accepted key, by its SHA-256, with its client and expiry.
+fn key_table(clients: &[ClientConfig]) -> HashMap<[u8; 32], KeyEntry> {
+    let mut table = HashMap::new();
+    for c in clients {
+        let client = Arc::new(Client {
+            name: c.name.clone(),
+            policy: c.policy.clone(),
+        });
+        for key in &c.keys {
+            table.insert(
+                key.sha256,
+                KeyEntry {
+                    client: client.clone(),
+                    expires_at: key.expires_at(),
+                },
+            );
+        }
+    }
+    table
+}
+
+/// Says at start what each client may do, and that the defaults are "everything".
+fn log_policies(clients: &[ClientConfig]) {
+    for c in clients {
+        let unrestricted = c.policy == crate::policy::Policy::unrestricted();
+        if unrestricted {
+            tracing::info!(
+                "client {}: {} (the default; set scopes = [...] and providers = [...] in [clients.{}] to restrict it)",
+                c.name,
+                c.policy.describe(),
+                c.name
+            );
+        } else {
+            tracing::info!("client {}: {}", c.name, c.policy.describe());
+        }
+    }
+}
+
+/// The warnings due on `today` about keys whose `not_after` is at most `within` away, or past.
+pub fn expiry_warnings(
+    clients: &[ClientConfig],
+    today: time::Date,
+    within: std::time::Duration,
+) -> Vec<String> {
+    let within_days = i64::try_from(within.as_secs() / 86_400).unwrap_or(i64::MAX);
+    let mut lines = Vec::new();
+    for c in clients {
+        for key in &c.keys {
+            let Some(last) = key.not_after else {
+                continue;
+            };
+            let days_left = (last - today).whole_days();
+            if days_left < 0 {
+                lines.push(format!(
+                    "client {}: API key {} expired after {last}; it is refused (401): remove it from the configuration",
+                    c.name,
+                    key.label()
+                ));
+            } else if days_left <= within_days {
+                lines.push(format!(
+                    "client {}: API key {} expires after {last} ({days_left} days left): give the client its new key",
+                    c.name,
+                    key.label()
+                ));
+            }
+        }
+    }
+    lines
+}
+
+/// Repeats the expiry warnings once a day while the gateway runs.
+fn spawn_daily_expiry_warnings(clients: Vec<ClientConfig>, within: std::time::Duration) {
+    if !clients
+        .iter()
+        .flat_map(|c| &c.keys)
+        .any(|k| k.not_after.is_some())
+    {
+        return;
+    }
+    tokio::spawn(async move {
+        let day = std::time::Duration::from_secs(86_400);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + day, day);
+        loop {
+            ticks.tick().await;
+            let today = time::OffsetDateTime::now_utc().date();
+            for line in expiry_warnings(&clients, today, within) {
+                tracing::warn!("{line}");
+            }
+        }
+    });
+}
+
 async fn redirect_to_swagger() -> HttpResponse {
     HttpResponse::PermanentRedirect()
         .insert_header(("location", "/swagger-ui/"))
@@ -452,5 +569,43 @@ async fn shutdown_signal() -> &'static str {
             std::future::pending::<()>().await;
         }
         "SIGINT"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use time::macros::date;
+
+    use super::*;
+    use crate::config::ClientKey;
+
+    fn client(not_after: &[Option<time::Date>]) -> ClientConfig {
+        let mut config = Config::embedded_default().unwrap().clients.remove(0);
+        config.keys = not_after
+            .iter()
+            .enumerate()
+            .map(|(i, d)| ClientKey {
+                sha256: [i as u8; 32],
+                not_after: *d,
+            })
+            .collect();
+        config
+    }
+
+    #[test]
+    fn keys_are_warned_about_from_n_days_before_their_last_day() {
+        let clients = [client(&[None, Some(date!(2027 - 01 - 31))])];
+        let within = Duration::from_secs(14 * 86_400);
+        assert!(expiry_warnings(&clients, date!(2027 - 01 - 16), within).is_empty());
+        let due = expiry_warnings(&clients, date!(2027 - 01 - 17), within);
+        assert_eq!(due.len(), 1);
+        assert!(due[0].contains("14 days left"), "{}", due[0]);
+        assert!(due[0].contains("sha256:01010101"), "{}", due[0]);
+        let last_day = expiry_warnings(&clients, date!(2027 - 01 - 31), within);
+        assert!(last_day[0].contains("0 days left"), "{}", last_day[0]);
+        let after = expiry_warnings(&clients, date!(2027 - 02 - 01), within);
+        assert!(after[0].contains("expired"), "{}", after[0]);
     }
 }
