@@ -41,6 +41,20 @@ async fn replicas(n: usize, sandbox: &sandbox::Sandbox, toml: &str) -> Vec<TestG
     out
 }
 
+/// Provider settings: 6 requests a minute, all 6 at once, a short wait in line.
+const OKRA_6_A_MINUTE: &str = "requests_per_minute = 6\nburst = 6\nqueue_timeout_ms = 300";
+
+/// GETs every path at once, path `i` on replica `i % replicas`.
+async fn spread(gws: &[TestGateway], paths: &[String]) -> Vec<Reply> {
+    join_all(
+        paths
+            .iter()
+            .enumerate()
+            .map(|(i, path)| gws[i % gws.len()].get(path)),
+    )
+    .await
+}
+
 fn assert_held_back(replies: &[Reply]) {
     for reply in replies.iter().filter(|r| r.status != 200) {
         assert_eq!(reply.status, 503, "{}", reply.json);
@@ -54,21 +68,11 @@ async fn three_replicas_together_never_push_a_provider_past_its_quota() {
     // The vendor enforces 6 a minute itself: one request too many would come back as a 429.
     sandbox.set_quota(Vendor::Okra, Some(6));
     let (url, prefix) = (redis_url(), unique_prefix("quota"));
-    let toml = replica_toml(
-        Some((&url, &prefix)),
-        "requests_per_minute = 6\nburst = 6\nqueue_timeout_ms = 300",
-        "",
-    );
+    let toml = replica_toml(Some((&url, &prefix)), OKRA_6_A_MINUTE, "");
     let gws = replicas(3, &sandbox, &toml).await;
     // 30 distinct cold listings (one Okra request each), spread over the replicas at once.
     let paths = customer_day_paths(&sandbox, 30);
-    let replies: Vec<Reply> = join_all(
-        paths
-            .iter()
-            .enumerate()
-            .map(|(i, path)| gws[i % 3].get(path)),
-    )
-    .await;
+    let replies = spread(&gws, &paths).await;
 
     let calls = sandbox.stats().total(Vendor::Okra);
     assert_eq!(
@@ -84,11 +88,7 @@ async fn three_replicas_together_never_push_a_provider_past_its_quota() {
 async fn the_same_replicas_without_redis_each_spend_the_whole_quota() {
     // The control for the test above: what sharing prevents.
     let sandbox = standalone_sandbox().await;
-    let toml = replica_toml(
-        None,
-        "requests_per_minute = 6\nburst = 6\nqueue_timeout_ms = 300",
-        "",
-    );
+    let toml = replica_toml(None, OKRA_6_A_MINUTE, "");
     let gws = replicas(3, &sandbox, &toml).await;
     let paths = customer_day_paths(&sandbox, 30);
     join_all(
@@ -341,7 +341,7 @@ async fn with_redis_gone_each_replica_spends_only_its_share_and_sharing_resumes_
     let mut redis = PrivateRedis::start(free_port());
     let toml = replica_toml(
         Some((&redis.url(), "down")),
-        "requests_per_minute = 6\nburst = 6\nqueue_timeout_ms = 300",
+        OKRA_6_A_MINUTE,
         "replicas = 3\ntimeout_ms = 200\nretry_after_ms = 300\n",
     );
     let gws = replicas(3, &sandbox, &toml).await;
@@ -765,20 +765,14 @@ async fn on_a_redis_cluster_replicas_share_quota_snapshots_cursors_and_jobs() {
     sandbox.set_quota(Vendor::Okra, Some(6));
     let toml = replica_toml(
         Some((&redis.seed_url(), "cl")),
-        "requests_per_minute = 6\nburst = 6\nqueue_timeout_ms = 300",
+        OKRA_6_A_MINUTE,
         "cluster = true\ntimeout_ms = 1000\n",
     );
     let gws = replicas(3, &sandbox, &toml).await;
 
     // One quota for all replicas.
     let paths = customer_day_paths(&sandbox, 12);
-    let replies: Vec<Reply> = join_all(
-        paths
-            .iter()
-            .enumerate()
-            .map(|(i, path)| gws[i % 3].get(path)),
-    )
-    .await;
+    let replies = spread(&gws, &paths).await;
     assert_eq!(sandbox.stats().total(Vendor::Okra), 6);
     assert_held_back(&replies);
     for gw in &gws {
