@@ -888,3 +888,58 @@ async fn three_gateway_processes_under_load_keep_one_quota() {
         .count() as u64;
     assert_eq!(misses, calls);
 }
+
+/// `calls=` of one command in `INFO commandstats` of the Redis on `port`.
+fn redis_command_calls(port: u16, command: &str) -> u64 {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "info", "commandstats"])
+        .output()
+        .unwrap_or_else(|e| panic!("this test needs redis-cli on the PATH: {e}"));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with(&format!("cmdstat_{command}:")))
+        .and_then(|l| l.split("calls=").nth(1))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_busy_clients_requests_mostly_stay_off_redis_and_its_quota_still_holds() {
+    let sandbox = standalone_sandbox().await;
+    let redis = PrivateRedis::start(free_port());
+    // 200 at once, then 1 a second: the test's few seconds add a handful at most.
+    let toml = replica_toml(
+        Some((&redis.url(), "pool")),
+        "",
+        "replicas = 2\n\n[rate_limits]\nrequests_per_minute = 60\nburst = 200\n",
+    );
+    let gws = replicas(2, &sandbox, &toml).await;
+    let before =
+        redis_command_calls(redis.port, "evalsha") + redis_command_calls(redis.port, "eval");
+    let started = std::time::Instant::now();
+    let mut statuses = Vec::new();
+    for round in 0..65 {
+        // Four at a time, on both replicas.
+        let replies = join_all((0..4).map(|i| gws[(round + i) % 2].get("/v1/providers"))).await;
+        statuses.extend(replies.iter().map(|r| r.status));
+    }
+    let elapsed = started.elapsed().as_secs() + 1;
+    let ok = statuses.iter().filter(|s| **s == 200).count() as u64;
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    assert!(ok >= 150, "only {ok} of 260 accepted within a burst of 200");
+    assert!(
+        ok <= 200 + elapsed,
+        "{ok} accepted: more than the burst and its refill"
+    );
+    let scripts = redis_command_calls(redis.port, "evalsha")
+        + redis_command_calls(redis.port, "eval")
+        - before;
+    assert!(
+        scripts < 260 / 3,
+        "{scripts} Redis scripts for 260 requests: the pool should keep most of them local"
+    );
+}
