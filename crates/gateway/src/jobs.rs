@@ -603,6 +603,7 @@ impl Jobs {
                     },
                 );
                 inner.active.insert(active, run_id);
+                crate::metrics::refresh_run(1.0);
                 (run_id, true)
             }
         };
@@ -625,6 +626,7 @@ impl Jobs {
         let job = inner
             .view(&job_id)
             .ok_or_else(|| ApiError::Internal("new job vanished".into()))?;
+        crate::metrics::refresh_job(provider, "created");
         Ok(Started {
             job,
             run: new_run.then(|| RunTicket {
@@ -730,6 +732,7 @@ impl Jobs {
             };
             // A stored permit: the waiter may not be waiting yet.
             run.done.notify_one();
+            crate::metrics::refresh_run(-1.0);
             let active = (run.provider.clone(), run.account_id.clone());
             if inner.active.get(&active) == Some(&run_id) {
                 inner.active.remove(&active);
@@ -746,6 +749,14 @@ impl Jobs {
         };
         for (client, job) in &finished {
             tracing::info!(job = %job.id, client = %client, provider = %job.provider, status = ?job.status, "refresh job finished");
+            crate::metrics::refresh_job(
+                &job.provider,
+                if job.status == JobStatus::Succeeded {
+                    "succeeded"
+                } else {
+                    "failed"
+                },
+            );
             self.notifier.notify(client, event_type(job.status), job);
         }
         true

@@ -230,14 +230,17 @@ impl Delivery {
             match sent {
                 Ok(response) if response.status().is_success() => {
                     tracing::info!(client = %self.client, webhook_id = %self.id, attempt, "notification delivered");
+                    crate::metrics::notification_attempt("delivered");
                     return;
                 }
                 Ok(response) => {
                     tracing::warn!(client = %self.client, webhook_id = %self.id, attempt, status = response.status().as_u16(), "notification refused");
+                    crate::metrics::notification_attempt("refused");
                 }
                 Err(error) => {
                     let error = error.without_url();
                     tracing::warn!(client = %self.client, webhook_id = %self.id, attempt, %error, "notification failed");
+                    crate::metrics::notification_attempt("failed");
                 }
             }
             if attempt < self.policy.max_attempts {
@@ -246,6 +249,7 @@ impl Delivery {
             }
         }
         tracing::warn!(client = %self.client, webhook_id = %self.id, attempts = self.policy.max_attempts, "notification abandoned");
+        crate::metrics::notification_attempt("abandoned");
     }
 }
 

@@ -230,14 +230,20 @@ impl Drop for LeaseGuard {
 }
 
 /// Waits in line for a cell of an in-process limiter, until `line_end`.
-async fn local_cell(limiter: &DefaultDirectRateLimiter, line_end: Instant) -> Result<(), Duration> {
+async fn local_cell(
+    provider: &str,
+    limiter: &DefaultDirectRateLimiter,
+    line_end: Instant,
+) -> Result<(), Duration> {
     while let Err(not_until) = limiter.check() {
         let wait = not_until.wait_time_from(limiter.clock().now());
         if Instant::now() + wait > line_end {
             return Err(wait);
         }
+        let _waiting = crate::metrics::quota_waiting(provider);
         tokio::time::sleep(wait).await;
     }
+    crate::metrics::quota_spent(provider);
     Ok(())
 }
 
@@ -345,6 +351,7 @@ impl Lane {
     }
 
     fn throttled(&self, reason: ThrottleReason, retry_after: Duration) -> ProviderError {
+        crate::metrics::upstream_throttled(&self.provider, reason);
         ProviderError::Throttled {
             provider: self.provider.to_string(),
             reason,
@@ -355,11 +362,14 @@ impl Lane {
     fn still_paused(&self, now: Instant) -> Result<(), ProviderError> {
         match self.paused_for(now) {
             None => Ok(()),
-            Some(left) => Err(ProviderError::RateLimited {
-                provider: self.provider.to_string(),
-                retry_after: Some(left),
-                message: "paused after the provider's 429; not called".to_owned(),
-            }),
+            Some(left) => {
+                crate::metrics::upstream_paused(&self.provider);
+                Err(ProviderError::RateLimited {
+                    provider: self.provider.to_string(),
+                    retry_after: Some(left),
+                    message: "paused after the provider's 429; not called".to_owned(),
+                })
+            }
         }
     }
 
@@ -393,7 +403,7 @@ impl Lane {
         let lease = match &self.shared {
             None => {
                 if let Some(quota) = &self.quota {
-                    local_cell(quota, line_end)
+                    local_cell(&self.provider, quota, line_end)
                         .await
                         .map_err(|wait| self.throttled(ThrottleReason::Quota, wait))?;
                 }
@@ -483,7 +493,14 @@ impl Lane {
                         provider: self.provider.clone(),
                         id: lease_id,
                     });
-                    tokio::time::sleep(wait).await;
+                    // A zero sleep still waits for the timer's next tick (about 1 ms).
+                    if !wait.is_zero() {
+                        let _waiting = crate::metrics::quota_waiting(&self.provider);
+                        tokio::time::sleep(wait).await;
+                    }
+                    if shared.period.is_some() {
+                        crate::metrics::quota_spent(&self.provider);
+                    }
                     return Ok(guard);
                 }
                 Ok(Admission::Paused(left)) => {
@@ -509,7 +526,7 @@ impl Lane {
                 Err(_) => {
                     // Redis is away: this replica's share of the quota, its own slots only.
                     if let Some(quota) = &self.config.quota {
-                        local_cell(&shared.share(quota), line_end)
+                        local_cell(&self.provider, &shared.share(quota), line_end)
                             .await
                             .map_err(|wait| self.throttled(ThrottleReason::Quota, wait))?;
                     }
@@ -545,6 +562,7 @@ impl Lane {
                 delay.filter(|delay| deadline.is_none_or(|end| Instant::now() + *delay < end))
             })
             .notify(|error, delay| {
+                crate::metrics::upstream_retry(&provider);
                 tracing::info!(
                     provider = %provider,
                     error = %error,
@@ -620,12 +638,22 @@ impl Provider for Guarded {
         &self,
         query: &TransactionQuery,
     ) -> Result<Page<Transaction>, ProviderError> {
-        self.lane.read(|| self.inner.list_page(query)).await
+        self.lane
+            .read(|| {
+                crate::metrics::upstream(self.name(), "list_page", self.inner.list_page(query))
+            })
+            .await
     }
 
     async fn get_transaction(&self, provider_id: &str) -> Result<Transaction, ProviderError> {
         self.lane
-            .read(|| self.inner.get_transaction(provider_id))
+            .read(|| {
+                crate::metrics::upstream(
+                    self.name(),
+                    "get_transaction",
+                    self.inner.get_transaction(provider_id),
+                )
+            })
             .await
     }
 
@@ -633,13 +661,24 @@ impl Provider for Guarded {
     /// are walked here, each one a guarded (and separately retried) `list_page`.
     async fn list_all(&self, query: &TransactionQuery) -> Result<Listing, ProviderError> {
         if self.inner.capabilities().bulk_read {
-            return self.lane.read(|| self.inner.list_all(query)).await;
+            return self
+                .lane
+                .read(|| {
+                    crate::metrics::upstream(self.name(), "list_all", self.inner.list_all(query))
+                })
+                .await;
         }
         provider::walk_pages(self, query, self.walk_page_size, 1).await
     }
 
     async fn refresh(&self, request: &RefreshRequest) -> Result<RefreshOutcome, ProviderError> {
-        self.lane.refresh(self.inner.refresh(request)).await
+        self.lane
+            .refresh(crate::metrics::upstream(
+                self.name(),
+                "refresh",
+                self.inner.refresh(request),
+            ))
+            .await
     }
 
     fn parse_delivery(

@@ -179,6 +179,8 @@ pub struct Rendered {
     pub body: Bytes,
     /// Its strong entity tag (quoted).
     pub etag: String,
+    /// How many transactions it holds (for the audit trail).
+    pub items: u64,
 }
 
 impl Rendered {
@@ -189,7 +191,14 @@ impl Rendered {
         Rendered {
             etag: format!("\"{:016x}{:08x}\"", hasher.finish(), body.len()),
             body: Bytes::from(body),
+            items: 0,
         }
+    }
+
+    /// The same, holding `items` transactions.
+    pub fn holding(mut self, items: usize) -> Rendered {
+        self.items = items as u64;
+        self
     }
 }
 
@@ -250,6 +259,13 @@ pub struct SnapshotCache {
     max_items: u64,
 }
 
+/// Counts an entry of `tier` dropped for memory pressure.
+fn evicted(tier: &'static str, cause: RemovalCause) {
+    if cause == RemovalCause::Size {
+        crate::metrics::cache_eviction(tier);
+    }
+}
+
 fn weigh(bytes: u32) -> u32 {
     bytes.max(1)
 }
@@ -264,12 +280,14 @@ impl SnapshotCache {
             .max_capacity(budget / 100 * 15)
             .weigher(|_, s: &Arc<Snapshot>| weigh(s.bytes))
             .time_to_live(cursor_lifetime)
+            .eviction_listener(|_, _, cause| evicted("retired", cause))
             .build();
         let stale: moka::sync::Cache<SnapshotKey, Arc<Snapshot>> = moka::sync::Cache::builder()
             .max_capacity(budget / 100 * 15)
             .weigher(|_, s: &Arc<Snapshot>| weigh(s.bytes))
             .time_to_live(stale_grace.max(Duration::from_secs(1)))
             .support_invalidation_closures()
+            .eviction_listener(|_, _, cause| evicted("stale", cause))
             .build();
         let (retire, keep_stale) = (retired.clone(), stale.clone());
         let current = moka::future::Cache::builder()
@@ -289,7 +307,7 @@ impl SnapshotCache {
                         RemovalCause::Replaced | RemovalCause::Explicit => {
                             retire.insert(snapshot.id, snapshot);
                         }
-                        RemovalCause::Size => {}
+                        RemovalCause::Size => crate::metrics::cache_eviction("current"),
                     }
                 },
             )
@@ -298,6 +316,7 @@ impl SnapshotCache {
             .max_capacity(budget / 100 * 20)
             .weigher(|_, r: &Arc<Rendered>| u32::try_from(r.body.len() + 128).unwrap_or(u32::MAX))
             .time_to_live(cursor_lifetime.max(Duration::from_secs(config.ttl_secs)))
+            .eviction_listener(|_, _, cause| evicted("rendered", cause))
             .build();
         let too_large = moka::sync::Cache::builder()
             .max_capacity(10_000)
@@ -349,9 +368,11 @@ impl SnapshotCache {
         let key = SnapshotKey::for_query(entry, query);
         // The hot path: a current snapshot, without building the fetch.
         if let Some(snapshot) = self.current.get(&key).await {
+            crate::metrics::cache_lookup(&key.provider, "hit");
             return Ok((snapshot, CacheStatus::Hit));
         }
         if let Some(total) = self.too_large.get(&key) {
+            crate::metrics::cache_lookup(&key.provider, "too_large");
             return Err(FetchError::TooLarge { total });
         }
         let init_key = key.clone();
@@ -363,8 +384,18 @@ impl SnapshotCache {
         match result {
             Ok(found) => {
                 // Fetched from the provider for this request: a miss. Another replica's
-                // snapshot from the shared tier is a hit, like a local one.
-                let status = if found.is_fresh() && !found.value().shared {
+                // snapshot from the shared tier is a hit, like a local one. Not fresh: another
+                // request's fetch filled it while this one waited (joined).
+                let shared_hit = found.value().shared;
+                crate::metrics::cache_lookup(
+                    &key.provider,
+                    match (found.is_fresh(), shared_hit) {
+                        (true, false) => "miss",
+                        (true, true) => "shared_hit",
+                        (false, _) => "joined",
+                    },
+                );
+                let status = if found.is_fresh() && !shared_hit {
                     CacheStatus::Miss
                 } else {
                     CacheStatus::Hit
@@ -382,11 +413,18 @@ impl SnapshotCache {
                             self.stale.get(&key).filter(|s| s.age() <= self.stale_grace)
                         {
                             tracing::warn!(provider = %key.provider, error = %e, age_s = stale.age().as_secs(), "serving stale snapshot");
+                            crate::metrics::cache_lookup(&key.provider, "stale");
                             return Ok((stale, CacheStatus::Stale));
                         }
                     }
                     FetchError::Provider(_) => {}
                 }
+                let result = if matches!(err, FetchError::TooLarge { .. }) {
+                    "too_large"
+                } else {
+                    "error"
+                };
+                crate::metrics::cache_lookup(&entry.name, result);
                 Err(err)
             }
         }
@@ -434,7 +472,19 @@ impl SnapshotCache {
         key: SnapshotKey,
     ) -> Result<Arc<Snapshot>, FetchError> {
         let started = Instant::now();
-        let fetched = fetch_all(entry, &key, self.max_items).await?;
+        let (fetched, pages) =
+            crate::telemetry::counting_upstream_calls(fetch_all(entry, &key, self.max_items)).await;
+        crate::metrics::snapshot_fetch(
+            &entry.name,
+            match &fetched {
+                Ok(_) => "ok",
+                Err(FetchError::TooLarge { .. }) => "too_large",
+                Err(_) => "error",
+            },
+            started.elapsed(),
+            pages,
+        );
+        let fetched = fetched?;
         let warnings = fetched.warnings;
         let items = normalize(fetched.items);
         let bytes = estimate_bytes(&items).saturating_add(estimate_warning_bytes(&warnings));

@@ -35,6 +35,10 @@ default = "okra"
 
 [sandbox]
 enabled = true
+
+# Measured with the audit trail on (stdout carries the figures).
+[audit]
+path = "/dev/null"
 {extra}
 "#
     );

@@ -224,7 +224,7 @@ enum SyncFailures {
         (status = 200, description = "A page of changes.", body = SyncSchema),
         SyncFailures,
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["transactions:sync"]))
 )]
 pub async fn sync_account(
     req: HttpRequest,
