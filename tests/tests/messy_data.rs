@@ -106,6 +106,31 @@ async fn okra_pages_with_bad_records_answer_200_with_a_warning_per_bad_record_an
     );
     check_tolerant_listing(&gw, &path, &account, pages).await;
     assert_eq!(gw.sandbox.stats().total(Vendor::Okra), pages);
+    // Counted in the metrics too (process-wide: other tests here add to it, never less).
+    let warnings: u64 = warm
+        .header("x-record-warnings")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_default();
+    let metrics = gw
+        .http
+        .get(format!("{}/metrics", gw.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counted: f64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("gateway_record_warnings_total{") && l.contains("provider=\"okra\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(
+        warnings > 0 && counted >= warnings as f64,
+        "{counted} counted, {warnings} served"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -64,7 +64,11 @@ pub const REFRESH_RUNS_ACTIVE: &str = "gateway_refresh_runs_active";
 /// Client notification attempts by `outcome` (`delivered`, `refused`, `failed`, `abandoned`
 /// for a notification given up after its last attempt).
 pub const NOTIFICATION_ATTEMPTS: &str = "gateway_notification_attempts_total";
-/// Redis commands by `op` and `outcome` (`ok`, `error`), when Redis is configured.
+/// Vendor records the adapters could not read whole, by `provider` and `code`
+/// (`record_skipped`, `currency_mismatch`, `field_ignored`), counted once per snapshot built.
+pub const RECORD_WARNINGS: &str = "gateway_record_warnings_total";
+/// Redis calls by `op` and `outcome` (`ok`, `error`, `timeout`, `skipped`), when Redis is
+/// configured.
 pub const REDIS_COMMANDS: &str = "gateway_redis_commands_total";
 /// Always 1, labelled with the `version` and git `revision` of the running binary.
 pub const BUILD_INFO: &str = "gateway_build_info";
@@ -120,6 +124,10 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
 }
 
 fn describe() {
+    describe_counter!(
+        RECORD_WARNINGS,
+        "Vendor records read with a warning (left out, or a field dropped), once per snapshot"
+    );
     describe_histogram!(
         HTTP_REQUEST_DURATION,
         metrics::Unit::Seconds,
@@ -426,8 +434,13 @@ pub fn notification_attempt(outcome: &'static str) {
     counter!(NOTIFICATION_ATTEMPTS, "outcome" => outcome).increment(1);
 }
 
-/// One Redis command (`op`: e.g. `get`, `set`, `eval`; `outcome`: `ok` or `error`). For the
-/// Redis-backed stack (issue 12): call it once per command.
+/// One vendor record read with a warning (`code`), when a snapshot is built.
+pub fn record_warning(provider: &str, code: &'static str) {
+    counter!(RECORD_WARNINGS, "provider" => provider.to_owned(), "code" => code).increment(1);
+}
+
+/// One Redis call (`op`: what it was for, e.g. `gcra`, `admit`, `snapshot_lookup`; `outcome`:
+/// `ok`, `error`, `timeout`, or `skipped` while Redis is marked down).
 pub fn redis_call(op: &'static str, outcome: &'static str) {
     counter!(REDIS_COMMANDS, "op" => op, "outcome" => outcome).increment(1);
 }

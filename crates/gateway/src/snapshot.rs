@@ -486,6 +486,9 @@ impl SnapshotCache {
         );
         let fetched = fetched?;
         let warnings = fetched.warnings;
+        for warning in &warnings {
+            crate::metrics::record_warning(&entry.name, warning.code.as_str());
+        }
         let items = normalize(fetched.items);
         let bytes = estimate_bytes(&items).saturating_add(estimate_warning_bytes(&warnings));
         let snapshot = Arc::new(Snapshot {
