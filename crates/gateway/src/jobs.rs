@@ -962,7 +962,18 @@ async fn drive_inner(state: &AppState, run: &RunTicket, taken_over: bool) {
     let started = Instant::now();
     let deadline = jobs.deadline(&run.provider);
     let style = entry.provider.capabilities().refresh;
-    if taken_over && style == RefreshStyle::Webhook {
+    // A webhook-style run whose vendor already has the callback URL (its token is armed) is
+    // only waited for: any replica accepts the delivery. One taken over before that is started.
+    let armed = match jobs.shared() {
+        Some(shared) if taken_over => shared
+            .run(&run.id.to_string())
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|stored| stored.token_sha256.is_some()),
+        _ => false,
+    };
+    if armed && style == RefreshStyle::Webhook {
         // The vendor already has the callback URL; any replica accepts its delivery.
         jobs.await_final(run.id, deadline.refresh).await;
         if jobs
