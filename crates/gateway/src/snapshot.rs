@@ -20,16 +20,18 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::web::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use moka::Expiry;
 use moka::notification::RemovalCause;
+use moka::ops::compute::Op;
 use provider::{
     DateRange, Direction, Listing, PageRequest, Provider, ProviderError, RecordWarning, Scope,
     Transaction, TransactionId, TransactionQuery,
 };
+use tokio::time::Instant;
 
 use crate::config::CacheSection;
 use crate::error::ApiError;
@@ -94,7 +96,7 @@ pub struct Snapshot {
     pub items: Vec<Transaction>,
     /// What the provider's pages held that could not be read, in the provider's order.
     pub warnings: Vec<RecordWarning>,
-    /// When it was fetched (monotonic).
+    /// When it was fetched (monotonic, tokio's clock so tests can pause it).
     pub created: Instant,
     /// How long it is served as fresh.
     pub ttl: Duration,
@@ -136,6 +138,11 @@ impl Snapshot {
     pub fn remaining_ttl(&self) -> Duration {
         self.ttl.saturating_sub(self.age())
     }
+
+    /// Whether it is still within its TTL.
+    pub fn is_fresh(&self) -> bool {
+        self.age() < self.ttl
+    }
 }
 
 /// Whether an answer came from memory.
@@ -143,7 +150,8 @@ impl Snapshot {
 pub enum CacheStatus {
     /// Served from a cached snapshot.
     Hit,
-    /// Fetched from the provider for this request (or joined a fetch in flight).
+    /// Fetched from the provider for this request, or for another request whose fetch this
+    /// one joined and waited for.
     Miss,
     /// The provider failed; an expired snapshot within the stale-if-error grace was served.
     Stale,
@@ -208,26 +216,32 @@ pub struct RenderKey {
     pub include_raw: bool,
 }
 
-struct PerSnapshotTtl;
+/// A current snapshot stays in the tier for its TTL plus `keep` (the longer of the cursor
+/// lifetime and the stale-if-error grace): whether it is fresh is decided on the read path
+/// ([`Snapshot::is_fresh`]), so an expired snapshot is still at hand, explicitly, when it must
+/// be moved to the retired and stale tiers — not whenever moka's maintenance gets to it.
+struct PerSnapshotTtl {
+    keep: Duration,
+}
 
 impl Expiry<SnapshotKey, Arc<Snapshot>> for PerSnapshotTtl {
     fn expire_after_create(
         &self,
         _: &SnapshotKey,
         value: &Arc<Snapshot>,
-        _: Instant,
+        _: std::time::Instant,
     ) -> Option<Duration> {
-        Some(value.ttl)
+        Some(value.remaining_ttl().saturating_add(self.keep))
     }
 
     fn expire_after_update(
         &self,
         _: &SnapshotKey,
         value: &Arc<Snapshot>,
-        _: Instant,
+        _: std::time::Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
-        Some(value.ttl)
+        Some(value.remaining_ttl().saturating_add(self.keep))
     }
 }
 
@@ -242,6 +256,7 @@ pub struct SnapshotCache {
     shared: Option<Arc<SharedTier>>,
     renders_made: AtomicU64,
     stale_grace: Duration,
+    cursor_lifetime: Duration,
     max_items: u64,
 }
 
@@ -266,28 +281,26 @@ impl SnapshotCache {
             .time_to_live(stale_grace.max(Duration::from_secs(1)))
             .support_invalidation_closures()
             .build();
-        let (retire, keep_stale) = (retired.clone(), stale.clone());
+        let retire = retired.clone();
         let current = moka::future::Cache::builder()
             .max_capacity(budget / 2)
             .weigher(|_, s: &Arc<Snapshot>| weigh(s.bytes))
-            .expire_after(PerSnapshotTtl)
+            .expire_after(PerSnapshotTtl {
+                keep: cursor_lifetime.max(stale_grace),
+            })
             .support_invalidation_closures()
-            .eviction_listener(
-                move |key: Arc<SnapshotKey>, snapshot: Arc<Snapshot>, cause| {
-                    // Replaced or expired data stays readable for cursors (and, when it expired,
-                    // for stale-if-error); memory pressure drops it.
-                    match cause {
-                        RemovalCause::Expired => {
-                            keep_stale.insert(SnapshotKey::clone(&key), snapshot.clone());
-                            retire.insert(snapshot.id, snapshot);
-                        }
-                        RemovalCause::Replaced | RemovalCause::Explicit => {
-                            retire.insert(snapshot.id, snapshot);
-                        }
-                        RemovalCause::Size => {}
-                    }
-                },
-            )
+            .eviction_listener(move |_: Arc<SnapshotKey>, snapshot: Arc<Snapshot>, cause| {
+                // The read path and `invalidate_local` retire a snapshot themselves before
+                // it leaves (this listener runs at moka's next maintenance, too late for a
+                // cursor read right after); this only catches what they did not see.
+                // Expired here means past TTL + keep: nothing to keep it for. Memory
+                // pressure drops it.
+                if matches!(cause, RemovalCause::Replaced | RemovalCause::Explicit)
+                    && retire.get(&snapshot.id).is_none()
+                {
+                    retire.insert(snapshot.id, snapshot);
+                }
+            })
             .build();
         let renders = moka::sync::Cache::builder()
             .max_capacity(budget / 100 * 20)
@@ -312,6 +325,7 @@ impl SnapshotCache {
             shared: None,
             renders_made: AtomicU64::new(0),
             stale_grace,
+            cursor_lifetime,
             max_items: config.max_snapshot_items,
         }
     }
@@ -335,9 +349,16 @@ impl SnapshotCache {
         query: &TransactionQuery,
     ) -> Result<(Arc<Snapshot>, CacheStatus), FetchError> {
         let key = SnapshotKey::for_query(entry, query);
+        let started = Instant::now();
         // The hot path: a current snapshot, without building the fetch.
         if let Some(snapshot) = self.current.get(&key).await {
-            return Ok((snapshot, CacheStatus::Hit));
+            if snapshot.is_fresh() {
+                return Ok((snapshot, CacheStatus::Hit));
+            }
+            // Expired: retire it (cursors) and keep it as stale (stale-if-error) now, then make
+            // room for the fetch that replaces it.
+            self.keep_expired(&key, &snapshot);
+            self.remove_if_same(&key, snapshot.id).await;
         }
         if let Some(total) = self.too_large.get(&key) {
             return Err(FetchError::TooLarge { total });
@@ -350,9 +371,13 @@ impl SnapshotCache {
             .await;
         match result {
             Ok(found) => {
-                // Fetched from the provider for this request: a miss. Another replica's
-                // snapshot from the shared tier is a hit, like a local one.
-                let status = if found.is_fresh() && !found.value().shared {
+                // Fetched from the provider for this request, or by a fetch this request joined
+                // and waited for (made after it started): a miss. Another replica's snapshot
+                // from the shared tier is a hit, like a local one.
+                let snapshot = found.value();
+                let status = if (found.is_fresh() && !snapshot.shared)
+                    || (!found.is_fresh() && snapshot.created >= started)
+                {
                     CacheStatus::Miss
                 } else {
                     CacheStatus::Hit
@@ -456,7 +481,13 @@ impl SnapshotCache {
     /// one still within the cursor lifetime.
     pub async fn by_id(&self, key: &SnapshotKey, id: u64) -> Option<Arc<Snapshot>> {
         match self.current.get(key).await {
-            Some(snapshot) if snapshot.id == id => return Some(snapshot),
+            // Current, or expired but not replaced yet (and within the cursor lifetime).
+            Some(snapshot)
+                if snapshot.id == id
+                    && snapshot.age() <= snapshot.ttl.saturating_add(self.cursor_lifetime) =>
+            {
+                return Some(snapshot);
+            }
             _ => {}
         }
         if let Some(snapshot) = self.retired.get(&id) {
@@ -471,7 +502,7 @@ impl SnapshotCache {
     /// A transaction seen in a snapshot that is still cached.
     pub async fn find(&self, id: &TransactionId) -> Option<(Transaction, Arc<Snapshot>)> {
         let key = self.index.get(id)?;
-        let snapshot = self.current.get(&key).await?;
+        let snapshot = self.current.get(&key).await.filter(|s| s.is_fresh())?;
         let tx = snapshot.items.iter().find(|t| &t.id == id)?.clone();
         Some((tx, snapshot))
     }
@@ -506,6 +537,14 @@ impl SnapshotCache {
     pub fn invalidate_local(&self, provider: &str, account_id: &str) -> Result<(), ApiError> {
         let provider = provider.to_owned();
         let account = Scope::Account(account_id.to_owned());
+        // Retired now, before they leave: moka applies the invalidation at once for reads but
+        // calls the eviction listener only at its next maintenance, and a cursor read in between
+        // must still find its snapshot.
+        for (key, snapshot) in self.current.iter() {
+            if *key.provider == *provider && key.scope == account {
+                self.retired.insert(snapshot.id, snapshot);
+            }
+        }
         self.stale
             .invalidate_entries_if({
                 let (provider, account) = (provider.clone(), account.clone());
@@ -516,6 +555,30 @@ impl SnapshotCache {
             .invalidate_entries_if(move |key, _| *key.provider == *provider && key.scope == account)
             .map(|_| ())
             .map_err(|e| ApiError::Internal(format!("cache invalidation: {e}")))
+    }
+
+    /// An expired snapshot leaving the current tier: reachable by id for the cursor lifetime,
+    /// and as the key's stale answer within the stale-if-error grace.
+    fn keep_expired(&self, key: &SnapshotKey, snapshot: &Arc<Snapshot>) {
+        self.retired.insert(snapshot.id, snapshot.clone());
+        if snapshot.age() <= self.stale_grace {
+            self.stale.insert(key.clone(), snapshot.clone());
+        }
+    }
+
+    /// Removes the current snapshot of `key` if it is still snapshot `id` (a concurrent reader
+    /// may have replaced it already).
+    async fn remove_if_same(&self, key: &SnapshotKey, id: u64) {
+        let _ = self
+            .current
+            .entry_by_ref(key)
+            .and_compute_with(|found| {
+                std::future::ready(match found {
+                    Some(entry) if entry.value().id == id => Op::Remove,
+                    _ => Op::Nop,
+                })
+            })
+            .await;
     }
 
     /// Settles pending cache maintenance (evictions, listeners); for tests and measurements.
@@ -651,4 +714,229 @@ fn estimate_bytes(items: &[Transaction]) -> u32 {
         })
         .sum();
     u32::try_from(std::mem::size_of_val(items) + heap + 256).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use async_trait::async_trait;
+    use provider::{Capabilities, Page, RefreshStyle, ScopeKind};
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::config::{OutboundConfig, ProviderKind};
+    use crate::outbound::{Guarded, Lane};
+
+    /// What the fake provider does on its next calls.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Mode {
+        Answer,
+        /// A 500: not retried, an upstream fault.
+        Fail500,
+        /// Answers once the gate gives a permit.
+        Gated,
+    }
+
+    #[derive(Debug)]
+    struct Fake {
+        caps: Capabilities,
+        mode: Mutex<Mode>,
+        calls: AtomicU32,
+        entered: tokio::sync::Notify,
+        gate: Semaphore,
+    }
+
+    use std::sync::Mutex;
+
+    impl Fake {
+        fn new() -> Arc<Fake> {
+            Arc::new(Fake {
+                caps: Capabilities {
+                    scopes: vec![ScopeKind::Account],
+                    date_filter: vec![],
+                    direction_filter: vec![],
+                    get_by_id: false,
+                    default_page_size: 10,
+                    max_page_size: 10,
+                    bulk_read: false,
+                    refresh: RefreshStyle::None,
+                },
+                mode: Mutex::new(Mode::Answer),
+                calls: AtomicU32::new(0),
+                entered: tokio::sync::Notify::new(),
+                gate: Semaphore::new(0),
+            })
+        }
+
+        fn set(&self, mode: Mode) {
+            *self.mode.lock().unwrap() = mode;
+        }
+
+        fn calls(&self) -> u32 {
+            self.calls.load(Ordering::SeqCst)
+        }
+    }
+
+    fn failure(status: u16) -> ProviderError {
+        ProviderError::Unavailable {
+            provider: "fake".into(),
+            status: Some(status),
+            message: "injected".into(),
+        }
+    }
+
+    #[async_trait]
+    impl Provider for Fake {
+        fn name(&self) -> &str {
+            "fake"
+        }
+
+        fn kind(&self) -> &'static str {
+            "fake"
+        }
+
+        fn capabilities(&self) -> &Capabilities {
+            &self.caps
+        }
+
+        async fn list_page(
+            &self,
+            query: &TransactionQuery,
+        ) -> Result<provider::Page<Transaction>, ProviderError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let mode = *self.mode.lock().unwrap();
+            match mode {
+                Mode::Answer => {}
+                Mode::Fail500 => return Err(failure(500)),
+                Mode::Gated => {
+                    self.entered.notify_one();
+                    let _ = self.gate.acquire().await.unwrap();
+                }
+            }
+            Ok(Page {
+                items: vec![],
+                page: query.page.page,
+                limit: query.page.limit,
+                total: Some(0),
+                total_pages: Some(1),
+                next_page: None,
+                warnings: vec![],
+            })
+        }
+    }
+
+    fn outbound() -> OutboundConfig {
+        OutboundConfig {
+            quota: None,
+            max_concurrent_requests: 4,
+            queue_timeout: Duration::from_secs(10),
+            max_retries: 3,
+            retry_backoff: Duration::from_secs(1),
+            breaker_failure_threshold: 100,
+            breaker_open: Duration::from_secs(60),
+        }
+    }
+
+    fn entry(fake: &Arc<Fake>, ttl: Duration) -> ProviderEntry {
+        let lane = Arc::new(Lane::new("fake", outbound()));
+        ProviderEntry {
+            name: Arc::from("fake"),
+            kind: ProviderKind::Okra,
+            provider: Arc::new(Guarded::new(fake.clone(), lane.clone(), None)),
+            fetch_concurrency: 1,
+            page_size: 10,
+            cache_ttl: ttl,
+            lane,
+        }
+    }
+
+    fn cache() -> SnapshotCache {
+        SnapshotCache::new(&CacheSection::default())
+    }
+
+    fn query() -> TransactionQuery {
+        TransactionQuery::new(Scope::Account("A".into()))
+    }
+
+    const FRESH: Duration = Duration::from_secs(300);
+
+    /// Defect 1: a refresh replaces the account's snapshot; a cursor into the old one keeps
+    /// working at once, not only after the cache's next maintenance.
+    #[tokio::test]
+    async fn a_cursor_finds_its_snapshot_right_after_a_refresh_dropped_it() {
+        let (fake, cache) = (Fake::new(), cache());
+        let entry = entry(&fake, FRESH);
+        let (old, status) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        assert_eq!(status, CacheStatus::Miss);
+        cache.invalidate_local("fake", "A").unwrap();
+        let found = cache.by_id(&old.key, old.id).await;
+        assert_eq!(found.map(|s| s.id), Some(old.id));
+        // And the next read fetches a new one.
+        let (new, status) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        assert_eq!(status, CacheStatus::Miss);
+        assert_ne!(new.id, old.id);
+        assert_eq!(
+            cache.by_id(&old.key, old.id).await.map(|s| s.id),
+            Some(old.id)
+        );
+    }
+
+    /// Defect 1 (expiry): the snapshot replaced because it expired stays reachable by id.
+    #[tokio::test]
+    async fn a_cursor_finds_its_snapshot_right_after_expiry_replaced_it() {
+        let (fake, cache) = (Fake::new(), cache());
+        // Expired as soon as it is made.
+        let entry = entry(&fake, Duration::ZERO);
+        let (old, _) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        let (new, status) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        assert_eq!(status, CacheStatus::Miss);
+        assert_ne!(new.id, old.id);
+        assert_eq!(fake.calls(), 2);
+        assert_eq!(
+            cache.by_id(&old.key, old.id).await.map(|s| s.id),
+            Some(old.id)
+        );
+    }
+
+    /// Defect 2: the provider fails right after the snapshot expired: the expired snapshot is
+    /// served as stale at once.
+    #[tokio::test]
+    async fn stale_if_error_serves_the_snapshot_that_just_expired() {
+        let (fake, cache) = (Fake::new(), cache());
+        let entry = entry(&fake, Duration::ZERO);
+        let (old, _) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        fake.set(Mode::Fail500);
+        let (served, status) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        assert_eq!(status, CacheStatus::Stale);
+        assert_eq!(served.id, old.id);
+    }
+
+    /// Defect 4: a request that joined another's fetch and waited for it is a miss, not a hit;
+    /// and the provider was asked once.
+    #[tokio::test]
+    async fn a_request_that_joined_a_fetch_in_flight_is_a_miss() {
+        let (fake, cache) = (Fake::new(), cache());
+        let entry = entry(&fake, FRESH);
+        fake.set(Mode::Gated);
+        // Polled in order: the first starts the fetch and blocks in the provider, the second
+        // joins it, and only then is the provider let go.
+        let release = async {
+            fake.entered.notified().await;
+            fake.gate.add_permits(1);
+        };
+        let (first, second, ()) = futures_util::future::join3(
+            cache.get_or_fetch(&entry, &query()),
+            cache.get_or_fetch(&entry, &query()),
+            release,
+        )
+        .await;
+        let ((a, first), (b, second)) = (first.unwrap(), second.unwrap());
+        assert_eq!(a.id, b.id);
+        assert_eq!(fake.calls(), 1);
+        assert_eq!((first, second), (CacheStatus::Miss, CacheStatus::Miss));
+        // Later readers are hits.
+        let (_, third) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        assert_eq!(third, CacheStatus::Hit);
+    }
 }
