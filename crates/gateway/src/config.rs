@@ -447,6 +447,9 @@ pub struct CacheSection {
     /// How old (since it was fetched) an expired snapshot may be and still be served when the
     /// provider fails (`x-cache: stale`); 0 turns stale-if-error off.
     pub stale_if_error_secs: u64,
+    /// With a stale snapshot at hand, how long a request waits for the provider (one attempt,
+    /// no retries) before it serves the stale snapshot instead.
+    pub stale_wait_ms: u64,
     /// Scopes with more transactions than this are not snapshotted but paged straight through.
     pub max_snapshot_items: u64,
     /// The key that signs cursors, from the environment; every replica needs the same one
@@ -461,6 +464,7 @@ impl Default for CacheSection {
             cursor_lifetime_secs: 900,
             max_bytes: 256 * 1024 * 1024,
             stale_if_error_secs: 3600,
+            stale_wait_ms: 2000,
             max_snapshot_items: 50_000,
             cursor_secret: None,
         }

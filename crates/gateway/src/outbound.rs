@@ -50,6 +50,13 @@ const BUSY_RETRY: Duration = Duration::from_secs(1);
 
 tokio::task_local! {
     static DEADLINE: Instant;
+    static NO_RETRIES: ();
+}
+
+/// Runs `work` with every read it makes through a lane tried once, never retried (the caller
+/// has a fallback, e.g. a stale snapshot, and would rather serve it than wait for retries).
+pub async fn without_retries<F: Future>(work: F) -> F::Output {
+    NO_RETRIES.scope((), work).await
 }
 
 /// Runs `work` with `deadline` as the end of the current request, for every lane it calls.
@@ -534,7 +541,11 @@ impl Lane {
             .with_jitter()
             .with_min_delay(self.config.retry_backoff)
             .with_max_delay(MAX_BACKOFF.max(self.config.retry_backoff))
-            .with_max_times(self.config.max_retries as usize);
+            .with_max_times(if NO_RETRIES.try_with(|()| ()).is_ok() {
+                0
+            } else {
+                self.config.max_retries as usize
+            });
         let provider = self.provider.clone();
         let retried = Mutex::new(None);
         let result = (|| self.attempt(deadline, true, call()))

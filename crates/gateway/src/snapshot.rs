@@ -256,6 +256,7 @@ pub struct SnapshotCache {
     shared: Option<Arc<SharedTier>>,
     renders_made: AtomicU64,
     stale_grace: Duration,
+    stale_wait: Duration,
     cursor_lifetime: Duration,
     max_items: u64,
 }
@@ -325,6 +326,7 @@ impl SnapshotCache {
             shared: None,
             renders_made: AtomicU64::new(0),
             stale_grace,
+            stale_wait: Duration::from_millis(config.stale_wait_ms),
             cursor_lifetime,
             max_items: config.max_snapshot_items,
         }
@@ -364,11 +366,19 @@ impl SnapshotCache {
             return Err(FetchError::TooLarge { total });
         }
         let init_key = key.clone();
-        let result = self
+        let fetch = self
             .current
             .entry_by_ref(&key)
-            .or_try_insert_with(self.fetch_through(entry, init_key))
-            .await;
+            .or_try_insert_with(self.fetch_through(entry, init_key));
+        let result = if self.stale_for(&key).is_some() {
+            // A stale answer is at hand: one attempt, bounded by `stale_wait`, then serve it
+            // (the fetch's joiners share the key, so they have the same fallback).
+            let bound = Instant::now() + self.stale_wait;
+            let deadline = crate::outbound::current_deadline().map_or(bound, |d| d.min(bound));
+            crate::outbound::with_deadline(deadline, crate::outbound::without_retries(fetch)).await
+        } else {
+            fetch.await
+        };
         match result {
             Ok(found) => {
                 // Fetched from the provider for this request, or by a fetch this request joined
@@ -391,9 +401,7 @@ impl SnapshotCache {
                         self.too_large.insert(key, *total);
                     }
                     FetchError::Provider(e) if e.fault() == provider::Fault::Upstream => {
-                        if let Some(stale) =
-                            self.stale.get(&key).filter(|s| s.age() <= self.stale_grace)
-                        {
+                        if let Some(stale) = self.stale_for(&key) {
                             tracing::warn!(provider = %key.provider, error = %e, age_s = stale.age().as_secs(), "serving stale snapshot");
                             return Ok((stale, CacheStatus::Stale));
                         }
@@ -566,6 +574,11 @@ impl SnapshotCache {
         }
     }
 
+    /// The expired snapshot of `key` that may still be served when the provider fails.
+    fn stale_for(&self, key: &SnapshotKey) -> Option<Arc<Snapshot>> {
+        self.stale.get(key).filter(|s| s.age() <= self.stale_grace)
+    }
+
     /// Removes the current snapshot of `key` if it is still snapshot `id` (a concurrent reader
     /// may have replaced it already).
     async fn remove_if_same(&self, key: &SnapshotKey, id: u64) {
@@ -734,6 +747,10 @@ mod tests {
         Answer,
         /// A 500: not retried, an upstream fault.
         Fail500,
+        /// A 503: transient, retried by the lane.
+        Fail503,
+        /// Never answers.
+        Hang,
         /// Answers once the gate gives a permit.
         Gated,
     }
@@ -809,6 +826,8 @@ mod tests {
             match mode {
                 Mode::Answer => {}
                 Mode::Fail500 => return Err(failure(500)),
+                Mode::Fail503 => return Err(failure(503)),
+                Mode::Hang => std::future::pending::<()>().await,
                 Mode::Gated => {
                     self.entered.notify_one();
                     let _ = self.gate.acquire().await.unwrap();
@@ -938,5 +957,46 @@ mod tests {
         // Later readers are hits.
         let (_, third) = cache.get_or_fetch(&entry, &query()).await.unwrap();
         assert_eq!(third, CacheStatus::Hit);
+    }
+
+    /// Defect 5: with a stale snapshot at hand and a provider that hangs, the stale answer
+    /// comes after `stale_wait`, not at the request's deadline.
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_provider_gets_stale_wait_not_the_whole_deadline() {
+        let (fake, cache) = (Fake::new(), cache());
+        let entry = entry(&fake, Duration::ZERO);
+        let (old, _) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        fake.set(Mode::Hang);
+        let started = Instant::now();
+        let (served, status) = crate::outbound::with_deadline(
+            started + Duration::from_secs(30),
+            cache.get_or_fetch(&entry, &query()),
+        )
+        .await
+        .unwrap();
+        assert_eq!((served.id, status), (old.id, CacheStatus::Stale));
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(CacheSection::default().stale_wait_ms)
+        );
+    }
+
+    /// Defect 5: with a stale snapshot at hand, a transient failure is not retried: the stale
+    /// answer comes after the first attempt.
+    #[tokio::test(start_paused = true)]
+    async fn a_transient_failure_with_stale_at_hand_is_not_retried() {
+        let (fake, cache) = (Fake::new(), cache());
+        let entry = entry(&fake, Duration::ZERO);
+        let (old, _) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        fake.set(Mode::Fail503);
+        let started = Instant::now();
+        let (served, status) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        assert_eq!((served.id, status), (old.id, CacheStatus::Stale));
+        assert_eq!(fake.calls(), 2, "one fetch, then one attempt");
+        assert!(started.elapsed() < outbound().retry_backoff);
+        // Without a stale answer the lane still retries.
+        let other = TransactionQuery::new(Scope::Account("B".into()));
+        assert!(cache.get_or_fetch(&entry, &other).await.is_err());
+        assert_eq!(fake.calls(), 2 + 1 + outbound().max_retries);
     }
 }
