@@ -491,6 +491,9 @@ pub struct JobsSection {
     pub ttl_secs: u64,
     /// The largest webhook delivery a provider may POST to the gateway.
     pub max_delivery_bytes: u64,
+    /// How long a webhook delivery's body may take to arrive; a slower upload is answered 408
+    /// and its connection closed (the route is unauthenticated: nobody may hold it open).
+    pub delivery_read_timeout_ms: u64,
     /// Attempts to deliver one notification to a client's `webhook_url`.
     pub notify_max_attempts: u32,
     /// The wait before the second attempt; it doubles after each failure.
@@ -509,6 +512,7 @@ impl Default for JobsSection {
         JobsSection {
             ttl_secs: 3_600,
             max_delivery_bytes: 16 * 1024 * 1024,
+            delivery_read_timeout_ms: 5_000,
             notify_max_attempts: 10,
             notify_initial_backoff_ms: 1_000,
             notify_max_backoff_ms: 300_000,
@@ -1160,7 +1164,7 @@ fn validate_client_webhook(
 }
 
 fn validate_jobs(jobs: JobsSection) -> Result<JobsSection, ConfigError> {
-    let checks: [(&str, u64, u64, u64); 7] = [
+    let checks: [(&str, u64, u64, u64); 8] = [
         ("ttl_secs", jobs.ttl_secs, 1, 7 * 24 * 3_600),
         ("lease_ms", jobs.lease_ms, 300, 600_000),
         (
@@ -1188,6 +1192,12 @@ fn validate_jobs(jobs: JobsSection) -> Result<JobsSection, ConfigError> {
             86_400_000,
         ),
         ("notify_timeout_ms", jobs.notify_timeout_ms, 1, 300_000),
+        (
+            "delivery_read_timeout_ms",
+            jobs.delivery_read_timeout_ms,
+            10,
+            300_000,
+        ),
     ];
     for (field, value, min, max) in checks {
         if !(min..=max).contains(&value) {
