@@ -5,9 +5,10 @@
 //! [`Guarded`] wraps an adapter and implements [`Provider`] itself, so nothing else in the
 //! gateway knows the lane exists: the registry hands out guarded providers only. Each upstream
 //! request of a read takes one quota cell (a default page walk is walked here, page by page,
-//! through the guarded `list_page`; a bulk `list_all` is one request). A refresh is admitted
-//! as one call and never retried, and holds no concurrency slot while it runs: the polling an
-//! adapter does inside it is its own.
+//! through the guarded `list_page`; a bulk `list_all` is one request). A refresh is one call
+//! to start it (never retried) and, for a polling provider (Okra), one call per status poll:
+//! `provider::follow_refresh` drives the polls through the guarded `poll_refresh`, so each
+//! poll waits for a slot and a quota cell like any call, and a 429 it meets pauses the lane.
 //!
 //! Order of one attempt: paused after a 429? -> breaker open? (both fail fast) -> a concurrency
 //! slot (FIFO) -> a quota cell -> the call, bounded by the request's deadline -> the outcome
@@ -29,8 +30,8 @@ use backon::{ExponentialBuilder, Retryable};
 use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use provider::{
-    Capabilities, Listing, Page, Provider, ProviderError, RefreshDelivery, RefreshOutcome,
-    RefreshRequest, ThrottleReason, Transaction, TransactionQuery,
+    Capabilities, Listing, Page, PollStatus, Provider, ProviderError, RefreshDelivery, RefreshPoll,
+    RefreshRequest, RefreshStart, ThrottleReason, Transaction, TransactionQuery,
 };
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -579,15 +580,6 @@ impl Lane {
     {
         self.attempt(current_deadline(), true, call).await
     }
-
-    /// A refresh: once through the lane (pause, breaker, a quota cell), but without keeping a
-    /// concurrency slot while the adapter follows the provider's slow refresh flow.
-    pub async fn refresh<T, Fut>(&self, call: Fut) -> Result<T, ProviderError>
-    where
-        Fut: Future<Output = Result<T, ProviderError>>,
-    {
-        self.attempt(current_deadline(), false, call).await
-    }
 }
 
 /// A provider whose every upstream call goes through its [`Lane`].
@@ -649,8 +641,16 @@ impl Provider for Guarded {
         provider::walk_pages(self, query, self.walk_page_size, 1).await
     }
 
-    async fn refresh(&self, request: &RefreshRequest) -> Result<RefreshOutcome, ProviderError> {
-        self.lane.refresh(self.inner.refresh(request)).await
+    /// Started once through the lane, then followed by `provider::follow_refresh` (the
+    /// trait's default `refresh`) with every poll a guarded `poll_refresh`.
+    async fn start_refresh(&self, request: &RefreshRequest) -> Result<RefreshStart, ProviderError> {
+        self.lane.once(self.inner.start_refresh(request)).await
+    }
+
+    /// One status poll: a slot, a quota cell, the breaker, like any call (not retried here:
+    /// the poll loop asks again on its schedule).
+    async fn poll_refresh(&self, poll: &RefreshPoll) -> Result<PollStatus, ProviderError> {
+        self.lane.once(self.inner.poll_refresh(poll)).await
     }
 
     fn parse_delivery(
@@ -942,5 +942,99 @@ mod tests {
             }
         ));
         assert!(refused.retry_after().unwrap() > Duration::from_secs(50));
+    }
+
+    /// A provider that refreshes by polling: the start answers at once, the first poll meets a
+    /// 429 (30 s), the next one finds it done.
+    #[derive(Debug)]
+    struct Poller {
+        caps: Capabilities,
+        polls: std::sync::atomic::AtomicU32,
+        polled: tokio::sync::Notify,
+    }
+
+    #[async_trait]
+    impl Provider for Poller {
+        fn name(&self) -> &str {
+            "p"
+        }
+
+        fn kind(&self) -> &'static str {
+            "poller"
+        }
+
+        fn capabilities(&self) -> &Capabilities {
+            &self.caps
+        }
+
+        async fn list_page(
+            &self,
+            _: &TransactionQuery,
+        ) -> Result<Page<Transaction>, ProviderError> {
+            Err(ProviderError::unsupported("p", "list"))
+        }
+
+        async fn start_refresh(&self, _: &RefreshRequest) -> Result<RefreshStart, ProviderError> {
+            Ok(RefreshStart::Polling(RefreshPoll {
+                handle: "status".into(),
+                initial_delay: Duration::from_millis(100),
+                max_delay: Duration::from_secs(1),
+                deadline: Duration::from_secs(120),
+            }))
+        }
+
+        async fn poll_refresh(&self, _: &RefreshPoll) -> Result<PollStatus, ProviderError> {
+            let n = self.polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // Wakes the test once the lane has seen this poll's outcome (`notify_one` keeps
+            // the permit if the test is not waiting yet).
+            self.polled.notify_one();
+            match n {
+                0 => Err(ProviderError::RateLimited {
+                    provider: "p".into(),
+                    retry_after: Some(Duration::from_secs(30)),
+                    message: String::new(),
+                }),
+                _ => Ok(PollStatus::Completed),
+            }
+        }
+    }
+
+    /// Defect 3: a refresh's status polls go through the lane like any call: the 429 a poll
+    /// meets pauses the lane (reads are held back too), and the next poll waits for the pause
+    /// to end instead of reaching the provider.
+    #[tokio::test(start_paused = true)]
+    async fn refresh_polls_go_through_the_lane() {
+        let poller = Arc::new(Poller {
+            caps: Capabilities {
+                scopes: vec![],
+                date_filter: vec![],
+                direction_filter: vec![],
+                get_by_id: false,
+                default_page_size: 10,
+                max_page_size: 10,
+                bulk_read: false,
+                refresh: provider::RefreshStyle::Polling,
+            },
+            polls: std::sync::atomic::AtomicU32::new(0),
+            polled: tokio::sync::Notify::new(),
+        });
+        let lane = Arc::new(Lane::new("p", config()));
+        let guarded = Guarded::new(poller.clone(), lane.clone(), None);
+        let request = RefreshRequest {
+            account_id: "A".into(),
+            callback_url: None,
+        };
+        let started = Instant::now();
+        let refresh = tokio::spawn(async move { guarded.refresh(&request).await });
+        // Right after the first poll's 429, the lane is paused for everyone.
+        poller.polled.notified().await;
+        assert!(lane.status().paused_for.is_some());
+        assert_eq!(
+            refresh.await.unwrap(),
+            Ok(provider::RefreshOutcome::Completed)
+        );
+        // Two polls reached the provider: the one that met the 429 and the one after the pause.
+        assert_eq!(poller.polls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert!(started.elapsed() >= Duration::from_secs(30));
     }
 }
