@@ -399,3 +399,26 @@ async fn a_snapshot_reads_the_providers_pages_of_its_configured_size() {
     let calls = gw.sandbox.stats().mono.get(MONO_LIST).copied();
     assert_eq!(calls, Some(account.transaction_count.div_ceil(10)));
 }
+
+/// Negative caching: unknown accounts are asked about once per `negative_ttl_secs`; asking
+/// again (any client, any page or range) is answered 404 without an upstream call.
+#[tokio::test]
+async fn unknown_accounts_are_asked_about_once() {
+    let gw = e2e::spawn_default("okra").await;
+    let ghosts: Vec<String> = (0..50).map(|i| format!("no-such-account-{i}")).collect();
+    for round in 0..2 {
+        let paths: Vec<String> = ghosts
+            .iter()
+            .map(|id| format!("/v1/accounts/{id}/transactions?limit={}", 10 + round))
+            .collect();
+        let replies = futures_util::future::join_all(paths.iter().map(|p| gw.get(p))).await;
+        assert!(replies.iter().all(|r| r.status == 404), "round {round}");
+        assert!(replies.iter().all(|r| r.json["code"] == "not_found"));
+    }
+    let stats = gw.sandbox.stats();
+    assert_eq!(
+        stats.okra.get(GET_BY_ACCOUNT).copied(),
+        Some(ghosts.len() as u64),
+        "{stats:?}"
+    );
+}

@@ -313,6 +313,10 @@ pub enum ProviderSection {
         fetch_concurrency: usize,
         /// Snapshot TTL for this provider (default: `cache.ttl_secs`).
         cache_ttl_secs: Option<u64>,
+        /// How long the provider's "no such account / customer / NUBAN / transaction" is
+        /// remembered and answered without asking it again (0: not remembered).
+        #[serde(default = "default_negative_ttl_secs")]
+        negative_ttl_secs: u64,
         /// Upstream requests allowed in any 60 seconds (unset: no quota).
         requests_per_minute: Option<u32>,
         /// Upstream requests that may go out at once (1 to `requests_per_minute`).
@@ -361,6 +365,10 @@ pub enum ProviderSection {
         fetch_concurrency: usize,
         /// Snapshot TTL for this provider (default: `cache.ttl_secs`).
         cache_ttl_secs: Option<u64>,
+        /// How long the provider's "no such account / customer / NUBAN / transaction" is
+        /// remembered and answered without asking it again (0: not remembered).
+        #[serde(default = "default_negative_ttl_secs")]
+        negative_ttl_secs: u64,
         /// How long a refresh waits for the provider's webhook delivery.
         #[serde(default = "default_refresh_deadline_ms")]
         refresh_deadline_ms: u64,
@@ -389,6 +397,9 @@ pub enum ProviderSection {
     },
 }
 
+fn default_negative_ttl_secs() -> u64 {
+    60
+}
 fn default_connect_timeout_ms() -> u64 {
     2_000
 }
@@ -673,6 +684,8 @@ pub struct ProviderConfig {
     pub fetch_concurrency: usize,
     /// Snapshot TTL.
     pub cache_ttl: Duration,
+    /// How long a "no such account / transaction" answer is remembered (zero: not at all).
+    pub negative_ttl: Duration,
     /// Quota, concurrency, retries and circuit breaker.
     pub outbound: OutboundConfig,
 }
@@ -922,6 +935,7 @@ impl FileConfig {
                         refresh_deadline_ms: default_refresh_deadline_ms(),
                         fetch_concurrency: default_fetch_concurrency(),
                         cache_ttl_secs: None,
+                        negative_ttl_secs: default_negative_ttl_secs(),
                         requests_per_minute: None,
                         burst: None,
                         max_concurrent_requests: default_max_concurrent_requests(),
@@ -944,6 +958,7 @@ impl FileConfig {
                         bulk_read: true,
                         fetch_concurrency: default_fetch_concurrency(),
                         cache_ttl_secs: None,
+                        negative_ttl_secs: default_negative_ttl_secs(),
                         refresh_deadline_ms: default_refresh_deadline_ms(),
                         requests_per_minute: None,
                         burst: None,
@@ -1065,21 +1080,30 @@ fn validate_provider(
             (*refresh_deadline_ms, *page_size, *bulk_read)
         }
     };
-    let (fetch_concurrency, cache_ttl_secs) = match section {
+    let (fetch_concurrency, cache_ttl_secs, negative_ttl_secs) = match section {
         ProviderSection::Okra {
             fetch_concurrency,
             cache_ttl_secs,
+            negative_ttl_secs,
             ..
         }
         | ProviderSection::Mono {
             fetch_concurrency,
             cache_ttl_secs,
+            negative_ttl_secs,
             ..
         } => (
             *fetch_concurrency,
             cache_ttl_secs.unwrap_or(default_ttl_secs),
+            *negative_ttl_secs,
         ),
     };
+    if negative_ttl_secs > 3_600 {
+        return Err(ConfigError::new(
+            format!("{key}.negative_ttl_secs"),
+            "must be between 0 and 3600",
+        ));
+    }
     if !(1..=64).contains(&fetch_concurrency) {
         return Err(ConfigError::new(
             format!("{key}.fetch_concurrency"),
@@ -1101,6 +1125,7 @@ fn validate_provider(
     Ok(ProviderConfig {
         fetch_concurrency,
         cache_ttl: Duration::from_secs(cache_ttl_secs),
+        negative_ttl: Duration::from_secs(negative_ttl_secs),
         kind,
         upstream,
         connect_timeout: Duration::from_millis(*connect),

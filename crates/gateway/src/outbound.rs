@@ -31,7 +31,7 @@ use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use provider::{
     Capabilities, Listing, Page, PollStatus, Provider, ProviderError, RefreshDelivery, RefreshPoll,
-    RefreshRequest, RefreshStart, ThrottleReason, Transaction, TransactionQuery,
+    RefreshRequest, RefreshStart, Scope, ThrottleReason, Transaction, TransactionQuery,
 };
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -582,12 +582,57 @@ impl Lane {
     }
 }
 
+/// What the provider said does not exist: a scope (account, customer, NUBAN) or a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Unknown {
+    Scope(Scope),
+    Transaction(String),
+}
+
+/// The provider's recent "no such account / transaction" answers, each kept for the provider's
+/// `negative_ttl_secs` and given again without an upstream call. In-process (each replica keeps
+/// its own, so with N replicas an unknown id costs at most N calls per TTL); bounded in entries.
+#[derive(Debug)]
+struct NotFoundCache {
+    ttl: Duration,
+    /// The answer, and until when it is given again (tokio's clock, so tests can pause it).
+    entries: moka::sync::Cache<Unknown, (ProviderError, Instant)>,
+}
+
+/// At most this many "not found" answers are remembered per provider instance.
+const MAX_NOT_FOUND: u64 = 100_000;
+
+impl NotFoundCache {
+    fn new(ttl: Duration) -> NotFoundCache {
+        NotFoundCache {
+            ttl,
+            entries: moka::sync::Cache::builder()
+                .max_capacity(MAX_NOT_FOUND)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    fn get(&self, what: &Unknown) -> Option<ProviderError> {
+        let (error, until) = self.entries.get(what)?;
+        (Instant::now() < until).then_some(error)
+    }
+
+    fn remember<T>(&self, what: Unknown, result: &Result<T, ProviderError>) {
+        if let Err(error @ ProviderError::NotFound { .. }) = result {
+            self.entries
+                .insert(what, (error.clone(), Instant::now() + self.ttl));
+        }
+    }
+}
+
 /// A provider whose every upstream call goes through its [`Lane`].
 #[derive(Debug)]
 pub struct Guarded {
     inner: Arc<dyn Provider>,
     lane: Arc<Lane>,
     walk_page_size: u32,
+    not_found: Option<NotFoundCache>,
 }
 
 impl Guarded {
@@ -601,8 +646,44 @@ impl Guarded {
             inner,
             lane,
             walk_page_size,
+            not_found: None,
         }
     }
+
+    /// Remembers the provider's "no such account / customer / NUBAN / transaction" for `ttl`
+    /// and answers it again without an upstream call (zero: never remembered).
+    pub fn remembering_not_found(mut self, ttl: Duration) -> Guarded {
+        self.not_found = (!ttl.is_zero()).then(|| NotFoundCache::new(ttl));
+        self
+    }
+
+    /// `call` through the lane as a read, unless the provider said recently that `what` does
+    /// not exist (then its answer again, without a call).
+    async fn read_known<T, F, Fut>(
+        &self,
+        what: Option<Unknown>,
+        call: F,
+    ) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut + Send,
+        Fut: Future<Output = Result<T, ProviderError>> + Send,
+        T: Send,
+    {
+        let (Some(cache), Some(what)) = (&self.not_found, what) else {
+            return self.lane.read(call).await;
+        };
+        if let Some(error) = cache.get(&what) {
+            return Err(error);
+        }
+        let result = self.lane.read(call).await;
+        cache.remember(what, &result);
+        result
+    }
+}
+
+/// What a listing's "not found" is about: its scope, unless it is all of a client's data.
+fn scope_of(query: &TransactionQuery) -> Option<Unknown> {
+    (query.scope != Scope::All).then(|| Unknown::Scope(query.scope.clone()))
 }
 
 #[async_trait]
@@ -623,20 +704,24 @@ impl Provider for Guarded {
         &self,
         query: &TransactionQuery,
     ) -> Result<Page<Transaction>, ProviderError> {
-        self.lane.read(|| self.inner.list_page(query)).await
+        self.read_known(scope_of(query), || self.inner.list_page(query))
+            .await
     }
 
     async fn get_transaction(&self, provider_id: &str) -> Result<Transaction, ProviderError> {
-        self.lane
-            .read(|| self.inner.get_transaction(provider_id))
-            .await
+        self.read_known(Some(Unknown::Transaction(provider_id.to_owned())), || {
+            self.inner.get_transaction(provider_id)
+        })
+        .await
     }
 
     /// One upstream request when the adapter reads a whole scope at once; otherwise the pages
     /// are walked here, each one a guarded (and separately retried) `list_page`.
     async fn list_all(&self, query: &TransactionQuery) -> Result<Listing, ProviderError> {
         if self.inner.capabilities().bulk_read {
-            return self.lane.read(|| self.inner.list_all(query)).await;
+            return self
+                .read_known(scope_of(query), || self.inner.list_all(query))
+                .await;
         }
         provider::walk_pages(self, query, self.walk_page_size, 1).await
     }
@@ -1036,5 +1121,88 @@ mod tests {
         // Two polls reached the provider: the one that met the 429 and the one after the pause.
         assert_eq!(poller.polls.load(std::sync::atomic::Ordering::SeqCst), 2);
         assert!(started.elapsed() >= Duration::from_secs(30));
+    }
+
+    /// A provider that knows no account and no transaction, counting what it is asked.
+    #[derive(Debug)]
+    struct Nobody {
+        caps: Capabilities,
+        calls: std::sync::atomic::AtomicU32,
+    }
+
+    #[async_trait]
+    impl Provider for Nobody {
+        fn name(&self) -> &str {
+            "p"
+        }
+
+        fn kind(&self) -> &'static str {
+            "nobody"
+        }
+
+        fn capabilities(&self) -> &Capabilities {
+            &self.caps
+        }
+
+        async fn list_page(
+            &self,
+            _: &TransactionQuery,
+        ) -> Result<Page<Transaction>, ProviderError> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(ProviderError::NotFound {
+                provider: "p".into(),
+                message: "no such account".into(),
+            })
+        }
+
+        async fn get_transaction(&self, _: &str) -> Result<Transaction, ProviderError> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(ProviderError::NotFound {
+                provider: "p".into(),
+                message: "no such transaction".into(),
+            })
+        }
+    }
+
+    /// Negative caching: "no such account / transaction" is answered again without a call for
+    /// the TTL, per scope or id; after it, the provider is asked again.
+    #[tokio::test(start_paused = true)]
+    async fn not_found_is_remembered_for_its_ttl() {
+        let nobody = Arc::new(Nobody {
+            caps: Capabilities {
+                scopes: vec![],
+                date_filter: vec![],
+                direction_filter: vec![],
+                get_by_id: true,
+                default_page_size: 10,
+                max_page_size: 10,
+                bulk_read: false,
+                refresh: provider::RefreshStyle::None,
+            },
+            calls: std::sync::atomic::AtomicU32::new(0),
+        });
+        let calls = || nobody.calls.load(std::sync::atomic::Ordering::SeqCst);
+        let guarded = Guarded::new(nobody.clone(), Arc::new(Lane::new("p", config())), None)
+            .remembering_not_found(Duration::from_secs(60));
+        let ghost = TransactionQuery::new(Scope::Account("ghost".into()));
+        for _ in 0..3 {
+            let answer = guarded.list_page(&ghost).await;
+            assert!(matches!(answer, Err(ProviderError::NotFound { .. })));
+            assert!(guarded.get_transaction("t1").await.is_err());
+        }
+        assert_eq!(calls(), 2, "one call per unknown thing");
+        // Another account is another question.
+        let other = TransactionQuery::new(Scope::Account("other".into()));
+        assert!(guarded.list_page(&other).await.is_err());
+        assert_eq!(calls(), 3);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(guarded.list_page(&ghost).await.is_err());
+        assert_eq!(calls(), 4, "asked again after the TTL");
+        // Zero: never remembered.
+        let forgetful = Guarded::new(nobody.clone(), Arc::new(Lane::new("p", config())), None)
+            .remembering_not_found(Duration::ZERO);
+        assert!(forgetful.list_page(&ghost).await.is_err());
+        assert!(forgetful.list_page(&ghost).await.is_err());
+        assert_eq!(calls(), 6);
     }
 }
