@@ -52,6 +52,121 @@ const BUSY_RETRY: Duration = Duration::from_secs(1);
 tokio::task_local! {
     static DEADLINE: Instant;
     static NO_RETRIES: ();
+    static CLIENT: Arc<str>;
+}
+
+/// Runs `work` on behalf of `client`: the quota cells its upstream calls wait for are shared
+/// fairly with other clients' (see [`FairLine`]).
+pub async fn for_client<F: Future>(client: Arc<str>, work: F) -> F::Output {
+    CLIENT.scope(client, work).await
+}
+
+/// The client the current work is for (background work: none, `""`).
+fn current_client() -> Arc<str> {
+    CLIENT
+        .try_with(Arc::clone)
+        .unwrap_or_else(|_| Arc::from(""))
+}
+
+/// The line of callers waiting to be admitted to a provider's lane (a concurrency slot, then a
+/// quota cell), served fairly per client.
+///
+/// Start-time fair queuing: each waiter gets a tag one step after the later of the line's
+/// virtual time and its client's previous tag, and only the waiter with the smallest tag is
+/// admitted next (it holds its [`Turn`] while it takes a slot and a cell). A client with many
+/// waiters (a flood of reads of unknown or new scopes) thus gets one admission per turn like
+/// any other client with waiters, instead of every one up to its last waiter: the others'
+/// reads are not pushed past their wait in line into `provider_busy`; the flood's own waiters
+/// are the ones that time out. A waiter that gives up or is cancelled leaves the line at once.
+#[derive(Debug, Default)]
+pub struct FairLine {
+    state: Mutex<LineState>,
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct LineState {
+    /// (tag, arrival) of every waiter; the first one is admitted next.
+    waiting: std::collections::BTreeSet<(u64, u64)>,
+    /// Each client's last tag, and how many of its callers wait.
+    clients: std::collections::HashMap<Arc<str>, (u64, u32)>,
+    /// The tag of the last waiter admitted.
+    virtual_time: u64,
+    arrivals: u64,
+}
+
+/// A place in the line; first in line while the caller is admitted. Dropping it (admitted,
+/// gave up, or cancelled) lets the next waiter go.
+pub struct Turn<'a> {
+    line: &'a FairLine,
+    key: (u64, u64),
+    client: Arc<str>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        {
+            let mut state = self.line.lock();
+            state.waiting.remove(&self.key);
+            if let Some((_, n)) = state.clients.get_mut(&self.client) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        self.line.changed.notify_waiters();
+    }
+}
+
+impl FairLine {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LineState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until `client`'s caller is first in line (`None` if `line_end` comes first).
+    pub async fn turn(&self, client: Arc<str>, line_end: Instant) -> Option<Turn<'_>> {
+        let key = {
+            let mut state = self.lock();
+            state.arrivals += 1;
+            let (arrival, now) = (state.arrivals, state.virtual_time);
+            let entry = state.clients.entry(client.clone()).or_insert((0, 0));
+            entry.0 = entry.0.max(now) + 1;
+            entry.1 += 1;
+            let key = (entry.0, arrival);
+            state.waiting.insert(key);
+            key
+        };
+        let turn = Turn {
+            line: self,
+            key,
+            client,
+        };
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let mut state = self.lock();
+                if state.waiting.first() == Some(&key) {
+                    state.virtual_time = state.virtual_time.max(key.0);
+                    return Some(turn);
+                }
+            }
+            if Instant::now() >= line_end {
+                return None;
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(line_end) => {}
+                () = &mut changed => {}
+            }
+        }
+    }
+
+    /// (callers waiting, clients they wait for).
+    pub fn waiting(&self) -> (u32, u32) {
+        let state = self.lock();
+        let waiting = u32::try_from(state.waiting.len()).unwrap_or(u32::MAX);
+        let clients = state.clients.values().filter(|(_, n)| *n > 0).count();
+        (waiting, u32::try_from(clients).unwrap_or(u32::MAX))
+    }
 }
 
 /// Runs `work` with every read it makes through a lane tried once, never retried (the caller
@@ -100,6 +215,10 @@ pub struct LaneStatus {
     pub paused_for: Option<Duration>,
     /// The circuit breaker.
     pub circuit: CircuitStatus,
+    /// Callers waiting in line for admission (a slot and a quota cell; see [`FairLine`]).
+    pub waiting_for_quota: u32,
+    /// The clients those callers wait for (each gets its turn).
+    pub waiting_clients: u32,
 }
 
 /// Whether the outcome of a call says the provider is healthy, failing, or neither.
@@ -237,7 +356,7 @@ impl Drop for LeaseGuard {
     }
 }
 
-/// Waits in line for a cell of an in-process limiter, until `line_end`.
+/// Waits for a cell of an in-process limiter, until `line_end`.
 async fn local_cell(limiter: &DefaultDirectRateLimiter, line_end: Instant) -> Result<(), Duration> {
     while let Err(not_until) = limiter.check() {
         let wait = not_until.wait_time_from(limiter.clock().now());
@@ -254,6 +373,7 @@ pub struct Lane {
     provider: Arc<str>,
     config: OutboundConfig,
     quota: Option<DefaultDirectRateLimiter>,
+    line: FairLine,
     slots: Semaphore,
     paused_until: Mutex<Option<Instant>>,
     breaker: Breaker,
@@ -302,6 +422,7 @@ impl Lane {
                 .quota
                 .as_ref()
                 .map(|q| RateLimiter::direct(provider_quota(q))),
+            line: FairLine::default(),
             slots: Semaphore::new(config.max_concurrent_requests as usize),
             paused_until: Mutex::new(None),
             breaker: Breaker::new(config.breaker_failure_threshold, config.breaker_open),
@@ -313,7 +434,10 @@ impl Lane {
     pub fn status(&self) -> LaneStatus {
         let now = Instant::now();
         let available = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
+        let (waiting_for_quota, waiting_clients) = self.line.waiting();
         LaneStatus {
+            waiting_for_quota,
+            waiting_clients,
             quota: self.config.quota,
             max_concurrent_requests: self.config.max_concurrent_requests,
             in_flight: self
@@ -392,6 +516,17 @@ impl Lane {
             Some(deadline) => deadline.min(now + self.config.queue_timeout),
             None => now + self.config.queue_timeout,
         };
+        // Admission in fair order: the first in line takes a slot and a cell, then the next.
+        let Some(turn) = self.line.turn(current_client(), line_end).await else {
+            return Err(self.throttled(
+                if self.quota.is_some() || self.config.quota.is_some() {
+                    ThrottleReason::Quota
+                } else {
+                    ThrottleReason::Concurrency
+                },
+                BUSY_RETRY,
+            ));
+        };
         let slot = match tokio::time::timeout_at(line_end, self.slots.acquire()).await {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) | Err(_) => {
@@ -409,6 +544,7 @@ impl Lane {
             }
             Some(shared) => self.shared_admission(shared, line_end, hold_slot).await?,
         };
+        drop(turn);
         let _slot = hold_slot.then_some(slot);
         let _lease = lease;
 
@@ -1204,5 +1340,50 @@ mod tests {
         assert!(forgetful.list_page(&ghost).await.is_err());
         assert!(forgetful.list_page(&ghost).await.is_err());
         assert_eq!(calls(), 6);
+    }
+
+    /// Fair share: client A floods a lane of one slot (each call takes 1 s) with 20 reads, then
+    /// client B sends 2. B's reads are admitted in turn with A's, within B's wait in line, and
+    /// A's flood is what times out. (First in, first out, B would wait behind all of A's 20
+    /// and be refused with `provider_busy`.)
+    #[tokio::test(start_paused = true)]
+    async fn one_clients_flood_does_not_push_anothers_reads_into_provider_busy() {
+        let mut one = config();
+        one.max_concurrent_requests = 1;
+        one.queue_timeout = Duration::from_secs(5);
+        let lane = Arc::new(Lane::new("p", one));
+        let call = |lane: Arc<Lane>, client: &str| {
+            let client: Arc<str> = Arc::from(client);
+            tokio::spawn(for_client(client, async move {
+                lane.once(async {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    Ok::<_, ProviderError>(())
+                })
+                .await
+            }))
+        };
+        let flood: Vec<_> = (0..20).map(|_| call(lane.clone(), "a")).collect();
+        // Let the flood take its places in line first.
+        tokio::task::yield_now().await;
+        let reads: Vec<_> = (0..2).map(|_| call(lane.clone(), "b")).collect();
+        tokio::task::yield_now().await;
+        let status = lane.status();
+        assert_eq!((status.waiting_for_quota, status.waiting_clients), (21, 2));
+        for read in reads {
+            assert_eq!(read.await.unwrap(), Ok(()), "b's read");
+        }
+        let mut served = 0;
+        let mut busy = 0;
+        for call in flood {
+            match call.await.unwrap() {
+                Ok(()) => served += 1,
+                Err(ProviderError::Throttled { .. }) => busy += 1,
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        // Five seconds of one-second calls: about five admitted in all, two of them b's.
+        assert!(served >= 2, "{served} of a's served");
+        assert_eq!(served + busy, 20);
+        assert!(busy >= 14, "{busy} of a's refused");
     }
 }
