@@ -422,3 +422,31 @@ async fn unknown_accounts_are_asked_about_once() {
         "{stats:?}"
     );
 }
+
+/// Covering snapshots: on a scope the provider filters by date (Mono-style accounts), a range
+/// inside a fresh snapshot's range is answered from it, filtered exactly, without a new fetch.
+#[tokio::test]
+async fn a_range_inside_a_fetched_range_is_served_from_that_snapshot() {
+    let gw = e2e::spawn_default("mono").await;
+    let account = gw.accounts_with(200).remove(0).mono_account_id;
+    let path =
+        |from: &str, to: &str| format!("/v1/accounts/{account}/transactions?from={from}&to={to}");
+    let wide = gw.walk(&path("2000-01-01", "2100-12-31"), 100).await;
+    assert!(wide.len() > 10);
+    // A range around the middle of the data, by booking date.
+    let dates: Vec<&str> = wide
+        .iter()
+        .map(|t| t["booked_on"].as_str().unwrap())
+        .collect();
+    let (to, from) = (dates[dates.len() / 4], dates[dates.len() * 3 / 4]);
+    let inside = gw.get(&path(from, to)).await;
+    assert_eq!(inside.status, 200);
+    assert_eq!(inside.header("x-cache"), Some("hit"));
+    let expected: Vec<&serde_json::Value> = wide
+        .iter()
+        .filter(|t| (from..=to).contains(&t["booked_on"].as_str().unwrap()))
+        .collect();
+    assert_eq!(inside.json["pagination"]["total"], expected.len() as u64);
+    let stats = gw.sandbox.stats();
+    assert_eq!(stats.mono.get(MONO_LIST).copied(), Some(1), "{stats:?}");
+}

@@ -362,6 +362,9 @@ impl SnapshotCache {
             self.keep_expired(&key, &snapshot);
             self.remove_if_same(&key, snapshot.id).await;
         }
+        if let Some(covering) = self.covering(&key) {
+            return Ok((covering, CacheStatus::Hit));
+        }
         if let Some(total) = self.too_large.get(&key) {
             return Err(FetchError::TooLarge { total });
         }
@@ -572,6 +575,43 @@ impl SnapshotCache {
         if snapshot.age() <= self.stale_grace {
             self.stale.insert(key.clone(), snapshot.clone());
         }
+    }
+
+    /// A fresh snapshot of the same provider, scope and direction whose date range holds all
+    /// of `key`'s (the gateway then filters it to the query's range exactly), when `key` has a
+    /// range the provider applied natively. It is also kept in the retired tier by id, so the
+    /// cursors of the page served from it find it (their query's own key names another).
+    ///
+    /// Looks through the current tier's entries: a cost per miss of a date-bounded key only.
+    fn covering(&self, key: &SnapshotKey) -> Option<Arc<Snapshot>> {
+        if key.range.is_unbounded() {
+            return None;
+        }
+        let covers = |outer: &DateRange| {
+            outer
+                .from
+                .is_none_or(|f| key.range.from.is_some_and(|k| f <= k))
+                && outer
+                    .to
+                    .is_none_or(|t| key.range.to.is_some_and(|k| k <= t))
+        };
+        let found = self
+            .current
+            .iter()
+            .filter(|(other, snapshot)| {
+                other.provider == key.provider
+                    && other.scope == key.scope
+                    && other.direction == key.direction
+                    && covers(&other.range)
+                    && snapshot.is_fresh()
+            })
+            .map(|(_, snapshot)| snapshot)
+            // The freshest.
+            .max_by_key(|snapshot| snapshot.created)?;
+        if !self.retired.contains_key(&found.id) {
+            self.retired.insert(found.id, found.clone());
+        }
+        Some(found)
     }
 
     /// The expired snapshot of `key` that may still be served when the provider fails.
@@ -998,5 +1038,37 @@ mod tests {
         let other = TransactionQuery::new(Scope::Account("B".into()));
         assert!(cache.get_or_fetch(&entry, &other).await.is_err());
         assert_eq!(fake.calls(), 2 + 1 + outbound().max_retries);
+    }
+
+    /// Covering snapshots: a query whose date range lies inside a fresh snapshot's range of the
+    /// same scope (a range the provider filters natively) is answered from it, and its cursor
+    /// finds it; a range reaching outside is fetched.
+    #[tokio::test]
+    async fn a_range_inside_a_fresh_snapshots_range_is_answered_from_it() {
+        let (fake, cache) = (Fake::new(), cache());
+        let mut dated = Arc::try_unwrap(fake).unwrap();
+        dated.caps.date_filter = vec![ScopeKind::Account];
+        let fake = Arc::new(dated);
+        let entry = entry(&fake, FRESH);
+        let day = |m, d| Some(time::Date::from_calendar_date(2026, m, d).unwrap());
+        use time::Month::{April, February, January, March};
+        let wide = query().with_range(DateRange::new(day(January, 1), day(March, 31)));
+        let inside = query().with_range(DateRange::new(day(February, 1), day(February, 28)));
+        let outside = query().with_range(DateRange::new(day(February, 1), day(April, 30)));
+        let (outer, _) = cache.get_or_fetch(&entry, &wide).await.unwrap();
+        let (served, status) = cache.get_or_fetch(&entry, &inside).await.unwrap();
+        assert_eq!(
+            (served.id, status, fake.calls()),
+            (outer.id, CacheStatus::Hit, 1)
+        );
+        let inside_key = SnapshotKey::for_query(&entry, &inside);
+        assert_eq!(
+            cache.by_id(&inside_key, outer.id).await.map(|s| s.id),
+            Some(outer.id)
+        );
+        let (other, status) = cache.get_or_fetch(&entry, &outside).await.unwrap();
+        assert_eq!(status, CacheStatus::Miss);
+        assert_ne!(other.id, outer.id);
+        assert_eq!(fake.calls(), 2);
     }
 }
