@@ -259,7 +259,23 @@ pub struct SnapshotCache {
     stale_wait: Duration,
     cursor_lifetime: Duration,
     max_items: u64,
+    partials: Partials,
 }
+
+/// Pages already read for a snapshot whose fill did not finish (a later page failed, or the
+/// caller left and the fill was dropped): kept for the next fill of the same key.
+#[derive(Debug, Default)]
+pub struct PartialFill {
+    /// What the provider's first page said when these pages were read.
+    total: Option<u64>,
+    total_pages: u64,
+    limit: u32,
+    /// Pages 2.. read so far, by number.
+    pages: std::collections::BTreeMap<u32, provider::Page<Transaction>>,
+}
+
+/// Unfinished fills by key (bounded; each kept for the snapshot TTL at most).
+pub type Partials = moka::sync::Cache<SnapshotKey, Arc<std::sync::Mutex<PartialFill>>>;
 
 fn weigh(bytes: u32) -> u32 {
     bytes.max(1)
@@ -329,6 +345,10 @@ impl SnapshotCache {
             stale_wait: Duration::from_millis(config.stale_wait_ms),
             cursor_lifetime,
             max_items: config.max_snapshot_items,
+            partials: moka::sync::Cache::builder()
+                .max_capacity(1_000)
+                .time_to_live(Duration::from_secs(config.ttl_secs))
+                .build(),
         }
     }
 
@@ -458,7 +478,7 @@ impl SnapshotCache {
         key: SnapshotKey,
     ) -> Result<Arc<Snapshot>, FetchError> {
         let started = Instant::now();
-        let fetched = fetch_all(entry, &key, self.max_items).await?;
+        let fetched = fetch_all(entry, &key, self.max_items, Some(&self.partials)).await?;
         let warnings = fetched.warnings;
         let items = normalize(fetched.items);
         let bytes = estimate_bytes(&items).saturating_add(estimate_warning_bytes(&warnings));
@@ -656,10 +676,17 @@ impl SnapshotCache {
 /// Reads every transaction of `key` from the provider: one bulk call when the provider has one,
 /// else the first page and then the remaining pages `fetch_concurrency` at a time, each of the
 /// provider instance's configured page size. Every page's record warnings come along.
+///
+/// With `partials`, no page read is thrown away: every page from the second on is kept there
+/// as it arrives, so a fill that fails (or is dropped because its caller left) is resumed by
+/// the next fill of the key, which re-reads the first page and, when the provider's totals and
+/// page size are unchanged, reads only the pages still missing. Changed totals mean the data
+/// shifted between the pages: the kept pages are dropped and every page is read again.
 pub async fn fetch_all(
     entry: &ProviderEntry,
     key: &SnapshotKey,
     max_items: u64,
+    partials: Option<&Partials>,
 ) -> Result<Listing, FetchError> {
     let provider: &dyn Provider = entry.provider.as_ref();
     let concurrency = entry.fetch_concurrency;
@@ -703,15 +730,62 @@ pub async fn fetch_all(
         return Ok(all);
     }
     let last = u32::try_from(total_pages).unwrap_or(u32::MAX);
-    let pages: Vec<_> = futures_util::stream::iter(2..=last)
+    let fill = partials.map(|partials| {
+        let kept = partials.get(key).filter(|fill| {
+            let fill = fill.lock().unwrap_or_else(|e| e.into_inner());
+            fill.total == first.total && fill.total_pages == total_pages && fill.limit == limit
+        });
+        kept.unwrap_or_else(|| {
+            let fresh = Arc::new(std::sync::Mutex::new(PartialFill {
+                total: first.total,
+                total_pages,
+                limit,
+                pages: Default::default(),
+            }));
+            partials.insert(key.clone(), fresh.clone());
+            fresh
+        })
+    });
+    let have = |page: &u32| {
+        fill.as_ref().is_some_and(|fill| {
+            fill.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pages
+                .contains_key(page)
+        })
+    };
+    let missing: Vec<u32> = (2..=last).filter(|page| !have(page)).collect();
+    let fetched: Vec<_> = futures_util::stream::iter(missing)
         .map(|page| {
             let q = query.with_page(PageRequest::new(page, limit));
-            async move { provider.list_page(&q).await }
+            let fill = fill.clone();
+            async move {
+                let got = provider.list_page(&q).await?;
+                match fill {
+                    // Kept at once: a later failure or a dropped fill does not lose it.
+                    Some(fill) => {
+                        fill.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .pages
+                            .insert(page, got);
+                        Ok(None)
+                    }
+                    None => Ok(Some(got)),
+                }
+            }
         })
         .buffered(concurrency.max(1))
         .try_collect()
         .await
         .map_err(FetchError::Provider)?;
+    let pages: Vec<provider::Page<Transaction>> = match (&fill, partials) {
+        (Some(fill), Some(partials)) => {
+            partials.invalidate(key);
+            let mut fill = fill.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut fill.pages).into_values().collect()
+        }
+        _ => fetched.into_iter().flatten().collect(),
+    };
     let mut last_next = None;
     for page in pages {
         last_next = page.next_page;
@@ -802,6 +876,8 @@ mod tests {
         calls: AtomicU32,
         entered: tokio::sync::Notify,
         gate: Semaphore,
+        /// (pages of the scope, a page that fails with a 500).
+        shape: Mutex<(u32, Option<u32>)>,
     }
 
     use std::sync::Mutex;
@@ -823,6 +899,7 @@ mod tests {
                 calls: AtomicU32::new(0),
                 entered: tokio::sync::Notify::new(),
                 gate: Semaphore::new(0),
+                shape: Mutex::new((1, None)),
             })
         }
 
@@ -873,13 +950,18 @@ mod tests {
                     let _ = self.gate.acquire().await.unwrap();
                 }
             }
+            let (pages, failing) = *self.shape.lock().unwrap();
+            let page = query.page.page;
+            if failing == Some(page) {
+                return Err(failure(500));
+            }
             Ok(Page {
                 items: vec![],
-                page: query.page.page,
+                page,
                 limit: query.page.limit,
-                total: Some(0),
-                total_pages: Some(1),
-                next_page: None,
+                total: Some(u64::from(pages) * u64::from(query.page.limit)),
+                total_pages: Some(pages),
+                next_page: (page < pages).then_some(page + 1),
                 warnings: vec![],
             })
         }
@@ -1070,5 +1152,27 @@ mod tests {
         assert_eq!(status, CacheStatus::Miss);
         assert_ne!(other.id, outer.id);
         assert_eq!(fake.calls(), 2);
+    }
+
+    /// No wasted pages: a fill whose fifth page failed keeps pages 2-4; the next fill re-reads
+    /// page 1 (to see that the data did not shift) and then only page 5.
+    #[tokio::test]
+    async fn a_failed_fill_is_resumed_without_reading_its_pages_again() {
+        let (fake, cache) = (Fake::new(), cache());
+        *fake.shape.lock().unwrap() = (5, Some(5));
+        let entry = entry(&fake, FRESH);
+        assert!(cache.get_or_fetch(&entry, &query()).await.is_err());
+        assert_eq!(fake.calls(), 5);
+        fake.shape.lock().unwrap().1 = None;
+        let (_, status) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        assert_eq!(status, CacheStatus::Miss);
+        assert_eq!(fake.calls(), 5 + 2, "page 1 again, then page 5 only");
+        // When the totals changed meanwhile, everything is read again.
+        cache.invalidate_local("fake", "A").unwrap();
+        *fake.shape.lock().unwrap() = (5, Some(5));
+        assert!(cache.get_or_fetch(&entry, &query()).await.is_err());
+        *fake.shape.lock().unwrap() = (6, None);
+        cache.get_or_fetch(&entry, &query()).await.unwrap();
+        assert_eq!(fake.calls(), 7 + 5 + 6);
     }
 }
