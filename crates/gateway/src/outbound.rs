@@ -53,6 +53,15 @@ tokio::task_local! {
     static DEADLINE: Instant;
     static NO_RETRIES: ();
     static CLIENT: Arc<str>;
+    static FILL: std::cell::Cell<Option<u64>>;
+}
+
+/// Runs `work` as one fill (a snapshot's page walk): its calls after the first keep the first
+/// one's place in the fair line, so a client's fill already under way is finished before the
+/// same client's later fills start (pages of a half-read snapshot are not left waiting behind
+/// new ones until they time out).
+pub async fn as_one_fill<F: Future>(work: F) -> F::Output {
+    FILL.scope(std::cell::Cell::new(None), work).await
 }
 
 /// Runs `work` on behalf of `client`: the quota cells its upstream calls wait for are shared
@@ -123,17 +132,28 @@ impl FairLine {
 
     /// Waits until `client`'s caller is first in line (`None` if `line_end` comes first).
     pub async fn turn(&self, client: Arc<str>, line_end: Instant) -> Option<Turn<'_>> {
+        let fill_tag = FILL.try_with(std::cell::Cell::get).ok();
         let key = {
             let mut state = self.lock();
             state.arrivals += 1;
             let (arrival, now) = (state.arrivals, state.virtual_time);
             let entry = state.clients.entry(client.clone()).or_insert((0, 0));
-            entry.0 = entry.0.max(now) + 1;
             entry.1 += 1;
-            let key = (entry.0, arrival);
+            let tag = match fill_tag {
+                // A later call of a fill under way: the fill's place.
+                Some(Some(tag)) => tag,
+                _ => {
+                    entry.0 = entry.0.max(now) + 1;
+                    entry.0
+                }
+            };
+            let key = (tag, arrival);
             state.waiting.insert(key);
             key
         };
+        if fill_tag == Some(None) {
+            let _ = FILL.try_with(|fill| fill.set(Some(key.0)));
+        }
         let turn = Turn {
             line: self,
             key,

@@ -478,7 +478,13 @@ impl SnapshotCache {
         key: SnapshotKey,
     ) -> Result<Arc<Snapshot>, FetchError> {
         let started = Instant::now();
-        let fetched = fetch_all(entry, &key, self.max_items, Some(&self.partials)).await?;
+        let fetched = crate::outbound::as_one_fill(fetch_all(
+            entry,
+            &key,
+            self.max_items,
+            Some(&self.partials),
+        ))
+        .await?;
         let warnings = fetched.warnings;
         let items = normalize(fetched.items);
         let bytes = estimate_bytes(&items).saturating_add(estimate_warning_bytes(&warnings));
