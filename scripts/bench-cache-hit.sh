@@ -31,7 +31,7 @@ trap cleanup EXIT
 
 # One client key hammers the gateway: lift its inbound quota, or wrk would measure 429s.
 GATEWAY_SERVER__WORKERS=1 GATEWAY_RATE_LIMITS__REQUESTS_PER_MINUTE=1000000000 \
-  GATEWAY_RATE_LIMITS__BURST=1000000000 RUST_LOG=warn \
+  GATEWAY_RATE_LIMITS__BURST=1000000000 RUST_LOG=warn GATEWAY_AUDIT__PATH=/dev/null \
   taskset -c 0 target/release/gateway --bind "127.0.0.1:$GW_PORT" &
 pids+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW_PORT/healthz" >/dev/null && break; sleep 0.1; done
@@ -55,7 +55,7 @@ gw_pid=${pids[0]}
 
 if [ -n "$REDIS_URL" ]; then
   GATEWAY_SERVER__WORKERS=1 GATEWAY_RATE_LIMITS__REQUESTS_PER_MINUTE=1000000000 \
-    GATEWAY_RATE_LIMITS__BURST=1000000000 RUST_LOG=warn \
+    GATEWAY_RATE_LIMITS__BURST=1000000000 RUST_LOG=warn GATEWAY_AUDIT__PATH=/dev/null \
     GATEWAY_REDIS__URL="$REDIS_URL" GATEWAY_REDIS__KEY_PREFIX="bench-hit-$$" \
     taskset -c 0 target/release/gateway --bind "127.0.0.1:$GW_REDIS_PORT" &
   pids+=($!)

@@ -15,7 +15,8 @@ pub const BILLING_KEY: &str = "billing-key-e2e";
 pub const LEDGER_KEY: &str = "ledger-key-e2e";
 
 /// A gateway configuration with the embedded sandbox, both providers and two clients, with
-/// `routing.default = default_provider`; `extra` is appended TOML.
+/// `routing.default = default_provider`; `extra` is appended TOML. Without an `[audit]` section
+/// in `extra`, [`spawn`] turns the audit trail off.
 pub fn base_config(default_provider: &str, extra: &str) -> String {
     let hash = |key: &str| hex::encode(Sha256::digest(key.as_bytes()));
     format!(
@@ -67,10 +68,14 @@ pub struct TestGateway {
 /// Starts a gateway from a TOML configuration.
 pub async fn spawn(toml: &str) -> TestGateway {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = match Config::from_toml(toml) {
+    let mut config = match Config::from_toml(toml) {
         Ok(config) => config,
         Err(e) => panic!("test configuration: {e}"),
     };
+    // The audit trail goes to stdout by default; tests that read it configure a file.
+    if !toml.contains("[audit]") {
+        config.audit = None;
+    }
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(e) => panic!("gateway start: {e}"),
@@ -93,6 +98,11 @@ pub async fn spawn(toml: &str) -> TestGateway {
 /// Starts a gateway with [`base_config`].
 pub async fn spawn_default(default_provider: &str) -> TestGateway {
     spawn(&base_config(default_provider, "")).await
+}
+
+/// The hex SHA-256 of an API key, as `api_key_sha256` takes it.
+pub fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 /// A response: status, headers and JSON body (`Value::Null` when not JSON).

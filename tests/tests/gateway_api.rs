@@ -648,6 +648,7 @@ async fn the_zero_configuration_setup_offers_the_demo_key_and_real_examples() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut config = gateway::Config::embedded_default().unwrap();
     config.bind = "127.0.0.1:0".parse().unwrap();
+    config.audit = None; // stdout by default; not in the test's output
     let app = gateway::Application::build(config).await.unwrap();
     let demo = app.demo().unwrap().clone();
     assert_eq!(demo.api_key.as_deref(), Some(gateway::config::DEMO_API_KEY));

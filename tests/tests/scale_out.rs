@@ -41,6 +41,20 @@ async fn replicas(n: usize, sandbox: &sandbox::Sandbox, toml: &str) -> Vec<TestG
     out
 }
 
+/// Provider settings: 6 requests a minute, all 6 at once, a short wait in line.
+const OKRA_6_A_MINUTE: &str = "requests_per_minute = 6\nburst = 6\nqueue_timeout_ms = 300";
+
+/// GETs every path at once, path `i` on replica `i % replicas`.
+async fn spread(gws: &[TestGateway], paths: &[String]) -> Vec<Reply> {
+    join_all(
+        paths
+            .iter()
+            .enumerate()
+            .map(|(i, path)| gws[i % gws.len()].get(path)),
+    )
+    .await
+}
+
 fn assert_held_back(replies: &[Reply]) {
     for reply in replies.iter().filter(|r| r.status != 200) {
         assert_eq!(reply.status, 503, "{}", reply.json);
@@ -54,21 +68,11 @@ async fn three_replicas_together_never_push_a_provider_past_its_quota() {
     // The vendor enforces 6 a minute itself: one request too many would come back as a 429.
     sandbox.set_quota(Vendor::Okra, Some(6));
     let (url, prefix) = (redis_url(), unique_prefix("quota"));
-    let toml = replica_toml(
-        Some((&url, &prefix)),
-        "requests_per_minute = 6\nburst = 6\nqueue_timeout_ms = 300",
-        "",
-    );
+    let toml = replica_toml(Some((&url, &prefix)), OKRA_6_A_MINUTE, "");
     let gws = replicas(3, &sandbox, &toml).await;
     // 30 distinct cold listings (one Okra request each), spread over the replicas at once.
     let paths = customer_day_paths(&sandbox, 30);
-    let replies: Vec<Reply> = join_all(
-        paths
-            .iter()
-            .enumerate()
-            .map(|(i, path)| gws[i % 3].get(path)),
-    )
-    .await;
+    let replies = spread(&gws, &paths).await;
 
     let calls = sandbox.stats().total(Vendor::Okra);
     assert_eq!(
@@ -84,11 +88,7 @@ async fn three_replicas_together_never_push_a_provider_past_its_quota() {
 async fn the_same_replicas_without_redis_each_spend_the_whole_quota() {
     // The control for the test above: what sharing prevents.
     let sandbox = standalone_sandbox().await;
-    let toml = replica_toml(
-        None,
-        "requests_per_minute = 6\nburst = 6\nqueue_timeout_ms = 300",
-        "",
-    );
+    let toml = replica_toml(None, OKRA_6_A_MINUTE, "");
     let gws = replicas(3, &sandbox, &toml).await;
     let paths = customer_day_paths(&sandbox, 30);
     join_all(
@@ -341,7 +341,7 @@ async fn with_redis_gone_each_replica_spends_only_its_share_and_sharing_resumes_
     let mut redis = PrivateRedis::start(free_port());
     let toml = replica_toml(
         Some((&redis.url(), "down")),
-        "requests_per_minute = 6\nburst = 6\nqueue_timeout_ms = 300",
+        OKRA_6_A_MINUTE,
         "replicas = 3\ntimeout_ms = 200\nretry_after_ms = 300\n",
     );
     let gws = replicas(3, &sandbox, &toml).await;
@@ -659,6 +659,17 @@ async fn a_circuit_opened_by_one_replica_holds_every_replica_back() {
     assert!(sandbox.stats().total(Vendor::Okra) <= calls + 1);
 }
 
+/// A free port whose cluster bus port (port + 10000) is free too.
+fn cluster_port() -> u16 {
+    for _ in 0..100 {
+        let port = free_port();
+        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port pair for a Redis Cluster node");
+}
+
 /// Three Redis Cluster masters on free ports, started and joined by the test.
 struct RedisCluster {
     nodes: Vec<PrivateRedis>,
@@ -670,7 +681,7 @@ impl RedisCluster {
         let dir = e2e::replicas::scratch_dir("redis-cluster");
         let mut nodes = Vec::new();
         for i in 0..3 {
-            let port = free_port();
+            let port = cluster_port();
             let node_dir = dir.join(format!("n{i}"));
             std::fs::create_dir_all(&node_dir).unwrap_or_else(|e| panic!("{e}"));
             let child = Command::new("redis-server")
@@ -690,14 +701,18 @@ impl RedisCluster {
         }
         for node in &nodes {
             let mut up = false;
-            for _ in 0..100 {
+            for _ in 0..400 {
                 if std::net::TcpStream::connect(("127.0.0.1", node.port)).is_ok() {
                     up = true;
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            assert!(up, "cluster node on {} did not start", node.port);
+            assert!(
+                up,
+                "cluster node on {} did not start within 20 s",
+                node.port
+            );
         }
         let addrs: Vec<String> = nodes
             .iter()
@@ -750,20 +765,14 @@ async fn on_a_redis_cluster_replicas_share_quota_snapshots_cursors_and_jobs() {
     sandbox.set_quota(Vendor::Okra, Some(6));
     let toml = replica_toml(
         Some((&redis.seed_url(), "cl")),
-        "requests_per_minute = 6\nburst = 6\nqueue_timeout_ms = 300",
+        OKRA_6_A_MINUTE,
         "cluster = true\ntimeout_ms = 1000\n",
     );
     let gws = replicas(3, &sandbox, &toml).await;
 
     // One quota for all replicas.
     let paths = customer_day_paths(&sandbox, 12);
-    let replies: Vec<Reply> = join_all(
-        paths
-            .iter()
-            .enumerate()
-            .map(|(i, path)| gws[i % 3].get(path)),
-    )
-    .await;
+    let replies = spread(&gws, &paths).await;
     assert_eq!(sandbox.stats().total(Vendor::Okra), 6);
     assert_held_back(&replies);
     for gw in &gws {
@@ -878,4 +887,59 @@ async fn three_gateway_processes_under_load_keep_one_quota() {
         .filter(|(s, c)| *s == 200 && c == "miss")
         .count() as u64;
     assert_eq!(misses, calls);
+}
+
+/// `calls=` of one command in `INFO commandstats` of the Redis on `port`.
+fn redis_command_calls(port: u16, command: &str) -> u64 {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "info", "commandstats"])
+        .output()
+        .unwrap_or_else(|e| panic!("this test needs redis-cli on the PATH: {e}"));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with(&format!("cmdstat_{command}:")))
+        .and_then(|l| l.split("calls=").nth(1))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_busy_clients_requests_mostly_stay_off_redis_and_its_quota_still_holds() {
+    let sandbox = standalone_sandbox().await;
+    let redis = PrivateRedis::start(free_port());
+    // 200 at once, then 1 a second: the test's few seconds add a handful at most.
+    let toml = replica_toml(
+        Some((&redis.url(), "pool")),
+        "",
+        "replicas = 2\n\n[rate_limits]\nrequests_per_minute = 60\nburst = 200\n",
+    );
+    let gws = replicas(2, &sandbox, &toml).await;
+    let before =
+        redis_command_calls(redis.port, "evalsha") + redis_command_calls(redis.port, "eval");
+    let started = std::time::Instant::now();
+    let mut statuses = Vec::new();
+    for round in 0..65 {
+        // Four at a time, on both replicas.
+        let replies = join_all((0..4).map(|i| gws[(round + i) % 2].get("/v1/providers"))).await;
+        statuses.extend(replies.iter().map(|r| r.status));
+    }
+    let elapsed = started.elapsed().as_secs() + 1;
+    let ok = statuses.iter().filter(|s| **s == 200).count() as u64;
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    assert!(ok >= 150, "only {ok} of 260 accepted within a burst of 200");
+    assert!(
+        ok <= 200 + elapsed,
+        "{ok} accepted: more than the burst and its refill"
+    );
+    let scripts = redis_command_calls(redis.port, "evalsha")
+        + redis_command_calls(redis.port, "eval")
+        - before;
+    assert!(
+        scripts < 260 / 3,
+        "{scripts} Redis scripts for 260 requests: the pool should keep most of them local"
+    );
 }

@@ -28,32 +28,38 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 /// A replica not heard from for this long is not counted.
 const HEARTBEAT_STALE: Duration = Duration::from_secs(15);
 
-/// A GCRA cell, optionally reserved ahead: the quota of one provider or one client.
+/// Cells of a GCRA quota (a client's), taken in a batch: first `give back` unused cells taken
+/// earlier, then take up to `want` of those available now (never ahead of time).
 ///
 /// KEYS[1] the theoretical arrival time (µs, Redis clock). ARGV: emission interval T (µs), burst,
-/// the longest wait the caller accepts for a reserved cell (µs; 0 = now or never).
-/// Returns `{granted (0/1), wait_us, remaining_burst, until_full_us}`: when granted, the cell is
-/// the caller's at now + wait_us; when refused, wait_us says when one would be free.
+/// want, give back. Returns `{taken, wait_us, remaining_burst, until_full_us}`: `taken` cells are
+/// the caller's now (0: refused, and one is free after `wait_us`).
 const GCRA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local T = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
-local max_wait = tonumber(ARGV[3])
+local want = tonumber(ARGV[3])
+local give = tonumber(ARGV[4])
 local tau = (burst - 1) * T
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
-local wait = tat - tau - now
-if wait < 0 then wait = 0 end
-if wait > max_wait then
-  return {0, wait, 0, tat - now}
+if give > 0 then
+  tat = math.max(now, tat - give * T)
 end
-local new_tat = tat + T
-redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1000)
-local remaining = math.floor((now + tau + T - new_tat) / T)
+local available = math.floor((now + tau - tat) / T) + 1
+if available < 0 then available = 0 end
+local taken = math.min(want, available)
+if taken > 0 then tat = tat + taken * T end
+if taken > 0 or give > 0 then
+  redis.call('SET', KEYS[1], tostring(tat), 'PX', math.floor((tat - now) / 1000) + 1000)
+end
+local remaining = math.floor((now + tau + T - tat) / T)
 if remaining < 0 then remaining = 0 end
 if remaining > burst then remaining = burst end
-return {1, wait, remaining, new_tat - now}
+local wait = tat - tau - now
+if wait < 0 then wait = 0 end
+return {taken, wait, remaining, tat - now}
 ";
 
 /// One upstream call's admission: the shared 429 pause, a concurrency lease, a quota cell.
@@ -132,14 +138,14 @@ pub enum SharedError {
     Failed(String),
 }
 
-/// The outcome of a GCRA script.
+/// The outcome of the GCRA script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cell {
-    /// Whether a cell was granted.
-    pub granted: bool,
-    /// Granted: wait this long, then send. Refused: one would be free after this long.
+pub struct Cells {
+    /// How many cells were taken (0: refused).
+    pub taken: u32,
+    /// Refused: one cell is free after this long.
     pub wait: Duration,
-    /// Cells left in the burst after this one.
+    /// Cells left in the burst after these.
     pub remaining: u32,
     /// When the whole burst is back.
     pub until_full: Duration,
@@ -369,6 +375,7 @@ impl Cluster {
     {
         let down_until = self.down_until_ms.load(Ordering::Relaxed);
         if down_until != 0 && self.now_ms() < down_until {
+            crate::metrics::redis_call(what, "skipped");
             return Err(SharedError::Down);
         }
         let result = tokio::time::timeout(self.timeout, async {
@@ -376,6 +383,14 @@ impl Cluster {
             call(conn).await
         })
         .await;
+        crate::metrics::redis_call(
+            what,
+            match &result {
+                Ok(Ok(_)) => "ok",
+                Ok(Err(_)) => "error",
+                Err(_) => "timeout",
+            },
+        );
         let error = match result {
             Ok(Ok(value)) => {
                 if self.down_until_ms.swap(0, Ordering::Relaxed) != 0
@@ -402,28 +417,30 @@ impl Cluster {
         Err(SharedError::Failed(error))
     }
 
-    /// Takes a GCRA cell of `key` (interval `period`, `burst`), reserving one up to `max_wait`
-    /// ahead.
-    pub async fn gcra(
+    /// Gives back `give_back` unused cells of the GCRA quota `key` (interval `period`, `burst`),
+    /// then takes up to `want` cells available now.
+    pub async fn take_cells(
         &self,
         key: &str,
         period: Duration,
         burst: u32,
-        max_wait: Duration,
-    ) -> Result<Cell, SharedError> {
+        want: u32,
+        give_back: u32,
+    ) -> Result<Cells, SharedError> {
         let mut invocation = self.gcra.key(key);
         invocation
             .arg(period.as_micros().max(1) as u64)
             .arg(burst.max(1))
-            .arg(max_wait.as_micros() as u64);
-        let (granted, wait, remaining, until_full): (i64, i64, i64, i64) = self
+            .arg(want)
+            .arg(give_back);
+        let (taken, wait, remaining, until_full): (i64, i64, i64, i64) = self
             .call("gcra", |mut conn| async move {
                 invocation.invoke_async(&mut conn).await
             })
             .await?;
         let us = |v: i64| Duration::from_micros(v.max(0) as u64);
-        Ok(Cell {
-            granted: granted == 1,
+        Ok(Cells {
+            taken: u32::try_from(taken.max(0)).unwrap_or(0),
             wait: us(wait),
             remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
             until_full: us(until_full),
@@ -623,6 +640,21 @@ impl Cluster {
     /// Wall-clock milliseconds (for logs and tests).
     pub fn unix_ms() -> u64 {
         unix_ms()
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::readiness::ReadinessCheck for Cluster {
+    fn name(&self) -> &str {
+        "redis"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        if self.ping().await {
+            Ok(())
+        } else {
+            Err(format!("no PONG within {} ms", self.timeout.as_millis()))
+        }
     }
 }
 

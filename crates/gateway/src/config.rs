@@ -25,6 +25,7 @@ use url::Url;
 use provider::Secret;
 
 use crate::notify::WebhookKey;
+use crate::policy::{Operation, Policy, Scopes};
 /// The largest per-client quota (a billion requests a minute: limits off, e.g. for benchmarks).
 const MAX_CLIENT_RATE: u32 = 1_000_000_000;
 
@@ -42,12 +43,13 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    /// An error about `key`.
+    /// An error about `key` (for callers outside this module).
     pub fn new_public(key: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError::new(key, message)
     }
 
-    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A problem with `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
             key: key.into(),
             message: message.into(),
@@ -109,6 +111,76 @@ pub struct FileConfig {
     /// `[redis]`: state shared by every replica (quotas, cursors); absent: all in-process.
     #[serde(default)]
     pub redis: Option<RedisSection>,
+    /// `[sync]`: the version history behind delta sync.
+    #[serde(default)]
+    pub sync: SyncSection,
+    /// `[log]`: log format and the access log.
+    #[serde(default)]
+    pub log: LogSection,
+    /// `[metrics]`: where Prometheus scrapes `/metrics`.
+    #[serde(default)]
+    pub metrics: MetricsSection,
+    /// `[auth]`: API keys' expiry warnings.
+    #[serde(default)]
+    pub auth: AuthSection,
+    /// `[audit]`: the audit trail of data access.
+    #[serde(default)]
+    pub audit: AuditSection,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (ANSI colours only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `text` or `json` (the `LOG_FORMAT` environment variable wins over it).
+    pub format: LogFormat,
+    /// One line per request at INFO (target `gateway::access`).
+    pub access_log: bool,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            format: LogFormat::Text,
+            access_log: true,
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// A key whose `not_after` is this many days away (or fewer) is warned about in the log, at
+    /// start and then daily.
+    pub expiry_warning_days: u32,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            expiry_warning_days: 14,
+        }
+    }
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Serve `/metrics` on this address only (not on `server.bind`); unset: on `server.bind`.
+    pub bind: Option<SocketAddr>,
 }
 
 /// `[redis]`: the Redis every replica shares. Without it everything stays in-process.
@@ -225,6 +297,28 @@ fn validate_redis(section: &RedisSection) -> Result<RedisConfig, ConfigError> {
     })
 }
 
+/// `[audit]`: one JSON line per data access, to a file or to stdout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    /// Write the audit trail at all.
+    pub enabled: bool,
+    /// The file records are appended to (created if missing); stdout when unset.
+    pub path: Option<PathBuf>,
+    /// Records that may wait for the writer; beyond that they are dropped, counted and logged.
+    pub queue_capacity: usize,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection {
+            enabled: true,
+            path: None,
+            queue_capacity: 65_536,
+        }
+    }
+}
+
 /// `[rate_limits]`: what each client may send when its `[clients.NAME]` says nothing else.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -256,6 +350,8 @@ pub struct ServerSection {
     pub request_timeout_ms: u64,
     /// The URL under which callers (and vendors' webhooks) reach this gateway.
     pub public_url: Option<String>,
+    /// On SIGTERM/SIGINT: how long requests in flight may take to finish.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -265,6 +361,7 @@ impl Default for ServerSection {
             workers: 2,
             request_timeout_ms: 30_000,
             public_url: None,
+            shutdown_grace_secs: 30,
         }
     }
 }
@@ -277,6 +374,13 @@ pub struct ClientSection {
     pub api_key_sha256: Option<String>,
     /// The API key itself, from the environment.
     pub api_key: Option<EnvRef>,
+    /// More keys (each with an optional `not_after` date), for rotation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<KeySection>,
+    /// The operations the client may use (default: all of them).
+    pub scopes: Option<Vec<String>>,
+    /// The provider instances the client may reach (default: all of them).
+    pub providers: Option<Vec<String>>,
     /// Where the client's finished refresh jobs are POSTed (http or https).
     pub webhook_url: Option<String>,
     /// The key signing those POSTs, from the environment.
@@ -287,6 +391,18 @@ pub struct ClientSection {
     pub requests_per_minute: Option<u32>,
     /// This client's burst (default: `rate_limits.burst`).
     pub burst: Option<u32>,
+}
+
+/// One of a client's `keys = [...]`: the key (exactly one of the two forms) and its last day.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySection {
+    /// Hex SHA-256 of the key.
+    pub api_key_sha256: Option<String>,
+    /// The key itself, from the environment.
+    pub api_key: Option<EnvRef>,
+    /// The last day (UTC, `YYYY-MM-DD`) the key is accepted; from the next day on it is a 401.
+    pub not_after: Option<String>,
 }
 
 /// `[providers.NAME]`: a named provider instance.
@@ -494,6 +610,53 @@ pub struct SandboxSection {
     pub refresh_ms: Option<u64>,
 }
 
+/// `[sync]`: how much version history delta sync keeps (see `sync`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSection {
+    /// How long a change stays answerable: a cursor naming a version from before a change
+    /// older than this answers 410 (default 30 days).
+    pub retention_secs: u64,
+    /// At most this many versions (changes) kept per (provider, account); older ones are
+    /// dropped first.
+    pub max_versions: u32,
+    /// Without `[redis]`: the memory all histories may use together, in bytes (the least
+    /// recently used account's history is dropped first).
+    pub max_memory_bytes: u64,
+}
+
+impl Default for SyncSection {
+    fn default() -> Self {
+        SyncSection {
+            retention_secs: 30 * 24 * 3_600,
+            max_versions: 1_000,
+            max_memory_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+fn validate_sync(sync: SyncSection) -> Result<SyncSection, ConfigError> {
+    if !(60..=400 * 24 * 3_600).contains(&sync.retention_secs) {
+        return Err(ConfigError::new(
+            "sync.retention_secs",
+            "must be between 60 and 34560000 (400 days)",
+        ));
+    }
+    if !(1..=100_000).contains(&sync.max_versions) {
+        return Err(ConfigError::new(
+            "sync.max_versions",
+            "must be between 1 and 100000",
+        ));
+    }
+    if sync.max_memory_bytes < 1024 * 1024 {
+        return Err(ConfigError::new(
+            "sync.max_memory_bytes",
+            "must be at least 1048576 (1 MiB)",
+        ));
+    }
+    Ok(sync)
+}
+
 /// `[jobs]`: refresh jobs and the signed notifications sent to clients when they finish.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -558,8 +721,29 @@ pub struct Config {
     pub jobs: JobsSection,
     /// Shared state, when `[redis]` is configured.
     pub redis: Option<RedisConfig>,
+    /// The delta sync history's bounds.
+    pub sync: SyncSection,
     /// The key signing cursors, when configured (else shared through Redis, or per process).
     pub cursor_secret: Option<Secret>,
+    /// Log format and the access log.
+    pub log: LogSection,
+    /// Where `/metrics` is served (`None`: on `bind`).
+    pub metrics_bind: Option<SocketAddr>,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub shutdown_grace: Duration,
+    /// Keys whose `not_after` is this close are warned about.
+    pub key_expiry_warning: Duration,
+    /// The audit trail, unless turned off.
+    pub audit: Option<AuditSettings>,
+}
+
+/// Where the audit trail goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// The file appended to; stdout when `None`.
+    pub path: Option<PathBuf>,
+    /// Records that may wait for the writer.
+    pub queue_capacity: usize,
 }
 
 /// The embedded sandbox's settings.
@@ -576,12 +760,39 @@ pub struct SandboxSettings {
 pub struct ClientConfig {
     /// The client's name.
     pub name: String,
-    /// SHA-256 of its API key.
-    pub key_sha256: [u8; 32],
+    /// Its API keys (at least one; several while one is rotated).
+    pub keys: Vec<ClientKey>,
+    /// What it may do and reach.
+    pub policy: Policy,
     /// Where its finished jobs are announced, when configured.
     pub webhook: Option<ClientWebhook>,
     /// Its inbound quota.
     pub rate_limit: ClientRateLimit,
+}
+
+/// One API key of a client, known by its SHA-256 only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientKey {
+    /// SHA-256 of the key.
+    pub sha256: [u8; 32],
+    /// The last day (UTC) it is accepted.
+    pub not_after: Option<time::Date>,
+}
+
+impl ClientKey {
+    /// The first 8 hex digits of the key's SHA-256: enough for people to tell keys apart in
+    /// logs, useless to an attacker.
+    pub fn label(&self) -> String {
+        format!("sha256:{}", hex::encode(&self.sha256[..4]))
+    }
+
+    /// The first instant (Unix seconds) the key is no longer accepted: midnight UTC after
+    /// `not_after`.
+    pub fn expires_at(&self) -> Option<i64> {
+        self.not_after
+            .and_then(|d| d.next_day())
+            .map(|d| d.midnight().assume_utc().unix_timestamp())
+    }
 }
 
 /// A client's notification endpoint and signing key.
@@ -750,6 +961,22 @@ impl Config {
                 "must be above 0",
             ));
         }
+        if server.shutdown_grace_secs > 3_600 {
+            return Err(ConfigError::new(
+                "server.shutdown_grace_secs",
+                "must be at most 3600",
+            ));
+        }
+        if file
+            .metrics
+            .bind
+            .is_some_and(|m| m == server.bind && m.port() != 0)
+        {
+            return Err(ConfigError::new(
+                "metrics.bind",
+                "must differ from server.bind (leave it unset to serve /metrics there)",
+            ));
+        }
         let public_url = server
             .public_url
             .as_deref()
@@ -775,28 +1002,18 @@ impl Config {
         )?;
         let default_burst = positive(default_rate.burst, MAX_CLIENT_RATE, "rate_limits.burst")?;
         let mut clients = Vec::new();
+        let mut seen_keys = std::collections::HashSet::new();
         for (name, client) in &file.clients {
             let key = format!("clients.{name}");
             check_name(name, &key)?;
-            let key_sha256 = match (&client.api_key_sha256, &client.api_key) {
-                (Some(hex_hash), None) => parse_sha256(hex_hash, &format!("{key}.api_key_sha256"))?,
-                (None, Some(env)) => {
-                    let secret = env.resolve(&format!("{key}.api_key"))?;
-                    Sha256::digest(secret.expose().as_bytes()).into()
-                }
-                _ => {
-                    return Err(ConfigError::new(
-                        key,
-                        "give exactly one of api_key_sha256 or api_key = { env = \"...\" }",
-                    ));
-                }
-            };
-            if clients
-                .iter()
-                .any(|c: &ClientConfig| c.key_sha256 == key_sha256)
-            {
-                return Err(ConfigError::new(key, "another client has the same API key"));
+            let keys = validate_client_keys(client, &key)?;
+            if keys.iter().any(|k| !seen_keys.insert(k.sha256)) {
+                return Err(ConfigError::new(
+                    key,
+                    "an API key is configured twice (for this or another client)",
+                ));
             }
+            let policy = validate_policy(client, &key, &file.providers)?;
             let rate_limit = if client.requests_per_minute.is_none() && client.burst.is_none() {
                 ClientRateLimit {
                     policy: "default".to_owned(),
@@ -820,7 +1037,8 @@ impl Config {
             };
             clients.push(ClientConfig {
                 name: name.clone(),
-                key_sha256,
+                keys,
+                policy,
                 webhook: validate_client_webhook(client, &key)?,
                 rate_limit,
             });
@@ -883,6 +1101,24 @@ impl Config {
                 "must be between 1 and 600000",
             ));
         }
+        let key_expiry_warning_days = in_range(
+            file.auth.expiry_warning_days,
+            0..=365,
+            "auth.expiry_warning_days",
+        )?;
+        let audit = if file.audit.enabled {
+            in_range(
+                file.audit.queue_capacity,
+                1..=10_000_000,
+                "audit.queue_capacity",
+            )?;
+            Some(AuditSettings {
+                path: file.audit.path.clone(),
+                queue_capacity: file.audit.queue_capacity,
+            })
+        } else {
+            None
+        };
         Ok(Config {
             bind: server.bind,
             workers: server.workers,
@@ -899,6 +1135,12 @@ impl Config {
             jobs,
             redis,
             cursor_secret,
+            sync: validate_sync(file.sync)?,
+            log: file.log,
+            metrics_bind: file.metrics.bind,
+            shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
+            key_expiry_warning: Duration::from_secs(u64::from(key_expiry_warning_days) * 86_400),
+            audit,
         })
     }
 }
@@ -983,6 +1225,11 @@ impl FileConfig {
             jobs: JobsSection::default(),
             rate_limits: RateLimitsSection::default(),
             redis: None,
+            sync: SyncSection::default(),
+            log: LogSection::default(),
+            metrics: MetricsSection::default(),
+            auth: AuthSection::default(),
+            audit: AuditSection::default(),
         }
     }
 }
@@ -1135,6 +1382,136 @@ fn validate_provider(
         bulk_read,
         outbound: validate_outbound(section, key)?,
     })
+}
+
+/// A client's keys: the single-key shorthand (`api_key_sha256` or `api_key`) and `keys = [...]`,
+/// at least one in all; each entry exactly one of the two forms.
+fn validate_client_keys(client: &ClientSection, key: &str) -> Result<Vec<ClientKey>, ConfigError> {
+    let one = |hash: &Option<String>,
+               env: &Option<EnvRef>,
+               at: &str|
+     -> Result<Option<[u8; 32]>, ConfigError> {
+        match (hash, env) {
+            (None, None) => Ok(None),
+            (Some(hex_hash), None) => {
+                parse_sha256(hex_hash, &format!("{at}.api_key_sha256")).map(Some)
+            }
+            (None, Some(env)) => {
+                let secret = env.resolve(&format!("{at}.api_key"))?;
+                Ok(Some(Sha256::digest(secret.expose().as_bytes()).into()))
+            }
+            (Some(_), Some(_)) => Err(ConfigError::new(
+                at,
+                "give exactly one of api_key_sha256 or api_key = { env = \"...\" }",
+            )),
+        }
+    };
+    let mut keys = Vec::new();
+    if let Some(sha256) = one(&client.api_key_sha256, &client.api_key, key)? {
+        keys.push(ClientKey {
+            sha256,
+            not_after: None,
+        });
+    }
+    for (i, entry) in client.keys.iter().enumerate() {
+        let at = format!("{key}.keys.{i}");
+        let sha256 = one(&entry.api_key_sha256, &entry.api_key, &at)?.ok_or_else(|| {
+            ConfigError::new(
+                &at,
+                "give exactly one of api_key_sha256 or api_key = { env = \"...\" }",
+            )
+        })?;
+        let not_after = entry
+            .not_after
+            .as_deref()
+            .map(|text| {
+                time::Date::parse(
+                    text.trim(),
+                    time::macros::format_description!("[year]-[month]-[day]"),
+                )
+                .map_err(|_| {
+                    ConfigError::new(
+                        format!("{at}.not_after"),
+                        format!("must be a date YYYY-MM-DD, not {text:?}"),
+                    )
+                })
+            })
+            .transpose()?;
+        keys.push(ClientKey { sha256, not_after });
+    }
+    if keys.is_empty() {
+        return Err(ConfigError::new(
+            key,
+            "give the client a key: api_key_sha256, api_key = { env = \"...\" }, or keys = [...]",
+        ));
+    }
+    Ok(keys)
+}
+
+/// A client's `scopes` (known names, at least one) and `providers` (configured instances, at
+/// least one); each absent means all.
+fn validate_policy(
+    client: &ClientSection,
+    key: &str,
+    providers: &BTreeMap<String, ProviderSection>,
+) -> Result<Policy, ConfigError> {
+    let scopes = client
+        .scopes
+        .as_ref()
+        .map(|names| {
+            let field = format!("{key}.scopes");
+            if names.is_empty() {
+                return Err(ConfigError::new(
+                    field,
+                    "give at least one scope (or leave `scopes` out for all of them)",
+                ));
+            }
+            names
+                .iter()
+                .map(|name| {
+                    Operation::from_scope(name.trim()).ok_or_else(|| {
+                        ConfigError::new(
+                            &field,
+                            format!(
+                                "unknown scope {name:?}; known: {}",
+                                Scopes::all().names().join(", ")
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<Scopes, _>>()
+        })
+        .transpose()?;
+    let allowed = client
+        .providers
+        .as_ref()
+        .map(|names| {
+            let field = format!("{key}.providers");
+            if names.is_empty() {
+                return Err(ConfigError::new(
+                    field,
+                    "give at least one provider (or leave `providers` out for all of them)",
+                ));
+            }
+            names
+                .iter()
+                .map(|name| {
+                    if providers.contains_key(name) {
+                        Ok(name.clone())
+                    } else {
+                        Err(ConfigError::new(
+                            &field,
+                            format!(
+                                "{name:?} is not a configured provider (configured: {})",
+                                providers.keys().cloned().collect::<Vec<_>>().join(", ")
+                            ),
+                        ))
+                    }
+                })
+                .collect::<Result<std::collections::BTreeSet<_>, _>>()
+        })
+        .transpose()?;
+    Ok(Policy::new(scopes, allowed))
 }
 
 /// A client's `webhook_url` with exactly one of `webhook_secret`/`webhook_secret_file`, or none
@@ -1398,7 +1775,7 @@ mod tests {
         assert_eq!(config.clients[0].name, "billing");
         // sha256("hello")
         assert_eq!(
-            hex::encode(config.clients[0].key_sha256),
+            hex::encode(config.clients[0].keys[0].sha256),
             "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
         );
     }
@@ -1666,11 +2043,95 @@ mod tests {
     }
 
     #[test]
+    fn clients_have_scopes_providers_and_several_keys() {
+        let config = Config::from_toml(VALID).unwrap();
+        assert_eq!(config.clients[0].policy, Policy::unrestricted());
+
+        let text = with_billing(
+            "scopes = [\"transactions:read\", \"jobs:read\"]\nproviders = [\"okra\"]\n\
+             keys = [{ api_key_sha256 = \"486ea46224d1bb4fb680f34f7c9ad96a8f24ec88be73ea8e5a6c65260e9cb8a7\", not_after = \"2027-01-31\" }]",
+        );
+        let config = Config::from_toml(&text).unwrap();
+        let client = &config.clients[0];
+        let policy = &client.policy;
+        assert!(policy.scopes().contains(Operation::TransactionsRead));
+        assert!(!policy.scopes().contains(Operation::TransactionsRefresh));
+        assert!(policy.may_use("okra") && !policy.may_use("mono"));
+        // The single-key form and the list add up: both keys work during a rotation.
+        assert_eq!(client.keys.len(), 2);
+        assert_eq!(client.keys[0].not_after, None);
+        let last = client.keys[1].not_after.unwrap();
+        assert_eq!(last.to_string(), "2027-01-31");
+        // Accepted through the last day, refused from the next midnight (UTC).
+        assert_eq!(
+            client.keys[1].expires_at(),
+            Some(time::macros::datetime!(2027-02-01 00:00 UTC).unix_timestamp())
+        );
+        assert!(client.keys[1].label().starts_with("sha256:486ea462"));
+    }
+
+    #[test]
+    fn scope_and_key_errors_name_the_key() {
+        for (lines, key) in [
+            (
+                "scopes = [\"transactions:write\"]",
+                "clients.billing.scopes",
+            ),
+            ("scopes = []", "clients.billing.scopes"),
+            ("providers = [\"plaid\"]", "clients.billing.providers"),
+            ("providers = []", "clients.billing.providers"),
+            (
+                "keys = [{ api_key_sha256 = \"486ea46224d1bb4fb680f34f7c9ad96a8f24ec88be73ea8e5a6c65260e9cb8a7\", not_after = \"31/01/2027\" }]",
+                "clients.billing.keys.0.not_after",
+            ),
+            (
+                "keys = [{ not_after = \"2027-01-31\" }]",
+                "clients.billing.keys.0",
+            ),
+            (
+                "keys = [{ api_key_sha256 = \"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\" }]",
+                "clients.billing",
+            ),
+        ] {
+            assert_eq!(error_key(&with_billing(lines)), key, "{lines}");
+        }
+        // A client with no key at all.
+        let keyless = VALID.replace(
+            "api_key_sha256 = \"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\"",
+            "scopes = [\"jobs:read\"]",
+        );
+        assert_eq!(error_key(&keyless), "clients.billing");
+    }
+
+    #[test]
+    fn audit_and_key_warning_settings() {
+        let config = Config::from_toml(VALID).unwrap();
+        let audit = config.audit.unwrap();
+        assert_eq!(audit.path, None, "stdout by default");
+        assert_eq!(config.key_expiry_warning, Duration::from_secs(14 * 86_400));
+        let config = Config::from_toml(&format!(
+            "{VALID}\n[audit]\npath = \"/var/log/audit.jsonl\"\n[auth]\nexpiry_warning_days = 3\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.audit.unwrap().path.unwrap(),
+            PathBuf::from("/var/log/audit.jsonl")
+        );
+        assert_eq!(config.key_expiry_warning, Duration::from_secs(3 * 86_400));
+        let off = Config::from_toml(&format!("{VALID}\n[audit]\nenabled = false\n")).unwrap();
+        assert!(off.audit.is_none());
+        assert_eq!(
+            error_key(&format!("{VALID}\n[audit]\nqueue_capacity = 0\n")),
+            "audit.queue_capacity"
+        );
+    }
+
+    #[test]
     fn the_embedded_default_is_valid() {
         let config = Config::embedded_default().unwrap();
         assert!(config.sandbox.is_some());
         assert_eq!(
-            config.clients[0].key_sha256,
+            config.clients[0].keys[0].sha256,
             <[u8; 32]>::from(Sha256::digest(DEMO_API_KEY))
         );
     }

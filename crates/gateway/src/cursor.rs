@@ -104,6 +104,38 @@ impl CursorCodec {
     }
 }
 
+impl CursorCodec {
+    /// Signs an opaque body of another kind of cursor (e.g. delta sync's) with the same key, so
+    /// every replica that accepts list cursors accepts it; `kind` separates the kinds (never
+    /// [`VERSION`], the list cursors').
+    pub fn seal(&self, kind: u8, body: &[u8]) -> String {
+        let mut bytes = Vec::with_capacity(1 + body.len() + TAG_LEN);
+        bytes.push(kind);
+        bytes.extend_from_slice(body);
+        let mut mac = self.mac();
+        mac.update(&bytes);
+        let tag = mac.finalize().into_bytes();
+        bytes.extend_from_slice(&tag[..TAG_LEN]);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// The body of a cursor [`seal`](Self::seal)ed with `kind`, if it is one and is intact.
+    pub fn open(&self, kind: u8, text: &str) -> Result<Vec<u8>, ApiError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(text.trim())
+            .map_err(|_| ApiError::InvalidCursor("malformed"))?;
+        if bytes.len() < 1 + TAG_LEN || bytes[0] != kind || kind == VERSION {
+            return Err(ApiError::InvalidCursor("malformed"));
+        }
+        let (body, tag) = bytes.split_at(bytes.len() - TAG_LEN);
+        let mut mac = self.mac();
+        mac.update(body);
+        mac.verify_truncated_left(tag)
+            .map_err(|_| ApiError::InvalidCursor("not issued by this gateway"))?;
+        Ok(body[1..].to_vec())
+    }
+}
+
 /// A fingerprint of who asked what: the caller, provider, scope and filters (not the page).
 ///
 /// SHA-256 over length-prefixed fields, so no two different requests share a fingerprint by

@@ -51,6 +51,10 @@ pub struct Problem {
     /// The provider's HTTP status, when it answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_status: Option<u16>,
+    /// The scope the caller lacks, for 403 `insufficient_scope` (`transactions:refresh`, or
+    /// `provider:NAME` for a provider instance the client may not use).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     /// Seconds to wait before retrying, for 429 and 503 answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
@@ -59,9 +63,24 @@ pub struct Problem {
 /// Everything that can go wrong in a request.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// Missing or unknown API key.
+    /// Missing or unknown API key, or one past its last day (`key_expired`).
     #[error("a valid API key is required: send Authorization: Bearer <key>")]
     Unauthorized,
+    /// A key that was valid until its `not_after` date (nothing else is said about it).
+    #[error("this API key has expired: use the client's current key")]
+    KeyExpired,
+    /// The client may not perform this operation, or not on this provider.
+    #[error("{detail}")]
+    InsufficientScope {
+        /// The missing scope: `transactions:refresh`, ..., or `provider:NAME`.
+        scope: String,
+        /// The provider refused, when that is what is missing.
+        provider: Option<String>,
+        /// The request parameter that named the provider (`provider`, `id`).
+        parameter: Option<&'static str>,
+        /// What is missing, in words.
+        detail: String,
+    },
     /// A request parameter is invalid.
     #[error("{detail}")]
     InvalidParameter {
@@ -76,6 +95,9 @@ pub enum ApiError {
     /// A cursor whose snapshot is gone.
     #[error("the cursor has expired: restart the listing from the first page")]
     CursorExpired,
+    /// A delta sync cursor whose versions (or whose pinned state) the gateway no longer keeps.
+    #[error("{0}; sync again without a cursor (a full resync: everything as added)")]
+    SyncCursorExpired(String),
     /// The resource does not exist.
     #[error("{detail}")]
     NotFound {
@@ -176,6 +198,12 @@ impl ApiError {
         use ProviderError as P;
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::KeyExpired => (StatusCode::UNAUTHORIZED, "key_expired", "API key expired"),
+            ApiError::InsufficientScope { .. } => (
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                "Insufficient scope",
+            ),
             ApiError::InvalidParameter { .. } => (
                 StatusCode::BAD_REQUEST,
                 "invalid_parameter",
@@ -185,6 +213,11 @@ impl ApiError {
                 (StatusCode::BAD_REQUEST, "invalid_cursor", "Invalid cursor")
             }
             ApiError::CursorExpired => (StatusCode::GONE, "cursor_expired", "Cursor expired"),
+            ApiError::SyncCursorExpired(_) => (
+                StatusCode::GONE,
+                "sync_cursor_expired",
+                "Sync cursor past retention",
+            ),
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             ApiError::RouteNotFound(_) => {
                 (StatusCode::NOT_FOUND, "route_not_found", "No such route")
@@ -335,11 +368,16 @@ impl ApiError {
         let (status, code, title) = self.classify();
         let (parameter, provider, upstream_status) = match self {
             ApiError::InvalidParameter { parameter, .. } => (Some(parameter.clone()), None, None),
-            ApiError::InvalidCursor(_) | ApiError::CursorExpired => {
-                (Some("cursor".to_owned()), None, None)
-            }
+            ApiError::InvalidCursor(_)
+            | ApiError::CursorExpired
+            | ApiError::SyncCursorExpired(_) => (Some("cursor".to_owned()), None, None),
             ApiError::IdempotencyKeyReused(_) => (Some("Idempotency-Key".to_owned()), None, None),
             ApiError::NotFound { provider, .. } => (None, provider.clone(), None),
+            ApiError::InsufficientScope {
+                provider,
+                parameter,
+                ..
+            } => (parameter.map(str::to_owned), provider.clone(), None),
             ApiError::Unsupported { provider, .. } | ApiError::ScopeTooLarge { provider, .. } => {
                 (None, Some(provider.clone()), None)
             }
@@ -370,6 +408,10 @@ impl ApiError {
             parameter,
             provider,
             upstream_status,
+            scope: match self {
+                ApiError::InsufficientScope { scope, .. } => Some(scope.clone()),
+                _ => None,
+            },
             retry_after: self.retry_after(),
         }
     }
@@ -380,8 +422,33 @@ impl ApiError {
         let mut builder = HttpResponse::build(self.status_code());
         builder.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
         builder.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
-        if matches!(self, ApiError::Unauthorized) {
-            builder.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        match self {
+            ApiError::Unauthorized => {
+                builder
+                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            // RFC 6750's error codes, so generic clients know what to do.
+            ApiError::KeyExpired => {
+                builder.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Bearer error=\"invalid_token\", error_description=\"The API key expired\"",
+                    ),
+                ));
+            }
+            // A provider name comes from the query: only a plain one goes into the header.
+            ApiError::InsufficientScope { scope, .. }
+                if scope
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-')) =>
+            {
+                if let Ok(value) = HeaderValue::from_str(&format!(
+                    "Bearer error=\"insufficient_scope\", scope=\"{scope}\""
+                )) {
+                    builder.insert_header((header::WWW_AUTHENTICATE, value));
+                }
+            }
+            _ => {}
         }
         if let Some(secs) = problem.retry_after {
             builder.insert_header((header::RETRY_AFTER, secs.to_string()));
@@ -432,6 +499,45 @@ mod tests {
         let p = err.problem(None);
         assert_eq!(p.status, 502);
         assert!(!p.detail.contains("sk_live"));
+    }
+
+    #[test]
+    fn refusals_name_the_scope_and_expired_keys_say_nothing_else() {
+        let refused = ApiError::InsufficientScope {
+            scope: "provider:mono".into(),
+            provider: Some("mono".into()),
+            parameter: Some("provider"),
+            detail: "this client may not use provider \"mono\"; it may use: okra".into(),
+        };
+        let p = refused.problem(Some("rid"));
+        assert_eq!((p.status, p.code), (403, "insufficient_scope"));
+        assert_eq!(p.scope.as_deref(), Some("provider:mono"));
+        assert_eq!(p.parameter.as_deref(), Some("provider"));
+        assert_eq!(
+            refused
+                .to_response(None)
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .unwrap(),
+            "Bearer error=\"insufficient_scope\", scope=\"provider:mono\""
+        );
+        let odd = ApiError::InsufficientScope {
+            scope: "provider:a\"b".into(),
+            provider: None,
+            parameter: None,
+            detail: String::new(),
+        };
+        assert!(
+            !odd.to_response(None)
+                .headers()
+                .contains_key(header::WWW_AUTHENTICATE)
+        );
+        let expired = ApiError::KeyExpired.problem(None);
+        assert_eq!((expired.status, expired.code), (401, "key_expired"));
+        assert_eq!(
+            (expired.scope, expired.parameter, expired.provider),
+            (None, None, None)
+        );
     }
 
     #[test]

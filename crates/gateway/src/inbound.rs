@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -55,6 +55,45 @@ struct ClientLimiter {
     /// This replica's share of the quota while Redis is away, built for a replica count.
     share: Mutex<Option<(u32, Arc<ClientLimiter>)>>,
     rate: ClientRateLimit,
+    /// Cells taken from the shared quota and not spent yet.
+    pool: Mutex<Pool>,
+}
+
+/// Ends a pool refill when dropped (`.1`: this call is the refill).
+struct RefillGuard<'a>(&'a Mutex<Pool>, bool);
+
+impl Drop for RefillGuard<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).refilling = false;
+        }
+    }
+}
+
+/// How long cells taken from the shared quota are kept for this replica's next requests before
+/// the unspent ones are given back.
+const HOLD: Duration = Duration::from_millis(250);
+/// The most cells taken at once.
+const MAX_BATCH: u32 = 32;
+
+/// Cells this replica took from a client's shared quota (in Redis) and has not spent yet, so a
+/// busy client's requests mostly stay off Redis: a batch is taken when the pool is empty, spent
+/// locally, and what is left after [`HOLD`] is given back. The batch doubles while the client
+/// spends it within the hold and halves when cells come back, up to `burst / (4 × replicas)`
+/// (and [`MAX_BATCH`]): a quiet client asks for one cell at a time, exactly as without a pool.
+/// Every cell is taken in Redis before it is spent, so the quota is never exceeded; at most a
+/// quarter of the burst can sit unspent in the replicas' pools.
+#[derive(Debug)]
+struct Pool {
+    cells: u32,
+    /// A batch is being taken now: other requests meanwhile ask for one cell each, so a crowd
+    /// arriving at once does not reserve a batch each.
+    refilling: bool,
+    taken_at: Instant,
+    batch: u32,
+    /// The cluster's unspent burst and its refill time when the batch was taken.
+    remaining: u32,
+    until_full: Duration,
 }
 
 /// The quota of every configured client: in-process, or shared by the replicas through Redis
@@ -120,27 +159,63 @@ impl InboundLimits {
         self.by_client.get(client).map(ClientLimiter::check)
     }
 
-    /// Charges one request to `client`: through Redis when configured (this replica's share of
-    /// the quota while Redis is away), else in-process.
+    /// Charges one request to `client`: through Redis when configured (from this replica's pool
+    /// of cells taken there; its share of the quota while Redis is away), else in-process.
     pub async fn charge(&self, client: &str) -> Option<Verdict> {
         let limiter = self.by_client.get(client)?;
         let Some(cluster) = &self.cluster else {
             return Some(limiter.check());
         };
+        let now = Instant::now();
+        let (give_back, want) = {
+            let mut pool = limiter.pool.lock().unwrap_or_else(|e| e.into_inner());
+            let held = now.saturating_duration_since(pool.taken_at);
+            if pool.cells > 0 && held < HOLD {
+                pool.cells -= 1;
+                let left = pool.remaining.saturating_add(pool.cells);
+                return Some(limiter.verdict(left, pool.until_full.saturating_sub(held), None));
+            }
+            if pool.refilling {
+                (0, 1)
+            } else {
+                let max_batch =
+                    (limiter.burst / (4 * cluster.replicas()).max(1)).clamp(1, MAX_BATCH);
+                let give_back = std::mem::take(&mut pool.cells);
+                pool.batch = if give_back > 0 {
+                    (pool.batch / 2).max(1)
+                } else if held < HOLD {
+                    pool.batch.saturating_mul(2)
+                } else {
+                    pool.batch
+                }
+                .min(max_batch);
+                pool.refilling = pool.batch > 1;
+                (give_back, pool.batch)
+            }
+        };
+        // Whatever becomes of the call (even a cancelled request), the refill ends with it.
+        let _refill = RefillGuard(&limiter.pool, want > 1);
         match cluster
-            .gcra(
+            .take_cells(
                 &limiter.shared_key,
                 limiter.interval,
                 limiter.burst,
-                Duration::ZERO,
+                want,
+                give_back,
             )
             .await
         {
-            Ok(cell) => Some(limiter.verdict(
-                if cell.granted { cell.remaining } else { 0 },
-                cell.until_full,
-                (!cell.granted).then_some(cell.wait),
-            )),
+            Ok(cells) if cells.taken > 0 => {
+                let mut pool = limiter.pool.lock().unwrap_or_else(|e| e.into_inner());
+                pool.cells += cells.taken - 1;
+                pool.taken_at = now;
+                pool.remaining = cells.remaining;
+                pool.until_full = cells.until_full;
+                let left = cells.remaining.saturating_add(pool.cells);
+                Some(limiter.verdict(left, cells.until_full, None))
+            }
+            Ok(cells) => Some(limiter.verdict(0, cells.until_full, Some(cells.wait))),
+            // Cells held for giving back are lost with the call: counted as spent (safe side).
             Err(_) => Some(limiter.share(cluster.replicas()).check()),
         }
     }
@@ -183,6 +258,14 @@ impl ClientLimiter {
             shared_key,
             share: Mutex::new(None),
             rate: rate.clone(),
+            pool: Mutex::new(Pool {
+                cells: 0,
+                refilling: false,
+                taken_at: Instant::now(),
+                batch: 1,
+                remaining: 0,
+                until_full: Duration::ZERO,
+            }),
         }
     }
 
@@ -248,7 +331,8 @@ mod tests {
         InboundLimits::new(
             &[ClientConfig {
                 name: "billing".into(),
-                key_sha256: [0; 32],
+                keys: Vec::new(),
+                policy: crate::policy::Policy::unrestricted(),
                 webhook: None,
                 rate_limit: ClientRateLimit {
                     policy: "billing".into(),

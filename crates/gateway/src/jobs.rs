@@ -415,7 +415,10 @@ impl Jobs {
             .snapshots
             .invalidate_account(&run.provider, &run.account_id)
         {
-            Ok(()) => self.finish_shared(run.id, Ok(delivered)).await,
+            Ok(()) => {
+                state.sync.after_refresh(&run.provider, &run.account_id);
+                self.finish_shared(run.id, Ok(delivered)).await
+            }
             Err(error) => Ok(self.fail_any(run.id, &error).await),
         }
     }
@@ -607,6 +610,7 @@ impl Jobs {
                     },
                 );
                 inner.active.insert(active, run_id);
+                crate::metrics::refresh_run(1.0);
                 (run_id, true)
             }
         };
@@ -629,6 +633,7 @@ impl Jobs {
         let job = inner
             .view(&job_id)
             .ok_or_else(|| ApiError::Internal("new job vanished".into()))?;
+        crate::metrics::refresh_job(provider, "created");
         Ok(Started {
             job,
             run: new_run.then(|| RunTicket {
@@ -734,6 +739,7 @@ impl Jobs {
             };
             // A stored permit: the waiter may not be waiting yet.
             run.done.notify_one();
+            crate::metrics::refresh_run(-1.0);
             let active = (run.provider.clone(), run.account_id.clone());
             if inner.active.get(&active) == Some(&run_id) {
                 inner.active.remove(&active);
@@ -750,6 +756,14 @@ impl Jobs {
         };
         for (client, job) in &finished {
             tracing::info!(job = %job.id, client = %client, provider = %job.provider, status = ?job.status, "refresh job finished");
+            crate::metrics::refresh_job(
+                &job.provider,
+                if job.status == JobStatus::Succeeded {
+                    "succeeded"
+                } else {
+                    "failed"
+                },
+            );
             self.notifier.notify(client, event_type(job.status), job);
         }
         true
@@ -762,7 +776,10 @@ impl Jobs {
             .snapshots
             .invalidate_account(&run.provider, &run.account_id)
         {
-            Ok(()) => self.finish(run.id, Ok(delivered)),
+            Ok(()) => {
+                state.sync.after_refresh(&run.provider, &run.account_id);
+                self.finish(run.id, Ok(delivered))
+            }
             Err(error) => {
                 tracing::error!(provider = %run.provider, %error, "refresh: snapshots not invalidated");
                 self.finish(run.id, Err(error.problem(None)))

@@ -4,6 +4,7 @@
 //! on a free port: [`Application::build`] binds, [`Application::addr`] tells where.
 
 pub mod api;
+pub mod audit;
 pub mod breaker;
 pub mod cluster;
 pub mod config;
@@ -12,13 +13,17 @@ pub mod error;
 pub mod inbound;
 pub mod jobs;
 pub mod jobs_shared;
+pub mod metrics;
 pub mod middleware;
 pub mod notify;
 pub mod outbound;
+pub mod policy;
+pub mod readiness;
 pub mod shared_tier;
 pub mod snapshot;
 pub mod startup;
 pub mod state;
+pub mod sync;
 pub mod telemetry;
 
 pub use config::Config;

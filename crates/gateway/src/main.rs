@@ -1,4 +1,4 @@
-//! `gateway [--config FILE] [--bind ADDR]`: runs the transactions gateway.
+//! `gateway [--config FILE] [--bind ADDR] | --version`: runs the transactions gateway.
 //!
 //! With no `--config`, the vendor simulators run in-process and both providers point at them.
 
@@ -8,20 +8,27 @@ use std::process::ExitCode;
 use gateway::{Application, Config, telemetry};
 
 const USAGE: &str = "usage: gateway [--config FILE] [--bind ADDR]
+       gateway --version
 
   --config FILE   run from a TOML file (see gateway.example.toml); GATEWAY_* variables override it
   --bind ADDR     listen on ADDR (e.g. 127.0.0.1:0 for a free port)
-  (no --config)   embedded sandbox: both providers simulated in-process, a demo API key";
+  --version       print the version and git revision, then exit
+  (no --config)   embedded sandbox: both providers simulated in-process, a demo API key
+
+Logs go to stderr; LOG_FORMAT=json|text (default: log.format, text). SIGTERM or Ctrl-C stops
+accepting, lets requests in flight finish (server.shutdown_grace_secs) and exits 0.";
 
 struct Args {
     config: Option<PathBuf>,
     bind: Option<std::net::SocketAddr>,
+    version: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         config: None,
         bind: None,
+        version: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -33,6 +40,7 @@ fn parse_args() -> Result<Args, String> {
                     format!("--bind: {value:?} is not an address like 127.0.0.1:8080")
                 })?);
             }
+            "-V" | "--version" => args.version = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -52,7 +60,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init();
+    if args.version {
+        println!(
+            "gateway {} (revision {})",
+            gateway::metrics::VERSION,
+            gateway::metrics::REVISION
+        );
+        return ExitCode::SUCCESS;
+    }
     let mut config = match Config::load(args.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
@@ -60,6 +75,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    telemetry::init(config.log.format);
+    tracing::info!(
+        version = gateway::metrics::VERSION,
+        revision = gateway::metrics::REVISION,
+        "starting"
+    );
     if let Some(bind) = args.bind {
         config.bind = bind;
     }
@@ -72,6 +93,9 @@ async fn main() -> ExitCode {
     };
     let addr = app.addr();
     tracing::info!("listening on http://{addr}");
+    if let Some(metrics) = app.metrics_addr() {
+        tracing::info!("metrics on http://{metrics}/metrics");
+    }
     tracing::info!("Swagger UI: http://{addr}/swagger-ui/  (OpenAPI: http://{addr}/openapi.json)");
     if let Some(demo) = app.demo() {
         let key = demo

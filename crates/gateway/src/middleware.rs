@@ -1,9 +1,23 @@
-//! Request-wide concerns: request ids, tracing spans, problem bodies, API-key auth.
+//! Request-wide concerns: request ids, tracing spans, problem bodies, API-key auth, scopes and
+//! the audit trail.
 //!
 //! `request_context` wraps the whole app: it gives each request an id (echoing a caller's
 //! `x-request-id` when it is sane), runs the request inside a tracing span, and turns every
 //! error answer — from a handler, an extractor or actix itself (404,
-//! 405) — into one problem+json body carrying the request id. `authenticate` wraps `/v1`.
+//! 405) — into one problem+json body carrying the request id.
+//!
+//! `/v1` runs three layers, outermost first: `authenticate` (API key -> client; an unknown key
+//! or one past its `not_after` date is a 401), the client's quota (`inbound::rate_limit`), then,
+//! around each route, `authorize`: the route's operation and provider
+//! ([`crate::policy::ROUTES`]) checked against the client's [`crate::policy::Policy`] — a
+//! refusal is a 403 that has cost quota and never reaches a handler or a provider — and one
+//! audit record per call that touches bank data or was refused. Handlers check none of this.
+//!
+//! It also writes the access log (one INFO line per request, target `gateway::access`) and
+//! records the request in the `gateway_http_request_duration_seconds` histogram. Both name the
+//! route by its template (`/v1/accounts/{account_id}/transactions`), never by the path's ids,
+//! and the client by its configured name; the query string (which may carry a webhook token)
+//! is never logged.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,11 +31,28 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
+use crate::audit::{Outcome, Record, Returned};
 use crate::error::{ApiError, PROBLEM_JSON};
-use crate::state::{AppState, Client};
+use crate::policy::{self, ProviderSource, Route, Subject};
+use crate::readiness::{Readiness, RequestGuard};
+use crate::state::{AppState, Client, KeyEntry};
+use crate::telemetry::{ACCESS_TARGET, RequestFacts};
+
+/// Marks an error answer that carries its own body (e.g. `/readyz`'s 503), which
+/// `request_context` then leaves as it is instead of rendering a problem.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnBody;
+
+/// Whether `request_context` writes access-log lines (`log.access_log`), as app data.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessLog(pub bool);
 
 /// The header carrying the request id, both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request's id, in the request's extensions (for the audit trail).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Arc<str>);
 
 fn caller_request_id(req: &ServiceRequest) -> Option<Arc<str>> {
     let value = req.headers().get(&REQUEST_ID)?.to_str().ok()?;
@@ -51,13 +82,21 @@ pub async fn request_context(
         path = %req.path(),
     );
     let started = Instant::now();
+    let access_log = req.app_data::<AccessLog>().is_none_or(|a| a.0);
+    // In flight until the body is sent (a shutdown waits for it).
+    let in_flight = req
+        .app_data::<web::Data<Readiness>>()
+        .map(|r| r.request_started());
+    let facts = Arc::new(RequestFacts::default());
+    req.extensions_mut().insert(RequestId(request_id.clone()));
     // Handlers turn their errors into responses, so an `Err` here is actix's own failure; it is
     // rendered by actix without our body.
-    let mut res = next
-        .call(req)
-        .instrument(span.clone())
-        .await?
-        .map_into_boxed_body();
+    let mut res = crate::telemetry::with_request_facts(
+        facts.clone(),
+        next.call(req).instrument(span.clone()),
+    )
+    .await?
+    .map_into_boxed_body();
 
     let status = res.status();
     if status.is_client_error() || status.is_server_error() {
@@ -70,7 +109,7 @@ pub async fn request_context(
                 log_failure(&span, api_error, status.as_u16());
                 Some(api_error.to_response(Some(&request_id)))
             }
-            None if !is_problem(&res) => {
+            None if !is_problem(&res) && !res.response().extensions().contains::<OwnBody>() => {
                 let err = generic_error(&res);
                 log_failure(&span, &err, status.as_u16());
                 Some(err.to_response(Some(&request_id)))
@@ -103,8 +142,81 @@ pub async fn request_context(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
-    tracing::debug!(parent: &span, status = status.as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "done");
-    Ok(res)
+    let elapsed = started.elapsed();
+    let request = res.request();
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let client = request.extensions().get::<Arc<Client>>().cloned();
+    let client = client.as_deref().map_or("-", |c| c.name.as_str());
+    if access_log {
+        let bytes = match res.response().body().size() {
+            actix_web::body::BodySize::Sized(n) => n,
+            _ => 0,
+        };
+        let x_cache = res
+            .headers()
+            .get("x-cache")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        tracing::info!(
+            target: ACCESS_TARGET,
+            request_id = %request_id,
+            method = %request.method(),
+            route = route.as_str(),
+            path = %request.path(),
+            status = status.as_u16(),
+            duration_ms = elapsed.as_micros() as f64 / 1000.0,
+            bytes,
+            client,
+            provider = facts.provider().unwrap_or("-"),
+            x_cache,
+            upstream_calls = facts.upstream_calls(),
+            "request"
+        );
+    }
+    crate::metrics::http_request(
+        route,
+        request.method().as_str(),
+        status.as_u16(),
+        client,
+        elapsed,
+    );
+    Ok(match in_flight {
+        Some(guard) => res.map_body(|_, body| {
+            BoxBody::new(Tracked {
+                body,
+                guard: Some(guard),
+            })
+        }),
+        None => res,
+    })
+}
+
+/// A response body that counts its request as in flight until it has been sent.
+struct Tracked {
+    body: BoxBody,
+    guard: Option<RequestGuard>,
+}
+
+impl MessageBody for Tracked {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<actix_web::web::Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        let next = std::pin::Pin::new(&mut this.body).poll_next(cx);
+        if let std::task::Poll::Ready(None) = next {
+            this.guard = None;
+        }
+        next
+    }
 }
 
 fn is_problem(res: &ServiceResponse<BoxBody>) -> bool {
@@ -139,24 +251,40 @@ fn log_failure(span: &tracing::Span, err: &ApiError, status: u16) {
     }
 }
 
-/// Resolves `Authorization: Bearer <key>` to a configured client, or answers 401.
+/// Resolves `Authorization: Bearer <key>` to a configured client, or answers 401 (a key past
+/// its `not_after` date: `key_expired`, saying nothing else).
 pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let client = req
-        .app_data::<web::Data<AppState>>()
-        .and_then(|state| client_for(&req, state));
-    match client {
-        Some(client) => {
-            req.extensions_mut().insert(client);
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(req.error_response(ApiError::Unauthorized));
+    };
+    match key_for(&req, &state) {
+        Some(entry) if entry.is_expired_at(unix_now()) => {
+            // Once per request, so info (the audit trail has each one; the start-up log warns).
+            tracing::info!(client = %entry.client.name, "a request used an expired API key");
+            let err = ApiError::KeyExpired;
+            let route = matched_route(&req);
+            let record = draft(&req, &entry.client, route, None).finish(401, Some(&err));
+            state.audit.submit(record);
+            Ok(req.error_response(err))
+        }
+        Some(entry) => {
+            req.extensions_mut().insert(entry.client.clone());
             Ok(next.call(req).await?.map_into_boxed_body())
         }
         None => Ok(req.error_response(ApiError::Unauthorized)),
     }
 }
 
-fn client_for(req: &ServiceRequest, state: &AppState) -> Option<Arc<Client>> {
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn key_for<'a>(req: &ServiceRequest, state: &'a AppState) -> Option<&'a KeyEntry> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, key) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
@@ -167,5 +295,161 @@ fn client_for(req: &ServiceRequest, state: &AppState) -> Option<Arc<Client>> {
         return None;
     }
     let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-    state.clients.get(&hash).cloned()
+    state.clients.get(&hash)
+}
+
+/// The route this request will reach, looked up in the resource map before routing (only on
+/// the rare paths that need it before `authorize`, like an expired key's audit record).
+fn matched_route(req: &ServiceRequest) -> Option<&'static Route> {
+    let pattern = req.match_pattern()?;
+    policy::lookup(req.method(), &pattern)
+}
+
+/// Checks `route`'s operation and provider against the client's policy (403 when refused),
+/// and writes the audit record of every call that touches bank data or is refused.
+///
+/// `api::v1_routes` puts it around each `/v1` resource, with that resource's entry of
+/// [`policy::ROUTES`]: it runs after routing (so it needs no matching of its own) and inside
+/// `authenticate` and the quota (so a refused call has been charged).
+pub async fn authorize(
+    route: &'static Route,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    if req.method() != route.method {
+        // Not this route's method: actix answers 405, nothing is read.
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    let client = req.extensions().get::<Arc<Client>>().cloned();
+    let (Some(state), Some(client)) = (req.app_data::<web::Data<AppState>>().cloned(), client)
+    else {
+        return Ok(req.error_response(ApiError::Unauthorized));
+    };
+    let mut provider = None;
+    let mut verdict = client.policy.authorize(route.operation, None);
+    if verdict.is_ok() {
+        for_each_provider(&req, route, &state, |name, parameter| {
+            if verdict.is_ok() {
+                verdict = client
+                    .policy
+                    .authorize(route.operation, Some((name, parameter)));
+            }
+            if provider.is_none() {
+                provider = Some(
+                    state
+                        .registry
+                        .get(name)
+                        .map_or_else(|| Arc::from(name), |entry| entry.name.clone()),
+                );
+            }
+        });
+    }
+    match verdict {
+        Err(refusal) => {
+            tracing::debug!(client = %client.name, error = %refusal, "call refused by the client's scopes");
+            let record = draft(&req, &client, Some(route), provider).finish(403, Some(&refusal));
+            state.audit.submit(record);
+            Ok(req.error_response(refusal))
+        }
+        Ok(()) if route.operation.touches_bank_data() && state.audit.is_enabled() => {
+            let draft = draft(&req, &client, Some(route), provider);
+            let res = next.call(req).await?.map_into_boxed_body();
+            let returned = res.response().extensions().get::<Returned>().copied();
+            let error = res
+                .response()
+                .error()
+                .and_then(|e| e.as_error::<ApiError>());
+            let mut record = draft.finish(res.status().as_u16(), error);
+            record.records = returned.map(|r| r.0);
+            state.audit.submit(record);
+            Ok(res)
+        }
+        Ok(()) => Ok(next.call(req).await?.map_into_boxed_body()),
+    }
+}
+
+/// Calls `f` with each provider instance the call names and the parameter that named it:
+/// every `?provider=` (or the default), or the one a transaction id encodes. Nothing when the
+/// route involves no provider, or its id is not a gateway id (the handler answers 400).
+fn for_each_provider(
+    req: &ServiceRequest,
+    route: &Route,
+    state: &AppState,
+    mut f: impl FnMut(&str, &'static str),
+) {
+    match route.provider {
+        ProviderSource::None => {}
+        ProviderSource::Query => {
+            let mut named = false;
+            for (key, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+                if key == "provider" {
+                    named = true;
+                    f(value.trim(), "provider");
+                }
+            }
+            if !named {
+                f(state.registry.default_name(), "provider");
+            }
+        }
+        ProviderSource::TransactionId => {
+            // Decoded fully: a valid id has only A-Z a-z 0-9 _ -, so this is the id the
+            // handler parses, or no valid id at all.
+            let id = req.match_info().get("id").and_then(policy::decode_segment);
+            if let Some(id) = id.and_then(|id| id.parse::<provider::TransactionId>().ok()) {
+                f(id.provider(), "id");
+            }
+        }
+    }
+}
+
+/// An audit record being built: everything known before the handler runs.
+struct Draft {
+    record: Record,
+}
+
+fn draft(
+    req: &ServiceRequest,
+    client: &Client,
+    route: Option<&'static Route>,
+    provider: Option<Arc<str>>,
+) -> Draft {
+    let (scope_kind, scope_id) = match route.map(|r| r.subject) {
+        Some(Subject::All) => (Some("all"), None),
+        Some(Subject::Param { kind, param }) => (
+            Some(kind),
+            req.match_info().get(param).and_then(policy::decode_segment),
+        ),
+        _ => (None, None),
+    };
+    Draft {
+        record: Record {
+            time: std::time::SystemTime::now(),
+            client: Arc::from(client.name.as_str()),
+            route,
+            provider,
+            scope_kind,
+            scope_id,
+            records: None,
+            request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
+            outcome: Outcome::Ok,
+            status: 0,
+            error: None,
+        },
+    }
+}
+
+impl Draft {
+    fn finish(mut self, status: u16, error: Option<&ApiError>) -> Record {
+        let record = &mut self.record;
+        record.time = std::time::SystemTime::now();
+        record.status = status;
+        record.error = error.map(|e| e.classify().1);
+        record.outcome = match error {
+            Some(ApiError::KeyExpired) => Outcome::KeyExpired,
+            Some(ApiError::InsufficientScope { .. }) => Outcome::Denied,
+            _ if status < 400 => Outcome::Ok,
+            _ => Outcome::Failed,
+        };
+        self.record
+    }
 }

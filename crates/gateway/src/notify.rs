@@ -1,5 +1,6 @@
 //! Client notifications: a signed POST to a client's configured `webhook_url` when one of its
-//! refresh jobs finishes, the [Standard Webhooks](https://www.standardwebhooks.com/) way.
+//! refresh jobs finishes, or when an account has changes to sync (`transactions.sync_available`,
+//! sent by `sync`), the [Standard Webhooks](https://www.standardwebhooks.com/) way.
 //!
 //! Each event is one JSON body, `{"type": "refresh.succeeded" | "refresh.failed", "timestamp":
 //! RFC 3339, "data": <the job, as GET /v1/jobs/{id} shows it>}`, sent with three headers:
@@ -156,6 +157,11 @@ impl Notifier {
         })
     }
 
+    /// The clients that configured a webhook.
+    pub fn clients(&self) -> impl Iterator<Item = &str> {
+        self.targets.keys().map(String::as_str)
+    }
+
     /// Whether `client` has a webhook configured.
     pub fn has_target(&self, client: &str) -> bool {
         self.targets.contains_key(client)
@@ -224,14 +230,17 @@ impl Delivery {
             match sent {
                 Ok(response) if response.status().is_success() => {
                     tracing::info!(client = %self.client, webhook_id = %self.id, attempt, "notification delivered");
+                    crate::metrics::notification_attempt("delivered");
                     return;
                 }
                 Ok(response) => {
                     tracing::warn!(client = %self.client, webhook_id = %self.id, attempt, status = response.status().as_u16(), "notification refused");
+                    crate::metrics::notification_attempt("refused");
                 }
                 Err(error) => {
                     let error = error.without_url();
                     tracing::warn!(client = %self.client, webhook_id = %self.id, attempt, %error, "notification failed");
+                    crate::metrics::notification_attempt("failed");
                 }
             }
             if attempt < self.policy.max_attempts {
@@ -240,6 +249,7 @@ impl Delivery {
             }
         }
         tracing::warn!(client = %self.client, webhook_id = %self.id, attempts = self.policy.max_attempts, "notification abandoned");
+        crate::metrics::notification_attempt("abandoned");
     }
 }
 

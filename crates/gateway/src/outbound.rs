@@ -377,14 +377,20 @@ impl Drop for LeaseGuard {
 }
 
 /// Waits for a cell of an in-process limiter, until `line_end`.
-async fn local_cell(limiter: &DefaultDirectRateLimiter, line_end: Instant) -> Result<(), Duration> {
+async fn local_cell(
+    provider: &str,
+    limiter: &DefaultDirectRateLimiter,
+    line_end: Instant,
+) -> Result<(), Duration> {
     while let Err(not_until) = limiter.check() {
         let wait = not_until.wait_time_from(limiter.clock().now());
         if Instant::now() + wait > line_end {
             return Err(wait);
         }
+        let _waiting = crate::metrics::quota_waiting(provider);
         tokio::time::sleep(wait).await;
     }
+    crate::metrics::quota_spent(provider);
     Ok(())
 }
 
@@ -497,6 +503,7 @@ impl Lane {
     }
 
     fn throttled(&self, reason: ThrottleReason, retry_after: Duration) -> ProviderError {
+        crate::metrics::upstream_throttled(&self.provider, reason);
         ProviderError::Throttled {
             provider: self.provider.to_string(),
             reason,
@@ -507,11 +514,14 @@ impl Lane {
     fn still_paused(&self, now: Instant) -> Result<(), ProviderError> {
         match self.paused_for(now) {
             None => Ok(()),
-            Some(left) => Err(ProviderError::RateLimited {
-                provider: self.provider.to_string(),
-                retry_after: Some(left),
-                message: "paused after the provider's 429; not called".to_owned(),
-            }),
+            Some(left) => {
+                crate::metrics::upstream_paused(&self.provider);
+                Err(ProviderError::RateLimited {
+                    provider: self.provider.to_string(),
+                    retry_after: Some(left),
+                    message: "paused after the provider's 429; not called".to_owned(),
+                })
+            }
         }
     }
 
@@ -556,7 +566,7 @@ impl Lane {
         let lease = match &self.shared {
             None => {
                 if let Some(quota) = &self.quota {
-                    local_cell(quota, line_end)
+                    local_cell(&self.provider, quota, line_end)
                         .await
                         .map_err(|wait| self.throttled(ThrottleReason::Quota, wait))?;
                 }
@@ -647,7 +657,14 @@ impl Lane {
                         provider: self.provider.clone(),
                         id: lease_id,
                     });
-                    tokio::time::sleep(wait).await;
+                    // A zero sleep still waits for the timer's next tick (about 1 ms).
+                    if !wait.is_zero() {
+                        let _waiting = crate::metrics::quota_waiting(&self.provider);
+                        tokio::time::sleep(wait).await;
+                    }
+                    if shared.period.is_some() {
+                        crate::metrics::quota_spent(&self.provider);
+                    }
                     return Ok(guard);
                 }
                 Ok(Admission::Paused(left)) => {
@@ -673,7 +690,7 @@ impl Lane {
                 Err(_) => {
                     // Redis is away: this replica's share of the quota, its own slots only.
                     if let Some(quota) = &self.config.quota {
-                        local_cell(&shared.share(quota), line_end)
+                        local_cell(&self.provider, &shared.share(quota), line_end)
                             .await
                             .map_err(|wait| self.throttled(ThrottleReason::Quota, wait))?;
                     }
@@ -713,6 +730,7 @@ impl Lane {
                 delay.filter(|delay| deadline.is_none_or(|end| Instant::now() + *delay < end))
             })
             .notify(|error, delay| {
+                crate::metrics::upstream_retry(&provider);
                 tracing::info!(
                     provider = %provider,
                     error = %error,
@@ -860,13 +878,19 @@ impl Provider for Guarded {
         &self,
         query: &TransactionQuery,
     ) -> Result<Page<Transaction>, ProviderError> {
-        self.read_known(scope_of(query), || self.inner.list_page(query))
-            .await
+        self.read_known(scope_of(query), || {
+            crate::metrics::upstream(self.name(), "list_page", self.inner.list_page(query))
+        })
+        .await
     }
 
     async fn get_transaction(&self, provider_id: &str) -> Result<Transaction, ProviderError> {
         self.read_known(Some(Unknown::Transaction(provider_id.to_owned())), || {
-            self.inner.get_transaction(provider_id)
+            crate::metrics::upstream(
+                self.name(),
+                "get_transaction",
+                self.inner.get_transaction(provider_id),
+            )
         })
         .await
     }
@@ -876,7 +900,9 @@ impl Provider for Guarded {
     async fn list_all(&self, query: &TransactionQuery) -> Result<Listing, ProviderError> {
         if self.inner.capabilities().bulk_read {
             return self
-                .read_known(scope_of(query), || self.inner.list_all(query))
+                .read_known(scope_of(query), || {
+                    crate::metrics::upstream(self.name(), "list_all", self.inner.list_all(query))
+                })
                 .await;
         }
         provider::walk_pages(self, query, self.walk_page_size, 1).await
@@ -885,13 +911,25 @@ impl Provider for Guarded {
     /// Started once through the lane, then followed by `provider::follow_refresh` (the
     /// trait's default `refresh`) with every poll a guarded `poll_refresh`.
     async fn start_refresh(&self, request: &RefreshRequest) -> Result<RefreshStart, ProviderError> {
-        self.lane.once(self.inner.start_refresh(request)).await
+        self.lane
+            .once(crate::metrics::upstream(
+                self.name(),
+                "start_refresh",
+                self.inner.start_refresh(request),
+            ))
+            .await
     }
 
     /// One status poll: a slot, a quota cell, the breaker, like any call (not retried here:
     /// the poll loop asks again on its schedule).
     async fn poll_refresh(&self, poll: &RefreshPoll) -> Result<PollStatus, ProviderError> {
-        self.lane.once(self.inner.poll_refresh(poll)).await
+        self.lane
+            .once(crate::metrics::upstream(
+                self.name(),
+                "poll_refresh",
+                self.inner.poll_refresh(poll),
+            ))
+            .await
     }
 
     fn parse_delivery(

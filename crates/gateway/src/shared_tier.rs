@@ -52,10 +52,23 @@ struct StoredRef<'a> {
     warnings: &'a [RecordWarning],
 }
 
+/// The current pointer of a key, or its fetch lock when nobody holds it (one round trip).
+/// KEYS: current pointer, lock. ARGV: token, lease ms, 1 to pass over the pointer (its data is
+/// gone). Returns `{pointer or false, 1 when the lock was taken}`.
+const LOOKUP: &str = r"
+if ARGV[3] ~= '1' then
+  local pointer = redis.call('GET', KEYS[1])
+  if pointer then return {pointer, 0} end
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {false, 1} end
+return {false, 0}
+";
+
 /// The shared tier of one gateway.
 pub struct SharedTier {
     cluster: Arc<Cluster>,
     cursor_lifetime: Duration,
+    lookup: redis::Script,
 }
 
 /// What the shared tier says about a key on a local miss.
@@ -78,6 +91,7 @@ impl SharedTier {
         SharedTier {
             cluster,
             cursor_lifetime,
+            lookup: redis::Script::new(LOOKUP),
         }
     }
 
@@ -134,29 +148,20 @@ impl SharedTier {
         // A pointer whose data is gone (evicted by Redis) is passed over: fetch anew.
         let mut dangling = false;
         loop {
-            let (cur, lk, tk) = (current_key.clone(), lock_key.clone(), token.clone());
             // One round trip: the current pointer, or the lock if nobody holds it.
-            let (pointer, locked): (Option<String>, Option<String>) = self
+            let mut invocation = self.lookup.key(&current_key);
+            invocation
+                .key(&lock_key)
+                .arg(&token)
+                .arg(lease.as_millis().max(1) as u64)
+                .arg(u8::from(dangling));
+            let (pointer, locked): (Option<String>, i64) = self
                 .cluster
                 .call("snapshot_lookup", |mut conn| async move {
-                    if !dangling {
-                        let pointer: Option<String> =
-                            redis::cmd("GET").arg(&cur).query_async(&mut conn).await?;
-                        if pointer.is_some() {
-                            return Ok((pointer, None));
-                        }
-                    }
-                    let locked: Option<String> = redis::cmd("SET")
-                        .arg(&lk)
-                        .arg(&tk)
-                        .arg("NX")
-                        .arg("PX")
-                        .arg(lease.as_millis().max(1) as u64)
-                        .query_async(&mut conn)
-                        .await?;
-                    Ok((None, locked))
+                    invocation.invoke_async(&mut conn).await
                 })
                 .await?;
+            let locked = (locked == 1).then_some(());
             if let Some(pointer) = pointer {
                 let id = pointer
                     .split(':')
@@ -210,30 +215,38 @@ impl SharedTier {
         let _ = self
             .cluster
             .call("snapshot_store", |mut conn| async move {
-                redis::cmd("SET")
+                // Data before pointer (a reader never finds a pointer without its data), in
+                // one round trip on a single Redis (a cluster takes them one by one: their
+                // keys live on different slots); then the lease is given back.
+                let mut pipe = redis::pipe();
+                pipe.cmd("SET")
                     .arg(&data_key)
                     .arg(bytes)
                     .arg("PX")
                     .arg(keep_ms)
-                    .query_async::<()>(&mut conn)
-                    .await?;
-                redis::cmd("SET")
+                    .ignore()
+                    .cmd("SET")
                     .arg(&current_key)
                     .arg(&pointer)
                     .arg("PX")
                     .arg(ttl_ms)
-                    .query_async::<()>(&mut conn)
-                    .await?;
+                    .ignore();
                 if let Some(account) = &account {
-                    redis::pipe()
-                        .cmd("SADD")
+                    pipe.cmd("SADD")
                         .arg(account)
                         .arg(&hash)
+                        .ignore()
                         .cmd("PEXPIRE")
                         .arg(account)
                         .arg(keep_ms)
-                        .query_async::<()>(&mut conn)
-                        .await?;
+                        .ignore();
+                }
+                if matches!(conn, crate::cluster::Conn::Cluster(_)) {
+                    for command in pipe.cmd_iter() {
+                        command.query_async::<()>(&mut conn).await?;
+                    }
+                } else {
+                    pipe.query_async::<()>(&mut conn).await?;
                 }
                 release(&mut conn, &lock_key, &token).await
             })

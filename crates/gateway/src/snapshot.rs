@@ -187,6 +187,8 @@ pub struct Rendered {
     pub body: Bytes,
     /// Its strong entity tag (quoted).
     pub etag: String,
+    /// How many transactions it holds (for the audit trail).
+    pub items: u64,
 }
 
 impl Rendered {
@@ -197,7 +199,14 @@ impl Rendered {
         Rendered {
             etag: format!("\"{:016x}{:08x}\"", hasher.finish(), body.len()),
             body: Bytes::from(body),
+            items: 0,
         }
+    }
+
+    /// The same, holding `items` transactions.
+    pub fn holding(mut self, items: usize) -> Rendered {
+        self.items = items as u64;
+        self
     }
 }
 
@@ -245,6 +254,9 @@ impl Expiry<SnapshotKey, Arc<Snapshot>> for PerSnapshotTtl {
     }
 }
 
+/// Told of every snapshot fetched from a provider (see [`SnapshotCache::with_observer`]).
+pub type SnapshotObserver = Arc<dyn Fn(&Arc<Snapshot>) + Send + Sync>;
+
 /// The snapshot cache and its companions (retired, stale, rendered).
 pub struct SnapshotCache {
     current: moka::future::Cache<SnapshotKey, Arc<Snapshot>>,
@@ -254,6 +266,8 @@ pub struct SnapshotCache {
     too_large: moka::sync::Cache<SnapshotKey, u64>,
     index: moka::sync::Cache<TransactionId, SnapshotKey>,
     shared: Option<Arc<SharedTier>>,
+    /// Told of every snapshot fetched from a provider (delta sync records versions).
+    observer: Option<SnapshotObserver>,
     renders_made: AtomicU64,
     stale_grace: Duration,
     stale_wait: Duration,
@@ -277,6 +291,13 @@ pub struct PartialFill {
 /// Unfinished fills by key (bounded; each kept for the snapshot TTL at most).
 pub type Partials = moka::sync::Cache<SnapshotKey, Arc<std::sync::Mutex<PartialFill>>>;
 
+/// Counts an entry of `tier` dropped for memory pressure.
+fn evicted(tier: &'static str, cause: RemovalCause) {
+    if cause == RemovalCause::Size {
+        crate::metrics::cache_eviction(tier);
+    }
+}
+
 fn weigh(bytes: u32) -> u32 {
     bytes.max(1)
 }
@@ -291,12 +312,14 @@ impl SnapshotCache {
             .max_capacity(budget / 100 * 15)
             .weigher(|_, s: &Arc<Snapshot>| weigh(s.bytes))
             .time_to_live(cursor_lifetime)
+            .eviction_listener(|_, _, cause| evicted("retired", cause))
             .build();
         let stale: moka::sync::Cache<SnapshotKey, Arc<Snapshot>> = moka::sync::Cache::builder()
             .max_capacity(budget / 100 * 15)
             .weigher(|_, s: &Arc<Snapshot>| weigh(s.bytes))
             .time_to_live(stale_grace.max(Duration::from_secs(1)))
             .support_invalidation_closures()
+            .eviction_listener(|_, _, cause| evicted("stale", cause))
             .build();
         let retire = retired.clone();
         let current = moka::future::Cache::builder()
@@ -317,12 +340,14 @@ impl SnapshotCache {
                 {
                     retire.insert(snapshot.id, snapshot);
                 }
+                evicted("current", cause);
             })
             .build();
         let renders = moka::sync::Cache::builder()
             .max_capacity(budget / 100 * 20)
             .weigher(|_, r: &Arc<Rendered>| u32::try_from(r.body.len() + 128).unwrap_or(u32::MAX))
             .time_to_live(cursor_lifetime.max(Duration::from_secs(config.ttl_secs)))
+            .eviction_listener(|_, _, cause| evicted("rendered", cause))
             .build();
         let too_large = moka::sync::Cache::builder()
             .max_capacity(10_000)
@@ -340,6 +365,7 @@ impl SnapshotCache {
             too_large,
             index,
             shared: None,
+            observer: None,
             renders_made: AtomicU64::new(0),
             stale_grace,
             stale_wait: Duration::from_millis(config.stale_wait_ms),
@@ -355,6 +381,12 @@ impl SnapshotCache {
     /// Puts the shared tier (Redis) behind this replica's cache.
     pub fn with_shared(mut self, tier: SharedTier) -> SnapshotCache {
         self.shared = Some(Arc::new(tier));
+        self
+    }
+
+    /// Calls `observer` with every snapshot fetched from a provider, after it is built.
+    pub fn with_observer(mut self, observer: SnapshotObserver) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -375,6 +407,7 @@ impl SnapshotCache {
         // The hot path: a current snapshot, without building the fetch.
         if let Some(snapshot) = self.current.get(&key).await {
             if snapshot.is_fresh() {
+                crate::metrics::cache_lookup(&key.provider, "hit");
                 return Ok((snapshot, CacheStatus::Hit));
             }
             // Expired: retire it (cursors) and keep it as stale (stale-if-error) now, then make
@@ -383,16 +416,21 @@ impl SnapshotCache {
             self.remove_if_same(&key, snapshot.id).await;
         }
         if let Some(covering) = self.covering(&key) {
+            crate::metrics::cache_lookup(&key.provider, "covering");
             return Ok((covering, CacheStatus::Hit));
         }
         if let Some(total) = self.too_large.get(&key) {
+            crate::metrics::cache_lookup(&key.provider, "too_large");
             return Err(FetchError::TooLarge { total });
         }
         let init_key = key.clone();
-        let fetch = self
-            .current
-            .entry_by_ref(&key)
-            .or_try_insert_with(self.fetch_through(entry, init_key));
+        // Boxed: the fill's future is large (page walk, lane, metrics), and actix's worker
+        // threads have small stacks.
+        let fetch = Box::pin(
+            self.current
+                .entry_by_ref(&key)
+                .or_try_insert_with(Box::pin(self.fetch_through(entry, init_key))),
+        );
         let result = if self.stale_for(&key).is_some() {
             // A stale answer is at hand: one attempt, bounded by `stale_wait`, then serve it
             // (the fetch's joiners share the key, so they have the same fallback).
@@ -408,6 +446,14 @@ impl SnapshotCache {
                 // and waited for (made after it started): a miss. Another replica's snapshot
                 // from the shared tier is a hit, like a local one.
                 let snapshot = found.value();
+                crate::metrics::cache_lookup(
+                    &key.provider,
+                    match (found.is_fresh(), snapshot.shared) {
+                        (true, false) => "miss",
+                        (true, true) => "shared_hit",
+                        (false, _) => "joined",
+                    },
+                );
                 let status = if (found.is_fresh() && !snapshot.shared)
                     || (!found.is_fresh() && snapshot.created >= started)
                 {
@@ -426,11 +472,18 @@ impl SnapshotCache {
                     FetchError::Provider(e) if e.fault() == provider::Fault::Upstream => {
                         if let Some(stale) = self.stale_for(&key) {
                             tracing::warn!(provider = %key.provider, error = %e, age_s = stale.age().as_secs(), "serving stale snapshot");
+                            crate::metrics::cache_lookup(&key.provider, "stale");
                             return Ok((stale, CacheStatus::Stale));
                         }
                     }
                     FetchError::Provider(_) => {}
                 }
+                let result = if matches!(err, FetchError::TooLarge { .. }) {
+                    "too_large"
+                } else {
+                    "error"
+                };
+                crate::metrics::cache_lookup(&entry.name, result);
                 Err(err)
             }
         }
@@ -478,13 +531,22 @@ impl SnapshotCache {
         key: SnapshotKey,
     ) -> Result<Arc<Snapshot>, FetchError> {
         let started = Instant::now();
-        let fetched = crate::outbound::as_one_fill(fetch_all(
-            entry,
-            &key,
-            self.max_items,
-            Some(&self.partials),
-        ))
-        .await?;
+        let (fetched, pages) =
+            crate::telemetry::counting_upstream_calls(crate::outbound::as_one_fill(Box::pin(
+                fetch_all(entry, &key, self.max_items, Some(&self.partials)),
+            )))
+            .await;
+        crate::metrics::snapshot_fetch(
+            &entry.name,
+            match &fetched {
+                Ok(_) => "ok",
+                Err(FetchError::TooLarge { .. }) => "too_large",
+                Err(_) => "error",
+            },
+            started.elapsed(),
+            pages,
+        );
+        let fetched = fetched?;
         let warnings = fetched.warnings;
         let items = normalize(fetched.items);
         let bytes = estimate_bytes(&items).saturating_add(estimate_warning_bytes(&warnings));
@@ -511,6 +573,9 @@ impl SnapshotCache {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "snapshot fetched"
         );
+        if let Some(observer) = &self.observer {
+            observer(&snapshot);
+        }
         Ok(snapshot)
     }
 

@@ -1,8 +1,13 @@
 //! Building and running the service: configuration in, a bound server out.
+//!
+//! Shutdown: on SIGTERM (or SIGINT) [`Application::run_until_stopped`] logs it, marks the
+//! replica not ready, stops accepting connections, lets requests in flight finish for
+//! `server.shutdown_grace_secs`, and returns `Ok` (the process exits 0).
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
@@ -11,16 +16,20 @@ use sha2::{Digest, Sha256};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api;
+use crate::audit::AuditLog;
 use crate::cluster::Cluster;
-use crate::config::{Config, ConfigError, DEMO_API_KEY};
+use crate::config::{ClientConfig, Config, ConfigError, DEMO_API_KEY};
 use crate::cursor::CursorCodec;
 use crate::inbound::{InboundLimits, rate_limit};
 use crate::jobs::Jobs;
 use crate::jobs_shared::SharedJobs;
-use crate::middleware::{authenticate, request_context};
+use crate::middleware::{AccessLog, authenticate, request_context};
+use crate::notify::{Notifier, RetryPolicy};
+use crate::readiness::Readiness;
 use crate::shared_tier::{SharedTier, parse_invalidation};
 use crate::snapshot::SnapshotCache;
-use crate::state::{AppState, Client, DemoInfo, Registry, SandboxUpstream};
+use crate::state::{AppState, Client, DemoInfo, KeyEntry, Registry, SandboxUpstream};
+use crate::sync::SyncHistory;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +49,9 @@ pub enum StartupError {
 pub struct Application {
     addr: SocketAddr,
     server: Server,
+    metrics: Option<(SocketAddr, Server)>,
+    shutdown_grace: Duration,
+    readiness: web::Data<Readiness>,
     state: web::Data<AppState>,
     sandbox: Option<sandbox::Sandbox>,
     demo: Option<DemoInfo>,
@@ -83,7 +95,15 @@ impl Application {
             None => None,
         };
         let cursors = cursor_codec(&config, cluster.as_deref()).await;
-        let mut snapshots = SnapshotCache::new(&config.cache);
+        let sync = Arc::new(SyncHistory::new(
+            &config.sync,
+            cluster.clone(),
+            Some(
+                Notifier::new(&config.clients, RetryPolicy::from_config(&config.jobs))
+                    .map_err(std::io::Error::other)?,
+            ),
+        ));
+        let mut snapshots = SnapshotCache::new(&config.cache).with_observer(sync.observer());
         if let Some(cluster) = &cluster {
             snapshots = snapshots.with_shared(SharedTier::new(
                 cluster.clone(),
@@ -95,7 +115,8 @@ impl Application {
         let demo_key = config
             .clients
             .iter()
-            .any(|c| c.key_sha256 == <[u8; 32]>::from(Sha256::digest(DEMO_API_KEY.as_bytes())))
+            .flat_map(|c| &c.keys)
+            .any(|k| k.sha256 == <[u8; 32]>::from(Sha256::digest(DEMO_API_KEY.as_bytes())))
             .then(|| DEMO_API_KEY.to_owned());
         let demo = sandbox_running
             .as_ref()
@@ -134,18 +155,38 @@ impl Application {
         });
         let openapi = api::openapi_with_examples(&examples, note.as_deref());
 
-        let clients: HashMap<[u8; 32], Arc<Client>> = config
-            .clients
-            .iter()
-            .map(|c| {
-                (
-                    c.key_sha256,
-                    Arc::new(Client {
-                        name: c.name.clone(),
-                    }),
+        let clients = key_table(&config.clients);
+        log_policies(&config.clients);
+        let today = time::OffsetDateTime::now_utc().date();
+        for line in expiry_warnings(&config.clients, today, config.key_expiry_warning) {
+            tracing::warn!("{line}");
+        }
+        spawn_daily_expiry_warnings(config.clients.clone(), config.key_expiry_warning);
+        let audit = match &config.audit {
+            Some(settings) => AuditLog::start(settings).map_err(|e| {
+                ConfigError::new(
+                    "audit.path",
+                    format!(
+                        "cannot open {}: {e}",
+                        settings
+                            .path
+                            .as_deref()
+                            .map_or("stdout".into(), |p| p.display().to_string())
+                    ),
                 )
-            })
-            .collect();
+            })?,
+            None => AuditLog::off(),
+        };
+        match &config.audit {
+            Some(settings) => tracing::info!(
+                "audit trail: one JSON line per data access to {}",
+                settings
+                    .path
+                    .as_deref()
+                    .map_or("stdout".into(), |p| p.display().to_string())
+            ),
+            None => tracing::warn!("audit trail is off (audit.enabled = false)"),
+        }
         // Bound first: webhook callback URLs name the bound address when no public_url is set.
         let listener = TcpListener::bind(config.bind)?;
         let addr = listener.local_addr()?;
@@ -165,6 +206,8 @@ impl Application {
             },
             inbound: InboundLimits::new(&config.clients, cluster.clone()),
             cluster,
+            sync,
+            audit,
         });
         if let (Some(cluster), Some(shared)) = (&state.cluster, state.snapshots.shared()) {
             // Another replica's refresh drops this replica's copies of the account too.
@@ -177,23 +220,46 @@ impl Application {
                 }
             });
         }
+        // A refreshed account is read again at once when clients wait for sync notifications.
+        state
+            .sync
+            .attach(std::sync::Arc::downgrade(&state.clone().into_inner()));
         crate::jobs::spawn_takeovers(state.clone());
+        // Installed before the first request, so every family is there from the start.
+        crate::metrics::handle();
+        let readiness = web::Data::new(Readiness::default());
+        if let Some(cluster) = &state.cluster {
+            readiness.register(cluster.clone());
+        }
+        let access_log = AccessLog(config.log.access_log);
+        let own_metrics_listener = config.metrics_bind.is_some();
+        let grace = config.shutdown_grace;
         let app_state = state.clone();
+        let app_readiness = readiness.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .app_data(app_readiness.clone())
+                .app_data(access_log)
                 .wrap(from_fn(request_context))
                 // Most traffic first: actix tries services in order, and the Swagger UI's
                 // catch-all pattern costs a regex match on every request it precedes.
                 .configure(api::webhook_routes)
                 .service(
-                    // The last `wrap` runs first: authenticate, then charge the client.
+                    // The last `wrap` runs first: authenticate, then charge the client; each
+                    // route then checks its scopes (`api::v1_routes`), so a refused call has
+                    // cost quota like any other.
                     web::scope("/v1")
                         .wrap(from_fn(rate_limit))
                         .wrap(from_fn(authenticate))
                         .configure(api::v1_routes),
                 )
-                .service(web::resource("/healthz").route(web::get().to(api::healthz)))
+                .configure(api::operations::probe_routes)
+                .configure(|cfg| {
+                    if !own_metrics_listener {
+                        api::operations::metrics_routes(cfg);
+                    }
+                })
                 .route("/swagger-ui", web::get().to(redirect_to_swagger))
                 .service(
                     SwaggerUi::new("/swagger-ui/{_:.*}")
@@ -206,12 +272,36 @@ impl Application {
                 )
         })
         .workers(config.workers)
+        .disable_signals()
         .listen(listener)?
         .run();
+
+        let metrics = match config.metrics_bind {
+            Some(bind) => {
+                let listener = TcpListener::bind(bind)?;
+                let metrics_addr = listener.local_addr()?;
+                let metrics_state = state.clone();
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(metrics_state.clone())
+                        .configure(api::operations::metrics_routes)
+                })
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .listen(listener)?
+                .run();
+                Some((metrics_addr, server))
+            }
+            None => None,
+        };
 
         Ok(Application {
             addr,
             server,
+            metrics,
+            shutdown_grace: grace,
+            readiness,
             state,
             sandbox: sandbox_running.map(|(sb, _)| sb),
             demo,
@@ -221,6 +311,16 @@ impl Application {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served when `metrics.bind` gives it its own listener.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// The readiness checks: register one for each dependency the replica needs (Redis).
+    pub fn readiness(&self) -> web::Data<Readiness> {
+        self.readiness.clone()
     }
 
     /// The embedded sandbox, when configured.
@@ -243,14 +343,68 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped.
+    /// Serves until stopped, or until SIGTERM/SIGINT, then shuts down gracefully: not ready
+    /// from then on, no new connections, requests in flight given `server.shutdown_grace_secs`.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let Application {
+            server,
+            metrics,
+            shutdown_grace,
+            readiness,
+            ..
+        } = self;
+        let handle = server.handle();
+        let metrics_handle = metrics.as_ref().map(|(_, server)| server.handle());
+        if let Some((_, metrics_server)) = metrics {
+            tokio::spawn(metrics_server);
+        }
+        let mut server = std::pin::pin!(server);
+        // actix's own graceful stop can drop a worker (and the requests it serves) when its
+        // accept thread exits first, so the drain is done here: pause accepting, wait for the
+        // requests in flight (counted by `request_context`), then stop what is left (idle
+        // keep-alive connections).
+        let drain = async {
+            let signal = shutdown_signal().await;
+            tracing::info!(
+                signal,
+                grace_secs = shutdown_grace.as_secs(),
+                in_flight = readiness.in_flight(),
+                "shutting down: not accepting new connections, finishing requests in flight"
+            );
+            readiness.start_draining();
+            handle.pause().await;
+            let left = readiness.wait_idle(shutdown_grace).await;
+            if left > 0 {
+                tracing::warn!(
+                    requests = left,
+                    "grace period over: closing requests still in flight"
+                );
+            }
+            // Hand-over point for background work: the Redis-backed stack (issue 12) marks
+            // this replica's running refresh runs resumable here. In-memory runs and queued
+            // notifications end with the process.
+            // The last bytes of a body leave after the body ends: a moment to flush them.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            handle.stop(false).await;
+        };
+        let result = tokio::select! {
+            result = &mut server => result,
+            () = drain => server.await,
+        };
+        if let Some(metrics_handle) = metrics_handle {
+            // Spawned above, so it runs by itself.
+            metrics_handle.stop(false).await;
+        }
+        tracing::info!("stopped");
+        result
     }
 
     /// Starts serving in the background and returns the bound address (for tests).
     pub fn spawn(self) -> SocketAddr {
         let addr = self.addr;
+        if let Some((_, metrics)) = self.metrics {
+            tokio::spawn(metrics);
+        }
         tokio::spawn(self.server);
         addr
     }
@@ -272,6 +426,98 @@ async fn cursor_codec(config: &Config, cluster: Option<&Cluster>) -> CursorCodec
         }
     }
     CursorCodec::random()
+}
+
+/// Every accepted key, by its SHA-256, with its client and expiry.
+fn key_table(clients: &[ClientConfig]) -> HashMap<[u8; 32], KeyEntry> {
+    let mut table = HashMap::new();
+    for c in clients {
+        let client = Arc::new(Client {
+            name: c.name.clone(),
+            policy: c.policy.clone(),
+        });
+        for key in &c.keys {
+            table.insert(
+                key.sha256,
+                KeyEntry {
+                    client: client.clone(),
+                    expires_at: key.expires_at(),
+                },
+            );
+        }
+    }
+    table
+}
+
+/// Says at start what each client may do, and that the defaults are "everything".
+fn log_policies(clients: &[ClientConfig]) {
+    for c in clients {
+        let unrestricted = c.policy == crate::policy::Policy::unrestricted();
+        if unrestricted {
+            tracing::info!(
+                "client {}: {} (the default; set scopes = [...] and providers = [...] in [clients.{}] to restrict it)",
+                c.name,
+                c.policy.describe(),
+                c.name
+            );
+        } else {
+            tracing::info!("client {}: {}", c.name, c.policy.describe());
+        }
+    }
+}
+
+/// The warnings due on `today` about keys whose `not_after` is at most `within` away, or past.
+pub fn expiry_warnings(
+    clients: &[ClientConfig],
+    today: time::Date,
+    within: std::time::Duration,
+) -> Vec<String> {
+    let within_days = i64::try_from(within.as_secs() / 86_400).unwrap_or(i64::MAX);
+    let mut lines = Vec::new();
+    for c in clients {
+        for key in &c.keys {
+            let Some(last) = key.not_after else {
+                continue;
+            };
+            let days_left = (last - today).whole_days();
+            if days_left < 0 {
+                lines.push(format!(
+                    "client {}: API key {} expired after {last}; it is refused (401): remove it from the configuration",
+                    c.name,
+                    key.label()
+                ));
+            } else if days_left <= within_days {
+                lines.push(format!(
+                    "client {}: API key {} expires after {last} ({days_left} days left): give the client its new key",
+                    c.name,
+                    key.label()
+                ));
+            }
+        }
+    }
+    lines
+}
+
+/// Repeats the expiry warnings once a day while the gateway runs.
+fn spawn_daily_expiry_warnings(clients: Vec<ClientConfig>, within: std::time::Duration) {
+    if !clients
+        .iter()
+        .flat_map(|c| &c.keys)
+        .any(|k| k.not_after.is_some())
+    {
+        return;
+    }
+    tokio::spawn(async move {
+        let day = std::time::Duration::from_secs(86_400);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + day, day);
+        loop {
+            ticks.tick().await;
+            let today = time::OffsetDateTime::now_utc().date();
+            for line in expiry_warnings(&clients, today, within) {
+                tracing::warn!("{line}");
+            }
+        }
+    });
 }
 
 async fn redirect_to_swagger() -> HttpResponse {
@@ -311,4 +557,70 @@ fn code_list(items: &[String]) -> String {
         .map(|i| format!("`{i}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Resolves with the signal's name at the first SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                Ok(()) = tokio::signal::ctrl_c() => "SIGINT",
+            },
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; Ctrl-C only");
+                if tokio::signal::ctrl_c().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        "SIGINT"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use time::macros::date;
+
+    use super::*;
+    use crate::config::ClientKey;
+
+    fn client(not_after: &[Option<time::Date>]) -> ClientConfig {
+        let mut config = Config::embedded_default().unwrap().clients.remove(0);
+        config.keys = not_after
+            .iter()
+            .enumerate()
+            .map(|(i, d)| ClientKey {
+                sha256: [i as u8; 32],
+                not_after: *d,
+            })
+            .collect();
+        config
+    }
+
+    #[test]
+    fn keys_are_warned_about_from_n_days_before_their_last_day() {
+        let clients = [client(&[None, Some(date!(2027 - 01 - 31))])];
+        let within = Duration::from_secs(14 * 86_400);
+        assert!(expiry_warnings(&clients, date!(2027 - 01 - 16), within).is_empty());
+        let due = expiry_warnings(&clients, date!(2027 - 01 - 17), within);
+        assert_eq!(due.len(), 1);
+        assert!(due[0].contains("14 days left"), "{}", due[0]);
+        assert!(due[0].contains("sha256:01010101"), "{}", due[0]);
+        let last_day = expiry_warnings(&clients, date!(2027 - 01 - 31), within);
+        assert!(last_day[0].contains("0 days left"), "{}", last_day[0]);
+        let after = expiry_warnings(&clients, date!(2027 - 02 - 01), within);
+        assert!(after[0].contains("expired"), "{}", after[0]);
+    }
 }

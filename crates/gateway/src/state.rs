@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use provider::{Provider, ProviderError};
 
+use crate::audit::AuditLog;
 use crate::cluster::Cluster;
 use crate::config::{Config, ProviderConfig, ProviderKind, Upstream};
 use crate::cursor::CursorCodec;
@@ -13,6 +14,7 @@ use crate::error::ApiError;
 use crate::inbound::InboundLimits;
 use crate::jobs::Jobs;
 use crate::outbound::{Guarded, Lane};
+use crate::policy::Policy;
 use crate::snapshot::SnapshotCache;
 
 /// A calling service, identified by its API key.
@@ -20,6 +22,24 @@ use crate::snapshot::SnapshotCache;
 pub struct Client {
     /// The configured name.
     pub name: String,
+    /// What it may do and reach.
+    pub policy: Policy,
+}
+
+/// One accepted API key (known by its SHA-256): whose it is, and until when.
+#[derive(Debug, Clone)]
+pub struct KeyEntry {
+    /// The client it belongs to.
+    pub client: Arc<Client>,
+    /// The first instant (Unix seconds) it is refused, when it has a `not_after` date.
+    pub expires_at: Option<i64>,
+}
+
+impl KeyEntry {
+    /// Whether the key is past its `not_after` date at `now` (Unix seconds).
+    pub fn is_expired_at(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
 }
 
 /// One configured provider instance.
@@ -107,7 +127,11 @@ impl Registry {
     /// The provider a request names, or the default; an unknown name is a 400 naming `provider`.
     pub fn resolve(&self, name: Option<&str>) -> Result<&ProviderEntry, ApiError> {
         let name = name.unwrap_or(&self.default);
-        self.providers.get(name).ok_or_else(|| {
+        let entry = self
+            .providers
+            .get(name)
+            .inspect(|e| crate::telemetry::note_provider(&e.name));
+        entry.ok_or_else(|| {
             ApiError::invalid(
                 "provider",
                 format!(
@@ -124,7 +148,9 @@ impl Registry {
 
     /// A provider by exact name (for gateway ids).
     pub fn get(&self, name: &str) -> Option<&ProviderEntry> {
-        self.providers.get(name)
+        self.providers
+            .get(name)
+            .inspect(|e| crate::telemetry::note_provider(&e.name))
     }
 
     /// Every provider, by name.
@@ -232,8 +258,8 @@ impl AppState {
 pub struct AppState {
     /// The providers.
     pub registry: Registry,
-    /// Clients by the SHA-256 of their API key.
-    pub clients: HashMap<[u8; 32], Arc<Client>>,
+    /// Every accepted API key (by its SHA-256) and its client.
+    pub clients: HashMap<[u8; 32], KeyEntry>,
     /// Snapshots of provider data.
     pub snapshots: SnapshotCache,
     /// Upper bound on one request's handling.
@@ -246,4 +272,8 @@ pub struct AppState {
     pub inbound: InboundLimits,
     /// The state shared with the other replicas, when `[redis]` is configured.
     pub cluster: Option<Arc<Cluster>>,
+    /// Every account's version history (delta sync).
+    pub sync: Arc<crate::sync::SyncHistory>,
+    /// The audit trail of data access.
+    pub audit: AuditLog,
 }

@@ -1,18 +1,135 @@
-//! Logging: `tracing` to stderr, filtered by `RUST_LOG` (default `info`), JSON with `LOG_FORMAT=json`.
+//! Logging: the `tracing` subscriber, and the facts about one request that its access-log line
+//! reports (which provider answered, how many upstream requests it made).
+//!
+//! Logs go to stderr, filtered by `RUST_LOG` (default `info`), as text or as one JSON object per
+//! line: `LOG_FORMAT=json|text` wins over the configuration's `log.format`. Text carries ANSI
+//! colours only when stderr is a terminal, so files and log collectors get plain text.
+//!
+//! Request facts live in a task-local set by the request middleware; code deep in a request
+//! (the registry, the outbound lane) notes into it without knowing about logging. Work outside
+//! a request (refresh runs, notifications) has no facts and notes nothing.
+
+use std::future::Future;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use tracing_subscriber::EnvFilter;
 
+use crate::config::LogFormat;
+
+/// The target of the access log's lines (`RUST_LOG=info,gateway::access=off` silences them).
+pub const ACCESS_TARGET: &str = "gateway::access";
+
+/// The format in effect: `LOG_FORMAT` when set to `json` or `text`, else `configured`.
+pub fn effective_format(configured: LogFormat) -> LogFormat {
+    match std::env::var("LOG_FORMAT") {
+        Ok(v) if v.eq_ignore_ascii_case("json") => LogFormat::Json,
+        Ok(v) if v.eq_ignore_ascii_case("text") => LogFormat::Text,
+        _ => configured,
+    }
+}
+
 /// Installs the global subscriber once; later calls do nothing.
-pub fn init() {
+pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+    let _ = match effective_format(format) {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
     };
+}
+
+/// What one request did, for its access-log line.
+#[derive(Debug, Default)]
+pub struct RequestFacts {
+    upstream_calls: AtomicU32,
+    provider: OnceLock<Arc<str>>,
+    /// The enclosing facts, which count every call of these too (see [`counting_upstream_calls`]).
+    parent: Option<Arc<RequestFacts>>,
+}
+
+impl RequestFacts {
+    /// Upstream requests made so far.
+    pub fn upstream_calls(&self) -> u32 {
+        self.upstream_calls.load(Ordering::Relaxed)
+    }
+
+    /// The provider instance the request was routed to, once known.
+    pub fn provider(&self) -> Option<&str> {
+        self.provider.get().map(|p| &**p)
+    }
+}
+
+tokio::task_local! {
+    static FACTS: Arc<RequestFacts>;
+}
+
+/// Runs `work` (one request) with fresh facts, readable through `facts` afterwards.
+pub async fn with_request_facts<F: Future>(facts: Arc<RequestFacts>, work: F) -> F::Output {
+    FACTS.scope(facts, work).await
+}
+
+/// Runs `work` counting its upstream requests apart (they still count for the request too).
+pub async fn counting_upstream_calls<F: Future>(work: F) -> (F::Output, u32) {
+    let facts = Arc::new(RequestFacts {
+        parent: FACTS.try_with(Arc::clone).ok(),
+        ..Default::default()
+    });
+    let output = FACTS.scope(facts.clone(), work).await;
+    (output, facts.upstream_calls())
+}
+
+/// Notes one upstream request made for the current request (if any).
+pub fn count_upstream_call() {
+    let _ = FACTS.try_with(|facts| {
+        let mut next = Some(facts);
+        while let Some(facts) = next {
+            facts.upstream_calls.fetch_add(1, Ordering::Relaxed);
+            next = facts.parent.as_ref();
+        }
+    });
+}
+
+/// Notes the provider instance the current request (if any) was routed to; the first wins.
+pub fn note_provider(name: &Arc<str>) {
+    let _ = FACTS.try_with(|facts| {
+        let mut next = Some(facts);
+        while let Some(facts) = next {
+            let _ = facts.provider.set(name.clone());
+            next = facts.parent.as_ref();
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn nested_counts_add_up_to_the_request() {
+        let facts = Arc::new(RequestFacts::default());
+        let inner = with_request_facts(facts.clone(), async {
+            count_upstream_call();
+            let ((), inner) = counting_upstream_calls(async {
+                count_upstream_call();
+                count_upstream_call();
+                note_provider(&Arc::from("okra"));
+            })
+            .await;
+            inner
+        })
+        .await;
+        assert_eq!(inner, 2);
+        assert_eq!(facts.upstream_calls(), 3);
+        assert_eq!(facts.provider(), Some("okra"));
+        // Outside a request nothing is noted, and nothing fails.
+        count_upstream_call();
+        assert_eq!(facts.upstream_calls(), 3);
+    }
 }

@@ -34,3 +34,15 @@ fn the_example_configuration_documents_a_valid_file() {
     let err = gateway::config::Config::validate(file).unwrap_err();
     assert!(err.message.contains("environment variable"), "{err}");
 }
+
+#[test]
+fn the_compose_configuration_is_a_valid_file() {
+    let text = std::fs::read_to_string(repo_file("deploy/gateway.toml")).unwrap();
+    let file = gateway::config::FileConfig::from_toml(&text).unwrap();
+    assert_eq!(
+        file.server.bind.port(),
+        8080,
+        "the image's HEALTHCHECK probes :8080"
+    );
+    assert_eq!(file.metrics.bind.map(|b| b.port()), Some(9100));
+}

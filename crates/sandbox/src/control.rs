@@ -1,5 +1,6 @@
 //! The sandbox's own routes under `/_sandbox` (no auth, never counted, never faulted):
-//! the directory, the request counters, faults and quotas.
+//! the directory, the request counters, faults, quotas, and corrections of an account's history
+//! (transactions modified or removed, as banks do when they correct a posting).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -7,6 +8,7 @@ use serde::Deserialize;
 
 use crate::config::{Faults, Vendor};
 use crate::directory;
+use crate::ledger::TxnIds;
 use crate::state::{Reply, Shared};
 
 /// Registers the `/_sandbox` routes.
@@ -18,7 +20,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/_sandbox/faults", web::post().to(set_faults))
         .route("/_sandbox/faults/clear", web::post().to(clear_faults))
         .route("/_sandbox/quota", web::get().to(get_quota))
-        .route("/_sandbox/quota", web::post().to(set_quota));
+        .route("/_sandbox/quota", web::post().to(set_quota))
+        .route(
+            "/_sandbox/accounts/{account_id}/mutations",
+            web::post().to(mutate),
+        );
 }
 
 fn ok(value: &impl serde::Serialize) -> HttpResponse {
@@ -113,4 +119,75 @@ async fn set_quota(shared: web::Data<Shared>, body: web::Bytes) -> HttpResponse 
             "expected {{\"vendor\": .., \"requests_per_minute\": n|null}}: {e}"
         )),
     }
+}
+
+/// The ids of one transaction in both vendors' formats.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct MutationIds {
+    /// Okra's `_id`.
+    pub okra_id: String,
+    /// The Mono-style numeric id, as text (the adapters' `provider_transaction_id`).
+    pub mono_id: String,
+}
+
+/// What a mutation changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct Mutation {
+    /// Transactions whose narration changed.
+    pub modified: Vec<MutationIds>,
+    /// Transactions that are gone.
+    pub removed: Vec<MutationIds>,
+}
+
+impl Mutation {
+    pub(crate) fn from_pairs(modified: Vec<TxnIds>, removed: Vec<TxnIds>) -> Self {
+        let ids = |pairs: Vec<TxnIds>| {
+            pairs
+                .into_iter()
+                .map(|(okra_id, mono_id)| MutationIds {
+                    okra_id,
+                    mono_id: mono_id.to_string(),
+                })
+                .collect()
+        };
+        Mutation {
+            modified: ids(modified),
+            removed: ids(removed),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MutateBody {
+    #[serde(default)]
+    modify: usize,
+    #[serde(default)]
+    remove: usize,
+}
+
+async fn mutate(
+    shared: web::Data<Shared>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let req = match serde_json::from_slice::<MutateBody>(&body) {
+        Ok(req) => req,
+        Err(e) => {
+            return bad_request(format!("expected {{\"modify\": n, \"remove\": n}}: {e}"));
+        }
+    };
+    let mut ledger = shared.write();
+    let Some(account) = ledger
+        .account_by_okra_id(&path)
+        .or_else(|| ledger.account_by_mono_id(&path))
+    else {
+        return Reply::json(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({ "error": format!("no account {}", path.as_str()) }),
+        )
+        .into_response();
+    };
+    let (modified, removed) = ledger.mutate(account, req.modify, req.remove);
+    ok(&Mutation::from_pairs(modified, removed))
 }

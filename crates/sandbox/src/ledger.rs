@@ -266,6 +266,9 @@ pub(crate) struct Ledger {
     rng: Rng,
 }
 
+/// A transaction's ids: (Okra `_id`, Mono-style id).
+pub(crate) type TxnIds = (String, u64);
+
 /// A transaction before ids and balances are assigned.
 struct Draft {
     date: Date,
@@ -534,6 +537,35 @@ impl Ledger {
             self.push_txn(account, d);
         }
         n
+    }
+
+    /// Changes some of an account's existing transactions, as banks do when they correct or
+    /// reverse a posting: the `remove` oldest disappear, and the `modify` after them get a new
+    /// narration. Returns the (Okra id, Mono id) of the ones (modified, removed).
+    pub(crate) fn mutate(
+        &mut self,
+        account: usize,
+        modify: usize,
+        remove: usize,
+    ) -> (Vec<TxnIds>, Vec<TxnIds>) {
+        let Some(acc) = self.accounts.get_mut(account) else {
+            return (Vec::new(), Vec::new());
+        };
+        let remove = remove.min(acc.txns.len());
+        let removed: Vec<TxnIds> = acc
+            .txns
+            .drain(..remove)
+            .map(|t| (t.okra_id, t.mono_id))
+            .collect();
+        let modify = modify.min(acc.txns.len());
+        let modified = acc.txns[..modify]
+            .iter_mut()
+            .map(|t| {
+                t.narration = format!("{} (CORRECTED)", t.narration);
+                (t.okra_id.clone(), t.mono_id)
+            })
+            .collect();
+        (modified, removed)
     }
 
     /// The account with this Okra id.

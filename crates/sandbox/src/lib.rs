@@ -33,6 +33,7 @@ use actix_web::http::StatusCode;
 use actix_web::{App, HttpResponse, HttpServer, web};
 
 pub use config::{Faults, SandboxConfig, Vendor};
+pub use control::{Mutation, MutationIds};
 pub use directory::{AccountInfo, CustomerInfo, Directory, VendorInfo};
 pub use ledger::END_DATE;
 pub use state::Stats;
@@ -145,6 +146,18 @@ impl Sandbox {
     /// Sets (or with `None` removes) a vendor's quota: requests per sliding minute per API key.
     pub fn set_quota(&self, vendor: Vendor, requests_per_minute: Option<u32>) {
         self.shared.set_quota(vendor, requests_per_minute);
+    }
+
+    /// Corrects an account's history as `POST /_sandbox/accounts/{id}/mutations` does: its
+    /// `remove` oldest transactions disappear and the `modify` after them get a new narration.
+    /// `account_id` is the Okra or the Mono-style id; `None` when no account has it.
+    pub fn mutate(&self, account_id: &str, modify: usize, remove: usize) -> Option<Mutation> {
+        let mut ledger = self.shared.write();
+        let account = ledger
+            .account_by_okra_id(account_id)
+            .or_else(|| ledger.account_by_mono_id(account_id))?;
+        let (modified, removed) = ledger.mutate(account, modify, remove);
+        Some(Mutation::from_pairs(modified, removed))
     }
 
     /// Stops the server without waiting for requests in flight (a hung one never ends).

@@ -43,6 +43,10 @@ default = "okra"
 
 [sandbox]
 enabled = true
+
+# Measured with the audit trail on (stdout carries the figures).
+[audit]
+path = "/dev/null"
 {extra}
 "#
     );

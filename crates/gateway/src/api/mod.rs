@@ -4,12 +4,20 @@
 //! gathers them. `openapi/openapi.json` is [`ApiDoc`] rendered and checked in; a test fails when
 //! the two differ.
 
+pub mod operations;
 pub mod params;
 pub mod refresh;
+pub mod sync;
 pub mod transactions;
 pub mod views;
 
-use actix_web::{HttpResponse, web};
+use std::sync::Arc;
+
+use actix_web::body::BoxBody;
+use actix_web::dev::ServiceRequest;
+use actix_web::http::Method;
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{FromRequest, Handler, HttpMessage, HttpRequest, HttpResponse, Responder, web};
 use serde::Serialize;
 use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -17,16 +25,18 @@ use utoipa::openapi::{Content, Object, Ref, RefOr, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::Problem;
+use crate::middleware::authorize;
 use crate::outbound::LaneStatus;
-use crate::state::AppState;
+use crate::policy::{self, Route};
+use crate::state::{AppState, Client};
 
 /// The gateway's OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Bank transactions gateway",
-        description = "One canonical, paginated API over several bank-data providers (Okra, a Mono-style provider).\n\nAmounts are exact: integer minor units (`minor`, kobo for NGN) plus a decimal string (`value`). Lists are newest first and served from consistent snapshots; walk them with `page` or with the opaque `next_cursor`.\n\nAuthenticate with `Authorization: Bearer <API key>` (the **Authorize** button). Errors are RFC 9457 `application/problem+json` with a stable `code`, the `request_id`, and for validation errors the `parameter` at fault.\n\nEach client has a request quota. Every authenticated `/v1` answer carries `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-09): `RateLimit-Policy: \"default\";q=6000;w=60` is the policy (`q` requests per `w` seconds), `RateLimit: \"default\";r=499;t=3` says `r` requests may be sent now and the full burst is back in `t` seconds. Over quota: 429 with `Retry-After`. When a provider is over the gateway's outbound quota for it (`provider_busy`), rate limiting the gateway (`upstream_rate_limited`), or failing so that its circuit breaker is open (`circuit_open`), the answer is 503 with `Retry-After`.",
-        version = "1.0.0"
+        description = "One canonical, paginated API over several bank-data providers (Okra, a Mono-style provider).\n\nAmounts are exact: integer minor units (`minor`, kobo for NGN) plus a decimal string (`value`). Lists are newest first and served from consistent snapshots; walk them with `page` or with the opaque `next_cursor`.\n\nAuthenticate with `Authorization: Bearer <API key>` (the **Authorize** button). Errors are RFC 9457 `application/problem+json` with a stable `code`, the `request_id`, and for validation errors the `parameter` at fault.\n\nEach client has a request quota. Every authenticated `/v1` answer carries `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-09): `RateLimit-Policy: \"default\";q=6000;w=60` is the policy (`q` requests per `w` seconds), `RateLimit: \"default\";r=499;t=3` says `r` requests may be sent now and the full burst is back in `t` seconds. Over quota: 429 with `Retry-After`.\n\n**Scopes.** Each client may use only the operations its configuration grants (`transactions:read`, `transactions:refresh`, `transactions:sync`, `providers:read`, `jobs:read`; all by default) and only the provider instances it lists (all by default). Each operation below names the scope it needs (its security requirement). A call outside them is a 403 `insufficient_scope` problem whose `scope` names what is missing (`transactions:refresh`, or `provider:mono` with `parameter` saying where the provider came from); it counts against the quota and never reaches a provider. `GET /v1/providers` lists only the instances the client may use. A client may have several API keys (for rotation); a key past its last day answers 401 `key_expired`. When a provider is over the gateway's outbound quota for it (`provider_busy`), rate limiting the gateway (`upstream_rate_limited`), or failing so that its circuit breaker is open (`circuit_open`), the answer is 503 with `Retry-After`.",
+        version = env!("CARGO_PKG_VERSION")
     ),
     paths(
         transactions::list_account,
@@ -34,19 +44,22 @@ use crate::state::AppState;
         transactions::list_nuban,
         transactions::list_all,
         transactions::get_transaction,
+        sync::sync_account,
         refresh::start_refresh,
         refresh::get_job,
         refresh::receive_delivery,
         list_providers,
-        healthz,
+        operations::healthz,
+        operations::readyz,
+        operations::metrics,
     ),
-    components(schemas(Problem, ProvidersBody, ProviderInfo, OutboundInfo, CircuitInfo, Health, crate::jobs::JobView, crate::jobs::JobStatus)),
-    modifiers(&BearerAuth, &RateLimitDocs),
+    components(schemas(Problem, ProvidersBody, ProviderInfo, OutboundInfo, CircuitInfo, operations::Health, operations::Ready, operations::CheckInfo, operations::ProviderCircuit, crate::jobs::JobView, crate::jobs::JobStatus)),
+    modifiers(&BearerAuth, &ScopeDocs, &RateLimitDocs),
     tags(
         (name = "transactions", description = "Canonical transactions from any configured provider"),
         (name = "refresh", description = "Fresh data on demand: refresh jobs, and the providers' webhook deliveries"),
         (name = "providers", description = "What is configured"),
-        (name = "operations", description = "Health")
+        (name = "operations", description = "Health, readiness and metrics (no API key)")
     )
 )]
 pub struct ApiDoc;
@@ -66,6 +79,99 @@ impl Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// Documents the scope each `/v1` operation needs (from its security requirement, written on
+/// the handler and checked against [`crate::policy::ROUTES`] by a test): a line in its
+/// description, which Swagger UI shows, and the 403 every such operation may answer.
+struct ScopeDocs;
+
+impl Modify for ScopeDocs {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let example = serde_json::json!({
+            "type": "/problems/insufficient_scope",
+            "title": "Insufficient scope",
+            "status": 403,
+            "detail": "this client lacks the scope transactions:refresh, which this operation needs",
+            "code": "insufficient_scope",
+            "scope": "transactions:refresh",
+            "request_id": "3f0c2a9e8b7d4c1a"
+        });
+        let mut content = Content::new(Some(Ref::from_schema_name("Problem")));
+        content.example = Some(example);
+        let mut forbidden = ResponseBuilder::new()
+            .description("The client's configuration does not grant this operation's scope, or the provider instance (`scope` = `provider:NAME`); the call was counted against its quota and reached no provider.")
+            .content("application/problem+json", content)
+            .build();
+        for name in ["RateLimit-Policy", "RateLimit"] {
+            forbidden.headers.insert(
+                name.to_owned(),
+                RefOr::Ref(Ref::new(format!("#/components/headers/{name}"))),
+            );
+        }
+        components
+            .responses
+            .insert("InsufficientScope".to_owned(), RefOr::T(forbidden));
+
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            let operations = [
+                (Method::GET, &mut item.get),
+                (Method::PUT, &mut item.put),
+                (Method::POST, &mut item.post),
+                (Method::DELETE, &mut item.delete),
+                (Method::PATCH, &mut item.patch),
+            ];
+            for (method, operation) in operations {
+                let Some(operation) = operation else { continue };
+                let scopes = required_scopes(operation);
+                if scopes.is_empty() {
+                    continue;
+                }
+                let reaches_provider = policy::lookup(&method, path)
+                    .is_some_and(|route| route.provider != policy::ProviderSource::None);
+                let line = format!(
+                    "**Scope:** `{}`{}.",
+                    scopes.join("`, `"),
+                    if reaches_provider {
+                        ", on a provider instance the client may use"
+                    } else {
+                        ""
+                    }
+                );
+                operation.description = Some(match operation.description.take() {
+                    Some(text) if !text.is_empty() => format!("{text}\n\n{line}"),
+                    _ => line,
+                });
+                operation.responses.responses.insert(
+                    "403".to_owned(),
+                    RefOr::Ref(Ref::new("#/components/responses/InsufficientScope")),
+                );
+            }
+        }
+    }
+}
+
+/// The scopes an operation's `api_key` security requirement names.
+pub fn required_scopes(operation: &utoipa::openapi::path::Operation) -> Vec<String> {
+    let Some(requirements) = &operation.security else {
+        return Vec::new();
+    };
+    let Ok(value) = serde_json::to_value(requirements) else {
+        return Vec::new();
+    };
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|req| req.get("api_key"))
+        .filter_map(|scopes| scopes.as_array())
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect()
 }
 
 /// Documents the inbound quota on every `/v1` operation a client calls with its API key (the
@@ -268,22 +374,30 @@ pub struct ProvidersBody {
     data: Vec<ProviderInfo>,
 }
 
-/// Lists the configured providers, their kinds and capabilities, which one is the default, and
-/// how the gateway treats each: its outbound quota, and its circuit breaker's state.
+/// Lists the configured providers the client may use, their kinds and capabilities, which one is
+/// the default, and how the gateway treats each: its outbound quota, and its circuit breaker's
+/// state.
 #[utoipa::path(
     get,
     path = "/v1/providers",
     tag = "providers",
     responses(
         (status = 200, description = "The configured providers.", body = ProvidersBody),
-        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key, or one past its last day (`key_expired`).", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["providers:read"]))
 )]
-pub async fn list_providers(state: web::Data<AppState>) -> HttpResponse {
+pub async fn list_providers(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    // A client sees only the instances its configuration lets it use.
+    let client = req.extensions().get::<Arc<Client>>().cloned();
     let data = state
         .registry
         .iter()
+        .filter(|entry| {
+            client
+                .as_ref()
+                .is_some_and(|c| c.policy.may_use(&entry.name))
+        })
         .map(|entry| {
             let lane = entry.lane.status();
             ProviderInfo {
@@ -300,50 +414,37 @@ pub async fn list_providers(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(ProvidersBody { data })
 }
 
-/// Liveness.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Health {
-    /// Always `ok` while the process serves requests.
-    status: &'static str,
-}
-
-/// Tells that the gateway is up (no authentication).
-#[utoipa::path(
-    get,
-    path = "/healthz",
-    tag = "operations",
-    responses((status = 200, description = "The gateway is up.", body = Health))
-)]
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(Health { status: "ok" })
-}
-
-/// The `/v1` routes that need an API key.
+/// The `/v1` routes that need an API key: each entry of [`policy::ROUTES`] with its handler.
 ///
 /// Each path is one resource, so a wrong method on a known path is a 405 (not a 404).
 pub fn v1_routes(cfg: &mut web::ServiceConfig) {
+    guarded(cfg, &policy::LIST_ACCOUNT, transactions::list_account);
+    guarded(cfg, &policy::LIST_CUSTOMER, transactions::list_customer);
+    guarded(cfg, &policy::LIST_NUBAN, transactions::list_nuban);
+    guarded(cfg, &policy::LIST_ALL, transactions::list_all);
+    guarded(cfg, &policy::GET_TRANSACTION, transactions::get_transaction);
+    guarded(cfg, &policy::SYNC_ACCOUNT, sync::sync_account);
+    guarded(cfg, &policy::LIST_PROVIDERS, list_providers);
+    guarded(cfg, &policy::START_REFRESH, refresh::start_refresh);
+    guarded(cfg, &policy::GET_JOB, refresh::get_job);
+}
+
+/// Registers `route` (inside the `/v1` scope) with `handler`, behind `middleware::authorize`
+/// for that route: the only way a `/v1` route is added, so none escapes its scope check.
+fn guarded<F, Args>(cfg: &mut web::ServiceConfig, route: &'static Route, handler: F)
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    let path = route.pattern.strip_prefix("/v1").unwrap_or(route.pattern);
     cfg.service(
-        web::resource("/accounts/{account_id}/transactions")
-            .route(web::get().to(transactions::list_account)),
-    )
-    .service(
-        web::resource("/customers/{customer_id}/transactions")
-            .route(web::get().to(transactions::list_customer)),
-    )
-    .service(
-        web::resource("/nubans/{nuban}/transactions")
-            .route(web::get().to(transactions::list_nuban)),
-    )
-    .service(web::resource("/transactions").route(web::get().to(transactions::list_all)))
-    .service(
-        web::resource("/transactions/{id}").route(web::get().to(transactions::get_transaction)),
-    )
-    .service(web::resource("/providers").route(web::get().to(list_providers)))
-    .service(
-        web::resource("/accounts/{account_id}/transactions/refresh")
-            .route(web::post().to(refresh::start_refresh)),
-    )
-    .service(web::resource("/jobs/{id}").route(web::get().to(refresh::get_job)));
+        web::resource(path)
+            .wrap(from_fn(move |req: ServiceRequest, next: Next<BoxBody>| {
+                authorize(route, req, next)
+            }))
+            .route(web::method(route.method.clone()).to(handler)),
+    );
 }
 
 /// The routes vendors call: mounted before (outside) the API-key-protected `/v1` scope, they

@@ -101,14 +101,14 @@ fn job_response(status: actix_web::http::StatusCode, job: &JobView) -> HttpRespo
         (status = 202, description = "The refresh job (new, joined or replayed); poll `status_url`.", body = JobView,
             headers(("location" = String, description = "The job's URL (`status_url`)."))),
         (status = 400, description = "A parameter or the Idempotency-Key is invalid; `parameter` names it.", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key, or one past its last day (`key_expired`).", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The Idempotency-Key was used for another account or provider.", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/idempotency_key_reused", "title": "Idempotency key reused for another request", "status": 422, "detail": "this Idempotency-Key was used for a refresh of account A1 at provider okra; use a new key for another request", "code": "idempotency_key_reused", "parameter": "Idempotency-Key", "request_id": "3f0c2a9e8b7d4c1a"})),
         (status = 501, description = "The provider cannot refresh on demand.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "With several replicas: the shared state (Redis) is unreachable, so no job can be recorded or read; retry after `Retry-After` (`coordination_unavailable`).", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/coordination_unavailable", "title": "Shared state is unavailable", "status": 503, "detail": "shared state is unavailable right now (redis: no answer within 250 ms); retry shortly", "code": "coordination_unavailable", "retry_after": 1, "request_id": "3f0c2a9e8b7d4c1a"})),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["transactions:refresh"]))
 )]
 pub async fn start_refresh(
     req: HttpRequest,
@@ -150,12 +150,12 @@ pub async fn start_refresh(
     params(("id" = String, Path, description = "The job's id (`job_...`).", example = "job_5f2b8c0e9a7d41c3b6e2f0a1d4c7e9b2")),
     responses(
         (status = 200, description = "The job.", body = JobView),
-        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key, or one past its last day (`key_expired`).", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such job for this client (another client's jobs are not visible; finished jobs are kept `jobs.ttl_secs`).", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "With several replicas: the shared state (Redis) is unreachable, so no job can be recorded or read; retry after `Retry-After` (`coordination_unavailable`).", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/coordination_unavailable", "title": "Shared state is unavailable", "status": 503, "detail": "shared state is unavailable right now (redis: no answer within 250 ms); retry shortly", "code": "coordination_unavailable", "retry_after": 1, "request_id": "3f0c2a9e8b7d4c1a"})),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["jobs:read"]))
 )]
 pub async fn get_job(
     req: HttpRequest,

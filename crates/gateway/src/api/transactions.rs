@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::api::params::{self, ListParams, ListRequest};
 use crate::api::views::{ListBody, PaginationSchema, TxView, WarningView};
+use crate::audit::Returned;
 use crate::cursor::{Cursor, fingerprint};
 use crate::error::{ApiError, Problem};
 use crate::outbound::for_client;
@@ -35,7 +36,7 @@ enum ListFailures {
     /// `parameter` names it.
     #[response(status = 400, content_type = "application/problem+json")]
     BadRequest(Problem),
-    /// Missing or unknown API key.
+    /// Missing or unknown API key, or one past its last day (`key_expired`).
     #[response(status = 401, content_type = "application/problem+json")]
     Unauthorized(Problem),
     /// The provider does not know the account, customer or NUBAN.
@@ -72,7 +73,7 @@ enum ListFailures {
         (status = 200, description = "A page of the account's transactions, newest first.", body = crate::api::views::ListSchema, headers(("x-record-warnings" = u32, description = "How many record warnings the listing has (provider records, or fields of records, that could not be read); the body lists the first 100."))),
         ListFailures,
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["transactions:read"]))
 )]
 pub async fn list_account(
     req: HttpRequest,
@@ -101,7 +102,7 @@ pub async fn list_account(
         (status = 200, description = "A page of the customer's transactions, newest first.", body = crate::api::views::ListSchema, headers(("x-record-warnings" = u32, description = "How many record warnings the listing has (provider records, or fields of records, that could not be read); the body lists the first 100."))),
         ListFailures,
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["transactions:read"]))
 )]
 pub async fn list_customer(
     req: HttpRequest,
@@ -130,7 +131,7 @@ pub async fn list_customer(
         (status = 200, description = "A page of the account's transactions, newest first.", body = crate::api::views::ListSchema, headers(("x-record-warnings" = u32, description = "How many record warnings the listing has (provider records, or fields of records, that could not be read); the body lists the first 100."))),
         ListFailures,
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["transactions:read"]))
 )]
 pub async fn list_nuban(
     req: HttpRequest,
@@ -156,7 +157,7 @@ pub async fn list_nuban(
         (status = 200, description = "A page of transactions, newest first.", body = crate::api::views::ListSchema, headers(("x-record-warnings" = u32, description = "How many record warnings the listing has (provider records, or fields of records, that could not be read); the body lists the first 100."))),
         ListFailures,
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["transactions:read"]))
 )]
 pub async fn list_all(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
     state
@@ -179,11 +180,11 @@ pub async fn list_all(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
     responses(
         (status = 200, description = "The transaction.", body = crate::api::views::ItemSchema),
         (status = 400, description = "The id is not a gateway transaction id.", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key, or one past its last day (`key_expired`).", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such transaction.", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The provider failed.", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["transactions:read"]))
 )]
 pub async fn get_transaction(
     req: HttpRequest,
@@ -252,7 +253,7 @@ async fn get_one(req: &HttpRequest, path: &str, state: &AppState) -> Result<Http
         .map_or(Duration::ZERO, |s| s.remaining_ttl());
     Ok(respond(
         req,
-        &Rendered::new(body),
+        &Rendered::new(body).holding(1),
         status,
         max_age,
         None,
@@ -551,7 +552,7 @@ fn render_window(
             .collect(),
     };
     let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Rendered::new(bytes))
+    Ok(Rendered::new(bytes).holding(window.len()))
 }
 
 /// A 200 with the rendered body, or a 304 when the caller's `If-None-Match` names its tag; a
@@ -587,13 +588,16 @@ fn respond(
     if let Some(count) = warnings {
         builder.insert_header((RECORD_WARNINGS, count.to_string()));
     }
-    if not_modified {
+    let mut res = if not_modified {
         builder.finish()
     } else {
         builder
             .insert_header((header::CONTENT_TYPE, "application/json"))
             .body(rendered.body.clone())
-    }
+    };
+    // What the caller now holds (a 304 confirms the same page), for the audit record.
+    res.extensions_mut().insert(Returned(rendered.items));
+    res
 }
 
 /// `If-None-Match` comparison (weak, as RFC 9110 asks for GET): `*`, or any listed tag.

@@ -1,4 +1,4 @@
-//! Fault injection, quotas and request counters.
+//! Fault injection, quotas, request counters, and corrections of an account's history.
 
 use std::time::{Duration, Instant};
 
@@ -273,4 +273,72 @@ async fn counters_count_every_vendor_request_per_route_and_reset() {
     mono_read(&t).await;
     t.sandbox.reset_stats();
     assert_eq!(t.sandbox.stats().total(Vendor::Mono), 0);
+}
+
+#[tokio::test]
+async fn a_mutation_corrects_and_removes_postings_in_both_vendors_views() {
+    let t = spawn().await;
+    let account = t.big_account().clone();
+    let okra_before = t.okra_all(&account.okra_account_id).await;
+
+    let changed = t
+        .control(
+            Method::POST,
+            &format!("/_sandbox/accounts/{}/mutations", account.okra_account_id),
+            Some(json!({"modify": 2, "remove": 1})),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    let id = |v: &serde_json::Value, vendor: &str| v[vendor].as_str().unwrap().to_owned();
+    let removed = &changed.json["removed"][0];
+    let modified: Vec<_> = changed.json["modified"].as_array().unwrap().clone();
+    assert_eq!(
+        (
+            modified.len(),
+            changed.json["removed"].as_array().unwrap().len()
+        ),
+        (2, 1)
+    );
+
+    let okra_after = t.okra_all(&account.okra_account_id).await;
+    assert_eq!(okra_after.len(), okra_before.len() - 1);
+    assert!(okra_after.iter().all(|tx| tx.id != id(removed, "okra_id")));
+    let mono_after = t.mono_all(&account.mono_account_id).await;
+    assert_eq!(mono_after.len(), okra_after.len(), "one ledger, both views");
+    for m in &modified {
+        let tx = mono_after
+            .iter()
+            .find(|tx| tx["id"].as_u64() == id(m, "mono_id").parse().ok())
+            .unwrap();
+        assert!(
+            tx["narration"].as_str().unwrap().ends_with("(CORRECTED)"),
+            "{tx}"
+        );
+    }
+
+    // The Mono-style id names the same account; an unknown account or a wrong body is refused.
+    let by_mono = t
+        .control(
+            Method::POST,
+            &format!("/_sandbox/accounts/{}/mutations", account.mono_account_id),
+            Some(json!({"remove": 1})),
+        )
+        .await;
+    assert_eq!(by_mono.status, 200);
+    let unknown = t
+        .control(
+            Method::POST,
+            "/_sandbox/accounts/nope/mutations",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+    let wrong = t
+        .control(
+            Method::POST,
+            &format!("/_sandbox/accounts/{}/mutations", account.okra_account_id),
+            Some(json!({"delete": 1})),
+        )
+        .await;
+    assert_eq!(wrong.status, 400);
 }

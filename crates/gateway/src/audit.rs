@@ -1,0 +1,401 @@
+//! The audit trail: one JSON line per call that touched a customer's bank data, or was refused.
+//!
+//! The authentication middleware builds a [`Record`] (who, which operation, which provider,
+//! which account / customer / NUBAN / transaction, how many records, the request id, the
+//! outcome) and hands it to [`AuditLog::submit`], which never blocks and never fails the
+//! request: the record goes into a bounded queue, and a dedicated writer thread serializes it
+//! and appends it to the sink (a file, or stdout, where nothing else is written), flushing
+//! whenever the queue runs empty. If the sink falls more than `queue_capacity` records behind,
+//! new records are dropped, counted, and an error is logged.
+//!
+//! A record never holds an amount, a narration, a reference or a key: only the identifiers
+//! the caller sent and the number of records it got back.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::time::SystemTime;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::config::AuditSettings;
+use crate::policy::Route;
+
+/// How many records a response carried, set by the handler on the response's extensions so
+/// the middleware can record it (handlers report what they returned; they decide nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Returned(pub u64);
+
+/// How a call ended, as the audit trail says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Answered (2xx, or 304: the caller's copy is current).
+    Ok,
+    /// Refused by the client's scopes or providers (403); no provider was called.
+    Denied,
+    /// The API key had passed its `not_after` date (401).
+    KeyExpired,
+    /// Any other failure (the `error` field says which).
+    Failed,
+}
+
+/// One audit record (one JSON line).
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// When the call was answered (RFC 3339, UTC).
+    pub time: SystemTime,
+    /// The client the API key belongs to.
+    pub client: Arc<str>,
+    /// The route, written as `operation` (its scope, e.g. `transactions:read`) and `route`
+    /// (`METHOD /v1/pattern`); both `null` when the route is unknown.
+    pub route: Option<&'static Route>,
+    /// The provider instance asked (or that would have been).
+    pub provider: Option<Arc<str>>,
+    /// What the call was about: `account`, `customer`, `nuban`, `all`, `transaction`, `job`.
+    pub scope_kind: Option<&'static str>,
+    /// Its id as the caller gave it (an account id, customer id, NUBAN, gateway id, job id).
+    pub scope_id: Option<String>,
+    /// Transactions returned (`null` when none were, e.g. refused or failed calls).
+    pub records: Option<u64>,
+    /// The request's id (`x-request-id`), to join with the access log.
+    pub request_id: Option<Arc<str>>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// The problem `code` of a failed or refused call.
+    pub error: Option<&'static str>,
+}
+
+impl Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let time = OffsetDateTime::from(self.time)
+            .format(&Rfc3339)
+            .map_err(serde::ser::Error::custom)?;
+        let route = self
+            .route
+            .map(|r| format!("{} {}", r.method.as_str(), r.pattern));
+        let mut out = s.serialize_struct("Record", 12)?;
+        out.serialize_field("time", &time)?;
+        out.serialize_field("client", &*self.client)?;
+        out.serialize_field("operation", &self.route.map(|r| r.operation.scope()))?;
+        out.serialize_field("route", &route)?;
+        out.serialize_field("provider", &self.provider.as_deref())?;
+        out.serialize_field("scope_kind", &self.scope_kind)?;
+        out.serialize_field("scope_id", &self.scope_id)?;
+        out.serialize_field("records", &self.records)?;
+        out.serialize_field("request_id", &self.request_id.as_deref())?;
+        out.serialize_field("outcome", &self.outcome)?;
+        out.serialize_field("status", &self.status)?;
+        out.serialize_field("error", &self.error)?;
+        out.end()
+    }
+}
+
+enum Message {
+    Record(Box<Record>),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// The audit trail's queue and its writer thread (or nothing, when turned off).
+pub struct AuditLog {
+    queue: Option<SyncSender<Message>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("enabled", &self.queue.is_some())
+            .field("dropped", &self.dropped())
+            .finish()
+    }
+}
+
+impl AuditLog {
+    /// No audit trail.
+    pub fn off() -> AuditLog {
+        AuditLog {
+            queue: None,
+            dropped: Arc::default(),
+        }
+    }
+
+    /// Opens the sink (appending to the file, or stdout) and starts the writer thread.
+    pub fn start(settings: &AuditSettings) -> std::io::Result<AuditLog> {
+        let sink: Box<dyn Write + Send> = match &settings.path {
+            Some(path) => Box::new(open_append(path)?),
+            None => Box::new(stdout_file()?),
+        };
+        Ok(AuditLog::with_sink(sink, settings.queue_capacity))
+    }
+
+    /// Starts a writer thread onto `sink` (buffered here) with a queue of `capacity` records.
+    pub fn with_sink(sink: Box<dyn Write + Send>, capacity: usize) -> AuditLog {
+        let (queue, rx) = sync_channel(capacity.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let spawned = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || write_loop(rx, std::io::BufWriter::with_capacity(64 * 1024, sink)));
+        match spawned {
+            Ok(_) => AuditLog {
+                queue: Some(queue),
+                dropped,
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "audit: cannot start the writer thread; audit trail off");
+                AuditLog::off()
+            }
+        }
+    }
+
+    /// Whether records are written at all.
+    pub fn is_enabled(&self) -> bool {
+        self.queue.is_some()
+    }
+
+    /// Queues `record` for writing; never waits. A full queue drops it (counted and logged).
+    pub fn submit(&self, record: Record) {
+        let Some(queue) = &self.queue else {
+            return;
+        };
+        match queue.try_send(Message::Record(Box::new(record))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::error!(
+                        dropped = n,
+                        "audit: the sink is not keeping up; audit records were dropped"
+                    );
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::error!(
+                        dropped = n,
+                        "audit: the writer has stopped; records dropped"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Records dropped so far because the sink fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every record submitted before this call is written and flushed (tests and
+    /// orderly shutdowns).
+    pub async fn flush(&self) {
+        let Some(queue) = &self.queue else {
+            return;
+        };
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let queue = queue.clone();
+        // The queue may be full: wait for room off the async workers.
+        let sent = tokio::task::spawn_blocking(move || queue.send(Message::Flush(done))).await;
+        if matches!(sent, Ok(Ok(()))) {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// Opens `path` for appending; a new file is readable by its owner only (it names accounts).
+fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Stdout as a plain file, so the writer's own buffer decides when to write (std's stdout
+/// would write each line on its own).
+fn stdout_file() -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsFd;
+    let fd = std::io::stdout().as_fd().try_clone_to_owned()?;
+    Ok(std::fs::File::from(fd))
+}
+
+fn write_loop(rx: Receiver<Message>, mut out: std::io::BufWriter<Box<dyn Write + Send>>) {
+    let mut failures = 0u64;
+    let mut line = Vec::with_capacity(512);
+    // Blocks until there is work; then writes everything queued and flushes once it runs dry.
+    while let Ok(mut message) = rx.recv() {
+        loop {
+            match message {
+                Message::Record(record) => {
+                    line.clear();
+                    let written = serde_json::to_writer(&mut line, &record)
+                        .map_err(std::io::Error::other)
+                        .and_then(|()| {
+                            line.push(b'\n');
+                            out.write_all(&line)
+                        });
+                    if let Err(e) = written {
+                        failures += 1;
+                        if failures.is_power_of_two() {
+                            tracing::error!(error = %e, failures, "audit: cannot write a record");
+                        }
+                    }
+                }
+                Message::Flush(done) => {
+                    flush(&mut out, &mut failures);
+                    let _ = done.send(());
+                }
+            }
+            match rx.try_recv() {
+                Ok(next) => message = next,
+                Err(TryRecvError::Empty) => {
+                    flush(&mut out, &mut failures);
+                    break;
+                }
+                Err(TryRecvError::Disconnected) => {
+                    flush(&mut out, &mut failures);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn flush(out: &mut impl Write, failures: &mut u64) {
+    if let Err(e) = out.flush() {
+        *failures += 1;
+        if failures.is_power_of_two() {
+            tracing::error!(error = %e, failures = *failures, "audit: cannot flush the sink");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A sink tests can read back.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn record(n: u64) -> Record {
+        Record {
+            time: SystemTime::UNIX_EPOCH,
+            client: Arc::from("billing"),
+            route: Some(&crate::policy::LIST_ACCOUNT),
+            provider: Some(Arc::from("okra")),
+            scope_kind: Some("account"),
+            scope_id: Some(format!("acc-{n}")),
+            records: Some(n),
+            request_id: Some(Arc::from("rid")),
+            outcome: Outcome::Ok,
+            status: 200,
+            error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn records_are_json_lines_in_order_after_a_flush() {
+        let sink = Shared::default();
+        let log = AuditLog::with_sink(Box::new(sink.clone()), 16);
+        for n in 0..100 {
+            log.submit(record(n));
+        }
+        log.flush().await;
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        // A queue of 16 may drop under a burst; what was kept is in order and complete.
+        assert_eq!(lines.len() as u64 + log.dropped(), 100);
+        let first = &lines[0];
+        assert_eq!(first["time"], "1970-01-01T00:00:00Z");
+        assert_eq!(first["client"], "billing");
+        assert_eq!(first["operation"], "transactions:read");
+        assert_eq!(first["route"], "GET /v1/accounts/{account_id}/transactions");
+        assert_eq!(first["outcome"], "ok");
+        assert_eq!(first["scope_kind"], "account");
+        let counts: Vec<u64> = lines
+            .iter()
+            .map(|l| l["records"].as_u64().unwrap())
+            .collect();
+        assert!(counts.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_instead_of_waiting() {
+        /// A sink whose flush blocks until released, as a stuck disk would.
+        struct StuckFlush(Arc<std::sync::Barrier>);
+        impl Write for StuckFlush {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                self.0.wait();
+                Ok(())
+            }
+        }
+        let gate = Arc::new(std::sync::Barrier::new(2));
+        let log = AuditLog::with_sink(Box::new(StuckFlush(gate.clone())), 4);
+        let started = Instant::now();
+        for n in 0..1000 {
+            log.submit(record(n));
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert!(log.dropped() > 0, "a stuck sink makes the queue overflow");
+        gate.wait();
+    }
+
+    /// Cost on the request path (build + submit) and the writer's throughput, to a file.
+    /// `cargo test --release -p gateway --lib audit::tests::cost -- --ignored --nocapture`
+    #[tokio::test]
+    #[ignore = "a measurement, not a check"]
+    async fn cost() {
+        let path = std::env::temp_dir().join(format!("audit-cost-{}.jsonl", std::process::id()));
+        let log = AuditLog::start(&AuditSettings {
+            path: Some(path.clone()),
+            queue_capacity: 1 << 20,
+        })
+        .unwrap();
+        let n = 200_000u64;
+        let started = Instant::now();
+        for i in 0..n {
+            log.submit(record(i));
+        }
+        let submitted = started.elapsed();
+        log.flush().await;
+        let written = started.elapsed();
+        let bytes = std::fs::metadata(&path).unwrap().len();
+        println!(
+            "audit: {n} records; submit {:.0} ns/record on the request path; written and flushed in {:.0} ms ({:.0} ns/record, {} bytes/record); dropped {}",
+            submitted.as_nanos() as f64 / n as f64,
+            written.as_millis(),
+            written.as_nanos() as f64 / n as f64,
+            bytes / n,
+            log.dropped()
+        );
+        let _ = std::fs::remove_file(path);
+    }
+}
