@@ -44,6 +44,11 @@ pub const UPSTREAM_THROTTLED: &str = "gateway_upstream_throttled_total";
 pub const QUOTA_SPENT: &str = "gateway_provider_quota_spent_total";
 /// Calls waiting for a provider quota cell now, by `provider`.
 pub const QUOTA_WAITING: &str = "gateway_provider_quota_waiting_requests";
+/// Callers in a provider lane's fair line now (waiting for a slot and a quota cell), by
+/// `provider`; set when scraped.
+pub const LINE_WAITING: &str = "gateway_provider_fair_line_waiting_requests";
+/// The clients those callers belong to (each is admitted in turn), by `provider`.
+pub const LINE_CLIENTS: &str = "gateway_provider_fair_line_waiting_clients";
 /// Circuit breaker state by `provider` and `state`: 1 for the current state, 0 for the others.
 pub const CIRCUIT_STATE: &str = "gateway_provider_circuit_state";
 /// Snapshot cache lookups by `provider` and `result` (`hit`, `miss`, `joined`, `stale`,
@@ -152,6 +157,14 @@ fn describe() {
         "Calls waiting for a provider quota cell now, by provider."
     );
     describe_gauge!(
+        LINE_WAITING,
+        "Callers in the provider lane's fair line now (waiting for a slot and a quota cell), by provider."
+    );
+    describe_gauge!(
+        LINE_CLIENTS,
+        "Clients with callers in the provider lane's fair line now (each admitted in turn), by provider."
+    );
+    describe_gauge!(
         CIRCUIT_STATE,
         "Circuit breaker state per provider: 1 for the current state."
     );
@@ -208,7 +221,12 @@ pub fn render(state: &AppState) -> String {
         let provider = entry.name.to_string();
         gauge!(UPSTREAM_IN_FLIGHT, "provider" => provider.clone()).increment(0.0);
         gauge!(QUOTA_WAITING, "provider" => provider).increment(0.0);
-        let current = entry.lane.status().circuit.state.as_str();
+        let lane = entry.lane.status();
+        gauge!(LINE_WAITING, "provider" => entry.name.to_string())
+            .set(f64::from(lane.waiting_for_quota));
+        gauge!(LINE_CLIENTS, "provider" => entry.name.to_string())
+            .set(f64::from(lane.waiting_clients));
+        let current = lane.circuit.state.as_str();
         for name in ["closed", "open", "half_open"] {
             let on = if name == current { 1.0 } else { 0.0 };
             gauge!(CIRCUIT_STATE, "provider" => entry.name.to_string(), "state" => name).set(on);
