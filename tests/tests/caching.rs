@@ -399,3 +399,54 @@ async fn a_snapshot_reads_the_providers_pages_of_its_configured_size() {
     let calls = gw.sandbox.stats().mono.get(MONO_LIST).copied();
     assert_eq!(calls, Some(account.transaction_count.div_ceil(10)));
 }
+
+/// Negative caching: unknown accounts are asked about once per `negative_ttl_secs`; asking
+/// again (any client, any page or range) is answered 404 without an upstream call.
+#[tokio::test]
+async fn unknown_accounts_are_asked_about_once() {
+    let gw = e2e::spawn_default("okra").await;
+    let ghosts: Vec<String> = (0..50).map(|i| format!("no-such-account-{i}")).collect();
+    for round in 0..2 {
+        let paths: Vec<String> = ghosts
+            .iter()
+            .map(|id| format!("/v1/accounts/{id}/transactions?limit={}", 10 + round))
+            .collect();
+        let replies = futures_util::future::join_all(paths.iter().map(|p| gw.get(p))).await;
+        assert!(replies.iter().all(|r| r.status == 404), "round {round}");
+        assert!(replies.iter().all(|r| r.json["code"] == "not_found"));
+    }
+    let stats = gw.sandbox.stats();
+    assert_eq!(
+        stats.okra.get(GET_BY_ACCOUNT).copied(),
+        Some(ghosts.len() as u64),
+        "{stats:?}"
+    );
+}
+
+/// Covering snapshots: on a scope the provider filters by date (Mono-style accounts), a range
+/// inside a fresh snapshot's range is answered from it, filtered exactly, without a new fetch.
+#[tokio::test]
+async fn a_range_inside_a_fetched_range_is_served_from_that_snapshot() {
+    let gw = e2e::spawn_default("mono").await;
+    let account = gw.accounts_with(200).remove(0).mono_account_id;
+    let path =
+        |from: &str, to: &str| format!("/v1/accounts/{account}/transactions?from={from}&to={to}");
+    let wide = gw.walk(&path("2000-01-01", "2100-12-31"), 100).await;
+    assert!(wide.len() > 10);
+    // A range around the middle of the data, by booking date.
+    let dates: Vec<&str> = wide
+        .iter()
+        .map(|t| t["booked_on"].as_str().unwrap())
+        .collect();
+    let (to, from) = (dates[dates.len() / 4], dates[dates.len() * 3 / 4]);
+    let inside = gw.get(&path(from, to)).await;
+    assert_eq!(inside.status, 200);
+    assert_eq!(inside.header("x-cache"), Some("hit"));
+    let expected: Vec<&serde_json::Value> = wide
+        .iter()
+        .filter(|t| (from..=to).contains(&t["booked_on"].as_str().unwrap()))
+        .collect();
+    assert_eq!(inside.json["pagination"]["total"], expected.len() as u64);
+    let stats = gw.sandbox.stats();
+    assert_eq!(stats.mono.get(MONO_LIST).copied(), Some(1), "{stats:?}");
+}

@@ -636,3 +636,63 @@ async fn client_webhooks_are_signed_and_retried_with_the_same_id() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(hooks.count(), 2);
 }
+
+/// Sends `path` a POST whose body of 1,000 announced bytes trickles in at a byte per 100 ms;
+/// the server's answer (read until it closes the connection, at most 10 s) and how long it
+/// took.
+async fn trickle_upload(addr: std::net::SocketAddr, path: String) -> (String, Duration) {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut socket = std::net::TcpStream::connect(addr).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n"
+        );
+        socket.write_all(head.as_bytes()).unwrap();
+        let started = Instant::now();
+        let mut writer = socket.try_clone().unwrap();
+        std::thread::spawn(move || {
+            // The slow client: it stops when the server has closed the connection.
+            while writer.write_all(b" ").is_ok() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let mut answer = Vec::new();
+        let _ = socket.read_to_end(&mut answer);
+        (String::from_utf8_lossy(&answer).into_owned(), started.elapsed())
+    })
+    .await
+    .unwrap()
+}
+
+/// Defect: the unauthenticated webhook route kept slow uploads open. A body that does not
+/// arrive within `jobs.delivery_read_timeout_ms` is answered 408 and the connection closed,
+/// whether the request's token is missing (the body is drained to be refused) or valid.
+#[tokio::test]
+async fn a_slow_delivery_upload_is_answered_408_and_closed_at_the_read_deadline() {
+    let intercept = receiver(0).await;
+    let gw = spawn(&config_with_public_url(
+        &intercept.base,
+        "delivery_read_timeout_ms = 300\n",
+    ))
+    .await;
+    let account = gw.accounts_with(1).remove(0).mono_account_id;
+    let accepted = post_refresh(&gw, BILLING_KEY, &refresh_path(&account, "mono"), None).await;
+    let id = accepted.json["id"].as_str().unwrap().to_owned();
+    let genuine = intercept.wait_for(1).await.remove(0);
+    let (_, query) = genuine.path_and_query.split_once('?').unwrap();
+    for path in [
+        format!("/v1/webhooks/mono?job={id}"),
+        format!("/v1/webhooks/mono?{query}"),
+    ] {
+        let (answer, took) = trickle_upload(gw.addr, path.clone()).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+        assert!(answer.contains("application/problem+json"), "{answer}");
+        // Closed by the server (read_to_end returned) well before the client's 10 s.
+        assert!(took < Duration::from_secs(5), "{path}: open for {took:?}");
+    }
+    // The job is still waiting for its genuine delivery.
+    assert_eq!(job_status(&gw, &id).await, "running");
+}

@@ -429,6 +429,10 @@ pub enum ProviderSection {
         fetch_concurrency: usize,
         /// Snapshot TTL for this provider (default: `cache.ttl_secs`).
         cache_ttl_secs: Option<u64>,
+        /// How long the provider's "no such account / customer / NUBAN / transaction" is
+        /// remembered and answered without asking it again (0: not remembered).
+        #[serde(default = "default_negative_ttl_secs")]
+        negative_ttl_secs: u64,
         /// Upstream requests allowed in any 60 seconds (unset: no quota).
         requests_per_minute: Option<u32>,
         /// Upstream requests that may go out at once (1 to `requests_per_minute`).
@@ -477,6 +481,10 @@ pub enum ProviderSection {
         fetch_concurrency: usize,
         /// Snapshot TTL for this provider (default: `cache.ttl_secs`).
         cache_ttl_secs: Option<u64>,
+        /// How long the provider's "no such account / customer / NUBAN / transaction" is
+        /// remembered and answered without asking it again (0: not remembered).
+        #[serde(default = "default_negative_ttl_secs")]
+        negative_ttl_secs: u64,
         /// How long a refresh waits for the provider's webhook delivery.
         #[serde(default = "default_refresh_deadline_ms")]
         refresh_deadline_ms: u64,
@@ -505,6 +513,9 @@ pub enum ProviderSection {
     },
 }
 
+fn default_negative_ttl_secs() -> u64 {
+    60
+}
 fn default_connect_timeout_ms() -> u64 {
     2_000
 }
@@ -563,6 +574,9 @@ pub struct CacheSection {
     /// How old (since it was fetched) an expired snapshot may be and still be served when the
     /// provider fails (`x-cache: stale`); 0 turns stale-if-error off.
     pub stale_if_error_secs: u64,
+    /// With a stale snapshot at hand, how long a request waits for the provider (one attempt,
+    /// no retries) before it serves the stale snapshot instead.
+    pub stale_wait_ms: u64,
     /// Scopes with more transactions than this are not snapshotted but paged straight through.
     pub max_snapshot_items: u64,
     /// The key that signs cursors, from the environment; every replica needs the same one
@@ -577,6 +591,7 @@ impl Default for CacheSection {
             cursor_lifetime_secs: 900,
             max_bytes: 256 * 1024 * 1024,
             stale_if_error_secs: 3600,
+            stale_wait_ms: 2000,
             max_snapshot_items: 50_000,
             cursor_secret: None,
         }
@@ -650,6 +665,9 @@ pub struct JobsSection {
     pub ttl_secs: u64,
     /// The largest webhook delivery a provider may POST to the gateway.
     pub max_delivery_bytes: u64,
+    /// How long a webhook delivery's body may take to arrive; a slower upload is answered 408
+    /// and its connection closed (the route is unauthenticated: nobody may hold it open).
+    pub delivery_read_timeout_ms: u64,
     /// Attempts to deliver one notification to a client's `webhook_url`.
     pub notify_max_attempts: u32,
     /// The wait before the second attempt; it doubles after each failure.
@@ -668,6 +686,7 @@ impl Default for JobsSection {
         JobsSection {
             ttl_secs: 3_600,
             max_delivery_bytes: 16 * 1024 * 1024,
+            delivery_read_timeout_ms: 5_000,
             notify_max_attempts: 10,
             notify_initial_backoff_ms: 1_000,
             notify_max_backoff_ms: 300_000,
@@ -876,6 +895,8 @@ pub struct ProviderConfig {
     pub fetch_concurrency: usize,
     /// Snapshot TTL.
     pub cache_ttl: Duration,
+    /// How long a "no such account / transaction" answer is remembered (zero: not at all).
+    pub negative_ttl: Duration,
     /// Quota, concurrency, retries and circuit breaker.
     pub outbound: OutboundConfig,
 }
@@ -1156,6 +1177,7 @@ impl FileConfig {
                         refresh_deadline_ms: default_refresh_deadline_ms(),
                         fetch_concurrency: default_fetch_concurrency(),
                         cache_ttl_secs: None,
+                        negative_ttl_secs: default_negative_ttl_secs(),
                         requests_per_minute: None,
                         burst: None,
                         max_concurrent_requests: default_max_concurrent_requests(),
@@ -1178,6 +1200,7 @@ impl FileConfig {
                         bulk_read: true,
                         fetch_concurrency: default_fetch_concurrency(),
                         cache_ttl_secs: None,
+                        negative_ttl_secs: default_negative_ttl_secs(),
                         refresh_deadline_ms: default_refresh_deadline_ms(),
                         requests_per_minute: None,
                         burst: None,
@@ -1304,21 +1327,30 @@ fn validate_provider(
             (*refresh_deadline_ms, *page_size, *bulk_read)
         }
     };
-    let (fetch_concurrency, cache_ttl_secs) = match section {
+    let (fetch_concurrency, cache_ttl_secs, negative_ttl_secs) = match section {
         ProviderSection::Okra {
             fetch_concurrency,
             cache_ttl_secs,
+            negative_ttl_secs,
             ..
         }
         | ProviderSection::Mono {
             fetch_concurrency,
             cache_ttl_secs,
+            negative_ttl_secs,
             ..
         } => (
             *fetch_concurrency,
             cache_ttl_secs.unwrap_or(default_ttl_secs),
+            *negative_ttl_secs,
         ),
     };
+    if negative_ttl_secs > 3_600 {
+        return Err(ConfigError::new(
+            format!("{key}.negative_ttl_secs"),
+            "must be between 0 and 3600",
+        ));
+    }
     if !(1..=64).contains(&fetch_concurrency) {
         return Err(ConfigError::new(
             format!("{key}.fetch_concurrency"),
@@ -1340,6 +1372,7 @@ fn validate_provider(
     Ok(ProviderConfig {
         fetch_concurrency,
         cache_ttl: Duration::from_secs(cache_ttl_secs),
+        negative_ttl: Duration::from_secs(negative_ttl_secs),
         kind,
         upstream,
         connect_timeout: Duration::from_millis(*connect),
@@ -1533,7 +1566,7 @@ fn validate_client_webhook(
 }
 
 fn validate_jobs(jobs: JobsSection) -> Result<JobsSection, ConfigError> {
-    let checks: [(&str, u64, u64, u64); 7] = [
+    let checks: [(&str, u64, u64, u64); 8] = [
         ("ttl_secs", jobs.ttl_secs, 1, 7 * 24 * 3_600),
         ("lease_ms", jobs.lease_ms, 300, 600_000),
         (
@@ -1561,6 +1594,12 @@ fn validate_jobs(jobs: JobsSection) -> Result<JobsSection, ConfigError> {
             86_400_000,
         ),
         ("notify_timeout_ms", jobs.notify_timeout_ms, 1, 300_000),
+        (
+            "delivery_read_timeout_ms",
+            jobs.delivery_read_timeout_ms,
+            10,
+            300_000,
+        ),
     ];
     for (field, value, min, max) in checks {
         if !(min..=max).contains(&value) {

@@ -206,6 +206,7 @@ pub struct Jobs {
     inner: Mutex<Inner>,
     ttl: Duration,
     max_delivery_bytes: usize,
+    delivery_read_timeout: Duration,
     callback_base: Url,
     deadlines: HashMap<String, Deadline>,
     notifier: Notifier,
@@ -272,6 +273,7 @@ impl Jobs {
             ttl: Duration::from_secs(config.jobs.ttl_secs),
             max_delivery_bytes: usize::try_from(config.jobs.max_delivery_bytes)
                 .unwrap_or(usize::MAX),
+            delivery_read_timeout: Duration::from_millis(config.jobs.delivery_read_timeout_ms),
             callback_base,
             deadlines,
             notifier: Notifier::new(&config.clients, RetryPolicy::from_config(&config.jobs))
@@ -520,6 +522,11 @@ impl Jobs {
     /// The largest webhook delivery accepted, in bytes.
     pub fn max_delivery_bytes(&self) -> usize {
         self.max_delivery_bytes
+    }
+
+    /// How long a webhook delivery's body may take to arrive.
+    pub fn delivery_read_timeout(&self) -> Duration {
+        self.delivery_read_timeout
     }
 
     /// The client notifier.

@@ -44,6 +44,11 @@ pub const UPSTREAM_THROTTLED: &str = "gateway_upstream_throttled_total";
 pub const QUOTA_SPENT: &str = "gateway_provider_quota_spent_total";
 /// Calls waiting for a provider quota cell now, by `provider`.
 pub const QUOTA_WAITING: &str = "gateway_provider_quota_waiting_requests";
+/// Callers in a provider lane's fair line now (waiting for a slot and a quota cell), by
+/// `provider`; set when scraped.
+pub const LINE_WAITING: &str = "gateway_provider_fair_line_waiting_requests";
+/// The clients those callers belong to (each is admitted in turn), by `provider`.
+pub const LINE_CLIENTS: &str = "gateway_provider_fair_line_waiting_clients";
 /// Circuit breaker state by `provider` and `state`: 1 for the current state, 0 for the others.
 pub const CIRCUIT_STATE: &str = "gateway_provider_circuit_state";
 /// Snapshot cache lookups by `provider` and `result` (`hit`, `miss`, `joined`, `stale`,
@@ -160,6 +165,14 @@ fn describe() {
         "Calls waiting for a provider quota cell now, by provider."
     );
     describe_gauge!(
+        LINE_WAITING,
+        "Callers in the provider lane's fair line now (waiting for a slot and a quota cell), by provider."
+    );
+    describe_gauge!(
+        LINE_CLIENTS,
+        "Clients with callers in the provider lane's fair line now (each admitted in turn), by provider."
+    );
+    describe_gauge!(
         CIRCUIT_STATE,
         "Circuit breaker state per provider: 1 for the current state."
     );
@@ -216,7 +229,12 @@ pub fn render(state: &AppState) -> String {
         let provider = entry.name.to_string();
         gauge!(UPSTREAM_IN_FLIGHT, "provider" => provider.clone()).increment(0.0);
         gauge!(QUOTA_WAITING, "provider" => provider).increment(0.0);
-        let current = entry.lane.status().circuit.state.as_str();
+        let lane = entry.lane.status();
+        gauge!(LINE_WAITING, "provider" => entry.name.to_string())
+            .set(f64::from(lane.waiting_for_quota));
+        gauge!(LINE_CLIENTS, "provider" => entry.name.to_string())
+            .set(f64::from(lane.waiting_clients));
+        let current = lane.circuit.state.as_str();
         for name in ["closed", "open", "half_open"] {
             let on = if name == current { 1.0 } else { 0.0 };
             gauge!(CIRCUIT_STATE, "provider" => entry.name.to_string(), "state" => name).set(on);
@@ -327,7 +345,7 @@ impl Drop for UpstreamCall {
 }
 
 /// Runs one upstream request of `provider`'s adapter (`endpoint`: `list_page`, `list_all`,
-/// `get_transaction`, `refresh`), counting it, its duration and outcome, the in-flight gauge,
+/// `get_transaction`, `start_refresh`, `poll_refresh`), counting it, its duration and outcome, the in-flight gauge,
 /// and the current request's upstream calls (for the access log).
 ///
 /// The outbound lane calls this only once a call is admitted, so every count is a request that
@@ -401,7 +419,8 @@ pub fn quota_waiting(provider: &str) -> QuotaWaiting {
     QuotaWaiting(gauge)
 }
 
-/// A snapshot cache lookup (`hit`, `miss`, `joined`, `stale`, `error`, `too_large`). On the
+/// A snapshot cache lookup (`hit`, `miss`, `joined`, `covering`, `stale`, `error`,
+/// `too_large`). On the
 /// cache-hit path: the provider's name is shared, not copied.
 pub fn cache_lookup(provider: &Arc<str>, result: &'static str) {
     counter!(CACHE_LOOKUPS, "provider" => provider.clone(), "result" => result).increment(1);

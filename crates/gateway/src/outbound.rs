@@ -5,9 +5,10 @@
 //! [`Guarded`] wraps an adapter and implements [`Provider`] itself, so nothing else in the
 //! gateway knows the lane exists: the registry hands out guarded providers only. Each upstream
 //! request of a read takes one quota cell (a default page walk is walked here, page by page,
-//! through the guarded `list_page`; a bulk `list_all` is one request). A refresh is admitted
-//! as one call and never retried, and holds no concurrency slot while it runs: the polling an
-//! adapter does inside it is its own.
+//! through the guarded `list_page`; a bulk `list_all` is one request). A refresh is one call
+//! to start it (never retried) and, for a polling provider (Okra), one call per status poll:
+//! `provider::follow_refresh` drives the polls through the guarded `poll_refresh`, so each
+//! poll waits for a slot and a quota cell like any call, and a 429 it meets pauses the lane.
 //!
 //! Order of one attempt: paused after a 429? -> breaker open? (both fail fast) -> a concurrency
 //! slot (FIFO) -> a quota cell -> the call, bounded by the request's deadline -> the outcome
@@ -29,8 +30,8 @@ use backon::{ExponentialBuilder, Retryable};
 use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use provider::{
-    Capabilities, Listing, Page, Provider, ProviderError, RefreshDelivery, RefreshOutcome,
-    RefreshRequest, ThrottleReason, Transaction, TransactionQuery,
+    Capabilities, Listing, Page, PollStatus, Provider, ProviderError, RefreshDelivery, RefreshPoll,
+    RefreshRequest, RefreshStart, Scope, ThrottleReason, Transaction, TransactionQuery,
 };
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -50,6 +51,148 @@ const BUSY_RETRY: Duration = Duration::from_secs(1);
 
 tokio::task_local! {
     static DEADLINE: Instant;
+    static NO_RETRIES: ();
+    static CLIENT: Arc<str>;
+    static FILL: std::cell::Cell<Option<u64>>;
+}
+
+/// Runs `work` as one fill (a snapshot's page walk): its calls after the first keep the first
+/// one's place in the fair line, so a client's fill already under way is finished before the
+/// same client's later fills start (pages of a half-read snapshot are not left waiting behind
+/// new ones until they time out).
+pub async fn as_one_fill<F: Future>(work: F) -> F::Output {
+    FILL.scope(std::cell::Cell::new(None), work).await
+}
+
+/// Runs `work` on behalf of `client`: the quota cells its upstream calls wait for are shared
+/// fairly with other clients' (see [`FairLine`]).
+pub async fn for_client<F: Future>(client: Arc<str>, work: F) -> F::Output {
+    CLIENT.scope(client, work).await
+}
+
+/// The client the current work is for (background work: none, `""`).
+fn current_client() -> Arc<str> {
+    CLIENT
+        .try_with(Arc::clone)
+        .unwrap_or_else(|_| Arc::from(""))
+}
+
+/// The line of callers waiting to be admitted to a provider's lane (a concurrency slot, then a
+/// quota cell), served fairly per client.
+///
+/// Start-time fair queuing: each waiter gets a tag one step after the later of the line's
+/// virtual time and its client's previous tag, and only the waiter with the smallest tag is
+/// admitted next (it holds its [`Turn`] while it takes a slot and a cell). A client with many
+/// waiters (a flood of reads of unknown or new scopes) thus gets one admission per turn like
+/// any other client with waiters, instead of every one up to its last waiter: the others'
+/// reads are not pushed past their wait in line into `provider_busy`; the flood's own waiters
+/// are the ones that time out. A waiter that gives up or is cancelled leaves the line at once.
+#[derive(Debug, Default)]
+pub struct FairLine {
+    state: Mutex<LineState>,
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct LineState {
+    /// (tag, arrival) of every waiter; the first one is admitted next.
+    waiting: std::collections::BTreeSet<(u64, u64)>,
+    /// Each client's last tag, and how many of its callers wait.
+    clients: std::collections::HashMap<Arc<str>, (u64, u32)>,
+    /// The tag of the last waiter admitted.
+    virtual_time: u64,
+    arrivals: u64,
+}
+
+/// A place in the line; first in line while the caller is admitted. Dropping it (admitted,
+/// gave up, or cancelled) lets the next waiter go.
+pub struct Turn<'a> {
+    line: &'a FairLine,
+    key: (u64, u64),
+    client: Arc<str>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        {
+            let mut state = self.line.lock();
+            state.waiting.remove(&self.key);
+            if let Some((_, n)) = state.clients.get_mut(&self.client) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        self.line.changed.notify_waiters();
+    }
+}
+
+impl FairLine {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LineState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until `client`'s caller is first in line (`None` if `line_end` comes first).
+    pub async fn turn(&self, client: Arc<str>, line_end: Instant) -> Option<Turn<'_>> {
+        let fill_tag = FILL.try_with(std::cell::Cell::get).ok();
+        let key = {
+            let mut state = self.lock();
+            state.arrivals += 1;
+            let (arrival, now) = (state.arrivals, state.virtual_time);
+            let entry = state.clients.entry(client.clone()).or_insert((0, 0));
+            entry.1 += 1;
+            let tag = match fill_tag {
+                // A later call of a fill under way: the fill's place.
+                Some(Some(tag)) => tag,
+                _ => {
+                    entry.0 = entry.0.max(now) + 1;
+                    entry.0
+                }
+            };
+            let key = (tag, arrival);
+            state.waiting.insert(key);
+            key
+        };
+        if fill_tag == Some(None) {
+            let _ = FILL.try_with(|fill| fill.set(Some(key.0)));
+        }
+        let turn = Turn {
+            line: self,
+            key,
+            client,
+        };
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let mut state = self.lock();
+                if state.waiting.first() == Some(&key) {
+                    state.virtual_time = state.virtual_time.max(key.0);
+                    return Some(turn);
+                }
+            }
+            if Instant::now() >= line_end {
+                return None;
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(line_end) => {}
+                () = &mut changed => {}
+            }
+        }
+    }
+
+    /// (callers waiting, clients they wait for).
+    pub fn waiting(&self) -> (u32, u32) {
+        let state = self.lock();
+        let waiting = u32::try_from(state.waiting.len()).unwrap_or(u32::MAX);
+        let clients = state.clients.values().filter(|(_, n)| *n > 0).count();
+        (waiting, u32::try_from(clients).unwrap_or(u32::MAX))
+    }
+}
+
+/// Runs `work` with every read it makes through a lane tried once, never retried (the caller
+/// has a fallback, e.g. a stale snapshot, and would rather serve it than wait for retries).
+pub async fn without_retries<F: Future>(work: F) -> F::Output {
+    NO_RETRIES.scope((), work).await
 }
 
 /// Runs `work` with `deadline` as the end of the current request, for every lane it calls.
@@ -92,6 +235,10 @@ pub struct LaneStatus {
     pub paused_for: Option<Duration>,
     /// The circuit breaker.
     pub circuit: CircuitStatus,
+    /// Callers waiting in line for admission (a slot and a quota cell; see [`FairLine`]).
+    pub waiting_for_quota: u32,
+    /// The clients those callers wait for (each gets its turn).
+    pub waiting_clients: u32,
 }
 
 /// Whether the outcome of a call says the provider is healthy, failing, or neither.
@@ -229,7 +376,7 @@ impl Drop for LeaseGuard {
     }
 }
 
-/// Waits in line for a cell of an in-process limiter, until `line_end`.
+/// Waits for a cell of an in-process limiter, until `line_end`.
 async fn local_cell(
     provider: &str,
     limiter: &DefaultDirectRateLimiter,
@@ -252,6 +399,7 @@ pub struct Lane {
     provider: Arc<str>,
     config: OutboundConfig,
     quota: Option<DefaultDirectRateLimiter>,
+    line: FairLine,
     slots: Semaphore,
     paused_until: Mutex<Option<Instant>>,
     breaker: Breaker,
@@ -300,6 +448,7 @@ impl Lane {
                 .quota
                 .as_ref()
                 .map(|q| RateLimiter::direct(provider_quota(q))),
+            line: FairLine::default(),
             slots: Semaphore::new(config.max_concurrent_requests as usize),
             paused_until: Mutex::new(None),
             breaker: Breaker::new(config.breaker_failure_threshold, config.breaker_open),
@@ -311,7 +460,10 @@ impl Lane {
     pub fn status(&self) -> LaneStatus {
         let now = Instant::now();
         let available = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
+        let (waiting_for_quota, waiting_clients) = self.line.waiting();
         LaneStatus {
+            waiting_for_quota,
+            waiting_clients,
             quota: self.config.quota,
             max_concurrent_requests: self.config.max_concurrent_requests,
             in_flight: self
@@ -394,6 +546,17 @@ impl Lane {
             Some(deadline) => deadline.min(now + self.config.queue_timeout),
             None => now + self.config.queue_timeout,
         };
+        // Admission in fair order: the first in line takes a slot and a cell, then the next.
+        let Some(turn) = self.line.turn(current_client(), line_end).await else {
+            return Err(self.throttled(
+                if self.quota.is_some() || self.config.quota.is_some() {
+                    ThrottleReason::Quota
+                } else {
+                    ThrottleReason::Concurrency
+                },
+                BUSY_RETRY,
+            ));
+        };
         let slot = match tokio::time::timeout_at(line_end, self.slots.acquire()).await {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) | Err(_) => {
@@ -411,6 +574,7 @@ impl Lane {
             }
             Some(shared) => self.shared_admission(shared, line_end, hold_slot).await?,
         };
+        drop(turn);
         let _slot = hold_slot.then_some(slot);
         let _lease = lease;
 
@@ -551,7 +715,11 @@ impl Lane {
             .with_jitter()
             .with_min_delay(self.config.retry_backoff)
             .with_max_delay(MAX_BACKOFF.max(self.config.retry_backoff))
-            .with_max_times(self.config.max_retries as usize);
+            .with_max_times(if NO_RETRIES.try_with(|()| ()).is_ok() {
+                0
+            } else {
+                self.config.max_retries as usize
+            });
         let provider = self.provider.clone();
         let retried = Mutex::new(None);
         let result = (|| self.attempt(deadline, true, call()))
@@ -586,14 +754,49 @@ impl Lane {
     {
         self.attempt(current_deadline(), true, call).await
     }
+}
 
-    /// A refresh: once through the lane (pause, breaker, a quota cell), but without keeping a
-    /// concurrency slot while the adapter follows the provider's slow refresh flow.
-    pub async fn refresh<T, Fut>(&self, call: Fut) -> Result<T, ProviderError>
-    where
-        Fut: Future<Output = Result<T, ProviderError>>,
-    {
-        self.attempt(current_deadline(), false, call).await
+/// What the provider said does not exist: a scope (account, customer, NUBAN) or a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Unknown {
+    Scope(Scope),
+    Transaction(String),
+}
+
+/// The provider's recent "no such account / transaction" answers, each kept for the provider's
+/// `negative_ttl_secs` and given again without an upstream call. In-process (each replica keeps
+/// its own, so with N replicas an unknown id costs at most N calls per TTL); bounded in entries.
+#[derive(Debug)]
+struct NotFoundCache {
+    ttl: Duration,
+    /// The answer, and until when it is given again (tokio's clock, so tests can pause it).
+    entries: moka::sync::Cache<Unknown, (ProviderError, Instant)>,
+}
+
+/// At most this many "not found" answers are remembered per provider instance.
+const MAX_NOT_FOUND: u64 = 100_000;
+
+impl NotFoundCache {
+    fn new(ttl: Duration) -> NotFoundCache {
+        NotFoundCache {
+            ttl,
+            entries: moka::sync::Cache::builder()
+                .max_capacity(MAX_NOT_FOUND)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    fn get(&self, what: &Unknown) -> Option<ProviderError> {
+        let (error, until) = self.entries.get(what)?;
+        (Instant::now() < until).then_some(error)
+    }
+
+    fn remember<T>(&self, what: Unknown, result: &Result<T, ProviderError>) {
+        if let Err(error @ ProviderError::NotFound { .. }) = result {
+            self.entries
+                .insert(what, (error.clone(), Instant::now() + self.ttl));
+        }
     }
 }
 
@@ -603,6 +806,7 @@ pub struct Guarded {
     inner: Arc<dyn Provider>,
     lane: Arc<Lane>,
     walk_page_size: u32,
+    not_found: Option<NotFoundCache>,
 }
 
 impl Guarded {
@@ -616,8 +820,44 @@ impl Guarded {
             inner,
             lane,
             walk_page_size,
+            not_found: None,
         }
     }
+
+    /// Remembers the provider's "no such account / customer / NUBAN / transaction" for `ttl`
+    /// and answers it again without an upstream call (zero: never remembered).
+    pub fn remembering_not_found(mut self, ttl: Duration) -> Guarded {
+        self.not_found = (!ttl.is_zero()).then(|| NotFoundCache::new(ttl));
+        self
+    }
+
+    /// `call` through the lane as a read, unless the provider said recently that `what` does
+    /// not exist (then its answer again, without a call).
+    async fn read_known<T, F, Fut>(
+        &self,
+        what: Option<Unknown>,
+        call: F,
+    ) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut + Send,
+        Fut: Future<Output = Result<T, ProviderError>> + Send,
+        T: Send,
+    {
+        let (Some(cache), Some(what)) = (&self.not_found, what) else {
+            return self.lane.read(call).await;
+        };
+        if let Some(error) = cache.get(&what) {
+            return Err(error);
+        }
+        let result = self.lane.read(call).await;
+        cache.remember(what, &result);
+        result
+    }
+}
+
+/// What a listing's "not found" is about: its scope, unless it is all of a client's data.
+fn scope_of(query: &TransactionQuery) -> Option<Unknown> {
+    (query.scope != Scope::All).then(|| Unknown::Scope(query.scope.clone()))
 }
 
 #[async_trait]
@@ -638,23 +878,21 @@ impl Provider for Guarded {
         &self,
         query: &TransactionQuery,
     ) -> Result<Page<Transaction>, ProviderError> {
-        self.lane
-            .read(|| {
-                crate::metrics::upstream(self.name(), "list_page", self.inner.list_page(query))
-            })
-            .await
+        self.read_known(scope_of(query), || {
+            crate::metrics::upstream(self.name(), "list_page", self.inner.list_page(query))
+        })
+        .await
     }
 
     async fn get_transaction(&self, provider_id: &str) -> Result<Transaction, ProviderError> {
-        self.lane
-            .read(|| {
-                crate::metrics::upstream(
-                    self.name(),
-                    "get_transaction",
-                    self.inner.get_transaction(provider_id),
-                )
-            })
-            .await
+        self.read_known(Some(Unknown::Transaction(provider_id.to_owned())), || {
+            crate::metrics::upstream(
+                self.name(),
+                "get_transaction",
+                self.inner.get_transaction(provider_id),
+            )
+        })
+        .await
     }
 
     /// One upstream request when the adapter reads a whole scope at once; otherwise the pages
@@ -662,8 +900,7 @@ impl Provider for Guarded {
     async fn list_all(&self, query: &TransactionQuery) -> Result<Listing, ProviderError> {
         if self.inner.capabilities().bulk_read {
             return self
-                .lane
-                .read(|| {
+                .read_known(scope_of(query), || {
                     crate::metrics::upstream(self.name(), "list_all", self.inner.list_all(query))
                 })
                 .await;
@@ -671,12 +908,26 @@ impl Provider for Guarded {
         provider::walk_pages(self, query, self.walk_page_size, 1).await
     }
 
-    async fn refresh(&self, request: &RefreshRequest) -> Result<RefreshOutcome, ProviderError> {
+    /// Started once through the lane, then followed by `provider::follow_refresh` (the
+    /// trait's default `refresh`) with every poll a guarded `poll_refresh`.
+    async fn start_refresh(&self, request: &RefreshRequest) -> Result<RefreshStart, ProviderError> {
         self.lane
-            .refresh(crate::metrics::upstream(
+            .once(crate::metrics::upstream(
                 self.name(),
-                "refresh",
-                self.inner.refresh(request),
+                "start_refresh",
+                self.inner.start_refresh(request),
+            ))
+            .await
+    }
+
+    /// One status poll: a slot, a quota cell, the breaker, like any call (not retried here:
+    /// the poll loop asks again on its schedule).
+    async fn poll_refresh(&self, poll: &RefreshPoll) -> Result<PollStatus, ProviderError> {
+        self.lane
+            .once(crate::metrics::upstream(
+                self.name(),
+                "poll_refresh",
+                self.inner.poll_refresh(poll),
             ))
             .await
     }
@@ -970,5 +1221,227 @@ mod tests {
             }
         ));
         assert!(refused.retry_after().unwrap() > Duration::from_secs(50));
+    }
+
+    /// A provider that refreshes by polling: the start answers at once, the first poll meets a
+    /// 429 (30 s), the next one finds it done.
+    #[derive(Debug)]
+    struct Poller {
+        caps: Capabilities,
+        polls: std::sync::atomic::AtomicU32,
+        polled: tokio::sync::Notify,
+    }
+
+    #[async_trait]
+    impl Provider for Poller {
+        fn name(&self) -> &str {
+            "p"
+        }
+
+        fn kind(&self) -> &'static str {
+            "poller"
+        }
+
+        fn capabilities(&self) -> &Capabilities {
+            &self.caps
+        }
+
+        async fn list_page(
+            &self,
+            _: &TransactionQuery,
+        ) -> Result<Page<Transaction>, ProviderError> {
+            Err(ProviderError::unsupported("p", "list"))
+        }
+
+        async fn start_refresh(&self, _: &RefreshRequest) -> Result<RefreshStart, ProviderError> {
+            Ok(RefreshStart::Polling(RefreshPoll {
+                handle: "status".into(),
+                initial_delay: Duration::from_millis(100),
+                max_delay: Duration::from_secs(1),
+                deadline: Duration::from_secs(120),
+            }))
+        }
+
+        async fn poll_refresh(&self, _: &RefreshPoll) -> Result<PollStatus, ProviderError> {
+            let n = self.polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // Wakes the test once the lane has seen this poll's outcome (`notify_one` keeps
+            // the permit if the test is not waiting yet).
+            self.polled.notify_one();
+            match n {
+                0 => Err(ProviderError::RateLimited {
+                    provider: "p".into(),
+                    retry_after: Some(Duration::from_secs(30)),
+                    message: String::new(),
+                }),
+                _ => Ok(PollStatus::Completed),
+            }
+        }
+    }
+
+    /// Defect 3: a refresh's status polls go through the lane like any call: the 429 a poll
+    /// meets pauses the lane (reads are held back too), and the next poll waits for the pause
+    /// to end instead of reaching the provider.
+    #[tokio::test(start_paused = true)]
+    async fn refresh_polls_go_through_the_lane() {
+        let poller = Arc::new(Poller {
+            caps: Capabilities {
+                scopes: vec![],
+                date_filter: vec![],
+                direction_filter: vec![],
+                get_by_id: false,
+                default_page_size: 10,
+                max_page_size: 10,
+                bulk_read: false,
+                refresh: provider::RefreshStyle::Polling,
+            },
+            polls: std::sync::atomic::AtomicU32::new(0),
+            polled: tokio::sync::Notify::new(),
+        });
+        let lane = Arc::new(Lane::new("p", config()));
+        let guarded = Guarded::new(poller.clone(), lane.clone(), None);
+        let request = RefreshRequest {
+            account_id: "A".into(),
+            callback_url: None,
+        };
+        let started = Instant::now();
+        let refresh = tokio::spawn(async move { guarded.refresh(&request).await });
+        // Right after the first poll's 429, the lane is paused for everyone.
+        poller.polled.notified().await;
+        assert!(lane.status().paused_for.is_some());
+        assert_eq!(
+            refresh.await.unwrap(),
+            Ok(provider::RefreshOutcome::Completed)
+        );
+        // Two polls reached the provider: the one that met the 429 and the one after the pause.
+        assert_eq!(poller.polls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert!(started.elapsed() >= Duration::from_secs(30));
+    }
+
+    /// A provider that knows no account and no transaction, counting what it is asked.
+    #[derive(Debug)]
+    struct Nobody {
+        caps: Capabilities,
+        calls: std::sync::atomic::AtomicU32,
+    }
+
+    #[async_trait]
+    impl Provider for Nobody {
+        fn name(&self) -> &str {
+            "p"
+        }
+
+        fn kind(&self) -> &'static str {
+            "nobody"
+        }
+
+        fn capabilities(&self) -> &Capabilities {
+            &self.caps
+        }
+
+        async fn list_page(
+            &self,
+            _: &TransactionQuery,
+        ) -> Result<Page<Transaction>, ProviderError> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(ProviderError::NotFound {
+                provider: "p".into(),
+                message: "no such account".into(),
+            })
+        }
+
+        async fn get_transaction(&self, _: &str) -> Result<Transaction, ProviderError> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(ProviderError::NotFound {
+                provider: "p".into(),
+                message: "no such transaction".into(),
+            })
+        }
+    }
+
+    /// Negative caching: "no such account / transaction" is answered again without a call for
+    /// the TTL, per scope or id; after it, the provider is asked again.
+    #[tokio::test(start_paused = true)]
+    async fn not_found_is_remembered_for_its_ttl() {
+        let nobody = Arc::new(Nobody {
+            caps: Capabilities {
+                scopes: vec![],
+                date_filter: vec![],
+                direction_filter: vec![],
+                get_by_id: true,
+                default_page_size: 10,
+                max_page_size: 10,
+                bulk_read: false,
+                refresh: provider::RefreshStyle::None,
+            },
+            calls: std::sync::atomic::AtomicU32::new(0),
+        });
+        let calls = || nobody.calls.load(std::sync::atomic::Ordering::SeqCst);
+        let guarded = Guarded::new(nobody.clone(), Arc::new(Lane::new("p", config())), None)
+            .remembering_not_found(Duration::from_secs(60));
+        let ghost = TransactionQuery::new(Scope::Account("ghost".into()));
+        for _ in 0..3 {
+            let answer = guarded.list_page(&ghost).await;
+            assert!(matches!(answer, Err(ProviderError::NotFound { .. })));
+            assert!(guarded.get_transaction("t1").await.is_err());
+        }
+        assert_eq!(calls(), 2, "one call per unknown thing");
+        // Another account is another question.
+        let other = TransactionQuery::new(Scope::Account("other".into()));
+        assert!(guarded.list_page(&other).await.is_err());
+        assert_eq!(calls(), 3);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(guarded.list_page(&ghost).await.is_err());
+        assert_eq!(calls(), 4, "asked again after the TTL");
+        // Zero: never remembered.
+        let forgetful = Guarded::new(nobody.clone(), Arc::new(Lane::new("p", config())), None)
+            .remembering_not_found(Duration::ZERO);
+        assert!(forgetful.list_page(&ghost).await.is_err());
+        assert!(forgetful.list_page(&ghost).await.is_err());
+        assert_eq!(calls(), 6);
+    }
+
+    /// Fair share: client A floods a lane of one slot (each call takes 1 s) with 20 reads, then
+    /// client B sends 2. B's reads are admitted in turn with A's, within B's wait in line, and
+    /// A's flood is what times out. (First in, first out, B would wait behind all of A's 20
+    /// and be refused with `provider_busy`.)
+    #[tokio::test(start_paused = true)]
+    async fn one_clients_flood_does_not_push_anothers_reads_into_provider_busy() {
+        let mut one = config();
+        one.max_concurrent_requests = 1;
+        one.queue_timeout = Duration::from_secs(5);
+        let lane = Arc::new(Lane::new("p", one));
+        let call = |lane: Arc<Lane>, client: &str| {
+            let client: Arc<str> = Arc::from(client);
+            tokio::spawn(for_client(client, async move {
+                lane.once(async {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    Ok::<_, ProviderError>(())
+                })
+                .await
+            }))
+        };
+        let flood: Vec<_> = (0..20).map(|_| call(lane.clone(), "a")).collect();
+        // Let the flood take its places in line first.
+        tokio::task::yield_now().await;
+        let reads: Vec<_> = (0..2).map(|_| call(lane.clone(), "b")).collect();
+        tokio::task::yield_now().await;
+        let status = lane.status();
+        assert_eq!((status.waiting_for_quota, status.waiting_clients), (21, 2));
+        for read in reads {
+            assert_eq!(read.await.unwrap(), Ok(()), "b's read");
+        }
+        let mut served = 0;
+        let mut busy = 0;
+        for call in flood {
+            match call.await.unwrap() {
+                Ok(()) => served += 1,
+                Err(ProviderError::Throttled { .. }) => busy += 1,
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        // Five seconds of one-second calls: about five admitted in all, two of them b's.
+        assert!(served >= 2, "{served} of a's served");
+        assert_eq!(served + busy, 20);
+        assert!(busy >= 14, "{busy} of a's refused");
     }
 }

@@ -360,7 +360,8 @@ fn decode(key: &SnapshotKey, id: u64, bytes: &[u8]) -> Option<Snapshot> {
     };
     let stored: Stored = serde_json::from_reader(flate2::read::DeflateDecoder::new(packed)).ok()?;
     let age = Duration::from_millis(Cluster::unix_ms().saturating_sub(stored.created_ms));
-    let created = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+    let now = tokio::time::Instant::now();
+    let created = now.checked_sub(age).unwrap_or(now);
     Some(Snapshot::restored(
         id,
         key.clone(),

@@ -20,16 +20,18 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::web::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use moka::Expiry;
 use moka::notification::RemovalCause;
+use moka::ops::compute::Op;
 use provider::{
     DateRange, Direction, Listing, PageRequest, Provider, ProviderError, RecordWarning, Scope,
     Transaction, TransactionId, TransactionQuery,
 };
+use tokio::time::Instant;
 
 use crate::config::CacheSection;
 use crate::error::ApiError;
@@ -94,7 +96,7 @@ pub struct Snapshot {
     pub items: Vec<Transaction>,
     /// What the provider's pages held that could not be read, in the provider's order.
     pub warnings: Vec<RecordWarning>,
-    /// When it was fetched (monotonic).
+    /// When it was fetched (monotonic, tokio's clock so tests can pause it).
     pub created: Instant,
     /// How long it is served as fresh.
     pub ttl: Duration,
@@ -136,6 +138,11 @@ impl Snapshot {
     pub fn remaining_ttl(&self) -> Duration {
         self.ttl.saturating_sub(self.age())
     }
+
+    /// Whether it is still within its TTL.
+    pub fn is_fresh(&self) -> bool {
+        self.age() < self.ttl
+    }
 }
 
 /// Whether an answer came from memory.
@@ -143,7 +150,8 @@ impl Snapshot {
 pub enum CacheStatus {
     /// Served from a cached snapshot.
     Hit,
-    /// Fetched from the provider for this request (or joined a fetch in flight).
+    /// Fetched from the provider for this request, or for another request whose fetch this
+    /// one joined and waited for.
     Miss,
     /// The provider failed; an expired snapshot within the stale-if-error grace was served.
     Stale,
@@ -217,26 +225,32 @@ pub struct RenderKey {
     pub include_raw: bool,
 }
 
-struct PerSnapshotTtl;
+/// A current snapshot stays in the tier for its TTL plus `keep` (the longer of the cursor
+/// lifetime and the stale-if-error grace): whether it is fresh is decided on the read path
+/// ([`Snapshot::is_fresh`]), so an expired snapshot is still at hand, explicitly, when it must
+/// be moved to the retired and stale tiers — not whenever moka's maintenance gets to it.
+struct PerSnapshotTtl {
+    keep: Duration,
+}
 
 impl Expiry<SnapshotKey, Arc<Snapshot>> for PerSnapshotTtl {
     fn expire_after_create(
         &self,
         _: &SnapshotKey,
         value: &Arc<Snapshot>,
-        _: Instant,
+        _: std::time::Instant,
     ) -> Option<Duration> {
-        Some(value.ttl)
+        Some(value.remaining_ttl().saturating_add(self.keep))
     }
 
     fn expire_after_update(
         &self,
         _: &SnapshotKey,
         value: &Arc<Snapshot>,
-        _: Instant,
+        _: std::time::Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
-        Some(value.ttl)
+        Some(value.remaining_ttl().saturating_add(self.keep))
     }
 }
 
@@ -256,8 +270,26 @@ pub struct SnapshotCache {
     observer: Option<SnapshotObserver>,
     renders_made: AtomicU64,
     stale_grace: Duration,
+    stale_wait: Duration,
+    cursor_lifetime: Duration,
     max_items: u64,
+    partials: Partials,
 }
+
+/// Pages already read for a snapshot whose fill did not finish (a later page failed, or the
+/// caller left and the fill was dropped): kept for the next fill of the same key.
+#[derive(Debug, Default)]
+pub struct PartialFill {
+    /// What the provider's first page said when these pages were read.
+    total: Option<u64>,
+    total_pages: u64,
+    limit: u32,
+    /// Pages 2.. read so far, by number.
+    pages: std::collections::BTreeMap<u32, provider::Page<Transaction>>,
+}
+
+/// Unfinished fills by key (bounded; each kept for the snapshot TTL at most).
+pub type Partials = moka::sync::Cache<SnapshotKey, Arc<std::sync::Mutex<PartialFill>>>;
 
 /// Counts an entry of `tier` dropped for memory pressure.
 fn evicted(tier: &'static str, cause: RemovalCause) {
@@ -289,28 +321,27 @@ impl SnapshotCache {
             .support_invalidation_closures()
             .eviction_listener(|_, _, cause| evicted("stale", cause))
             .build();
-        let (retire, keep_stale) = (retired.clone(), stale.clone());
+        let retire = retired.clone();
         let current = moka::future::Cache::builder()
             .max_capacity(budget / 2)
             .weigher(|_, s: &Arc<Snapshot>| weigh(s.bytes))
-            .expire_after(PerSnapshotTtl)
+            .expire_after(PerSnapshotTtl {
+                keep: cursor_lifetime.max(stale_grace),
+            })
             .support_invalidation_closures()
-            .eviction_listener(
-                move |key: Arc<SnapshotKey>, snapshot: Arc<Snapshot>, cause| {
-                    // Replaced or expired data stays readable for cursors (and, when it expired,
-                    // for stale-if-error); memory pressure drops it.
-                    match cause {
-                        RemovalCause::Expired => {
-                            keep_stale.insert(SnapshotKey::clone(&key), snapshot.clone());
-                            retire.insert(snapshot.id, snapshot);
-                        }
-                        RemovalCause::Replaced | RemovalCause::Explicit => {
-                            retire.insert(snapshot.id, snapshot);
-                        }
-                        RemovalCause::Size => crate::metrics::cache_eviction("current"),
-                    }
-                },
-            )
+            .eviction_listener(move |_: Arc<SnapshotKey>, snapshot: Arc<Snapshot>, cause| {
+                // The read path and `invalidate_local` retire a snapshot themselves before
+                // it leaves (this listener runs at moka's next maintenance, too late for a
+                // cursor read right after); this only catches what they did not see.
+                // Expired here means past TTL + keep: nothing to keep it for. Memory
+                // pressure drops it.
+                if matches!(cause, RemovalCause::Replaced | RemovalCause::Explicit)
+                    && retire.get(&snapshot.id).is_none()
+                {
+                    retire.insert(snapshot.id, snapshot);
+                }
+                evicted("current", cause);
+            })
             .build();
         let renders = moka::sync::Cache::builder()
             .max_capacity(budget / 100 * 20)
@@ -337,7 +368,13 @@ impl SnapshotCache {
             observer: None,
             renders_made: AtomicU64::new(0),
             stale_grace,
+            stale_wait: Duration::from_millis(config.stale_wait_ms),
+            cursor_lifetime,
             max_items: config.max_snapshot_items,
+            partials: moka::sync::Cache::builder()
+                .max_capacity(1_000)
+                .time_to_live(Duration::from_secs(config.ttl_secs))
+                .build(),
         }
     }
 
@@ -366,36 +403,60 @@ impl SnapshotCache {
         query: &TransactionQuery,
     ) -> Result<(Arc<Snapshot>, CacheStatus), FetchError> {
         let key = SnapshotKey::for_query(entry, query);
+        let started = Instant::now();
         // The hot path: a current snapshot, without building the fetch.
         if let Some(snapshot) = self.current.get(&key).await {
-            crate::metrics::cache_lookup(&key.provider, "hit");
-            return Ok((snapshot, CacheStatus::Hit));
+            if snapshot.is_fresh() {
+                crate::metrics::cache_lookup(&key.provider, "hit");
+                return Ok((snapshot, CacheStatus::Hit));
+            }
+            // Expired: retire it (cursors) and keep it as stale (stale-if-error) now, then make
+            // room for the fetch that replaces it.
+            self.keep_expired(&key, &snapshot);
+            self.remove_if_same(&key, snapshot.id).await;
+        }
+        if let Some(covering) = self.covering(&key) {
+            crate::metrics::cache_lookup(&key.provider, "covering");
+            return Ok((covering, CacheStatus::Hit));
         }
         if let Some(total) = self.too_large.get(&key) {
             crate::metrics::cache_lookup(&key.provider, "too_large");
             return Err(FetchError::TooLarge { total });
         }
         let init_key = key.clone();
-        let result = self
-            .current
-            .entry_by_ref(&key)
-            .or_try_insert_with(self.fetch_through(entry, init_key))
-            .await;
+        // Boxed: the fill's future is large (page walk, lane, metrics), and actix's worker
+        // threads have small stacks.
+        let fetch = Box::pin(
+            self.current
+                .entry_by_ref(&key)
+                .or_try_insert_with(Box::pin(self.fetch_through(entry, init_key))),
+        );
+        let result = if self.stale_for(&key).is_some() {
+            // A stale answer is at hand: one attempt, bounded by `stale_wait`, then serve it
+            // (the fetch's joiners share the key, so they have the same fallback).
+            let bound = Instant::now() + self.stale_wait;
+            let deadline = crate::outbound::current_deadline().map_or(bound, |d| d.min(bound));
+            crate::outbound::with_deadline(deadline, crate::outbound::without_retries(fetch)).await
+        } else {
+            fetch.await
+        };
         match result {
             Ok(found) => {
-                // Fetched from the provider for this request: a miss. Another replica's
-                // snapshot from the shared tier is a hit, like a local one. Not fresh: another
-                // request's fetch filled it while this one waited (joined).
-                let shared_hit = found.value().shared;
+                // Fetched from the provider for this request, or by a fetch this request joined
+                // and waited for (made after it started): a miss. Another replica's snapshot
+                // from the shared tier is a hit, like a local one.
+                let snapshot = found.value();
                 crate::metrics::cache_lookup(
                     &key.provider,
-                    match (found.is_fresh(), shared_hit) {
+                    match (found.is_fresh(), snapshot.shared) {
                         (true, false) => "miss",
                         (true, true) => "shared_hit",
                         (false, _) => "joined",
                     },
                 );
-                let status = if found.is_fresh() && !shared_hit {
+                let status = if (found.is_fresh() && !snapshot.shared)
+                    || (!found.is_fresh() && snapshot.created >= started)
+                {
                     CacheStatus::Miss
                 } else {
                     CacheStatus::Hit
@@ -409,9 +470,7 @@ impl SnapshotCache {
                         self.too_large.insert(key, *total);
                     }
                     FetchError::Provider(e) if e.fault() == provider::Fault::Upstream => {
-                        if let Some(stale) =
-                            self.stale.get(&key).filter(|s| s.age() <= self.stale_grace)
-                        {
+                        if let Some(stale) = self.stale_for(&key) {
                             tracing::warn!(provider = %key.provider, error = %e, age_s = stale.age().as_secs(), "serving stale snapshot");
                             crate::metrics::cache_lookup(&key.provider, "stale");
                             return Ok((stale, CacheStatus::Stale));
@@ -473,7 +532,10 @@ impl SnapshotCache {
     ) -> Result<Arc<Snapshot>, FetchError> {
         let started = Instant::now();
         let (fetched, pages) =
-            crate::telemetry::counting_upstream_calls(fetch_all(entry, &key, self.max_items)).await;
+            crate::telemetry::counting_upstream_calls(crate::outbound::as_one_fill(Box::pin(
+                fetch_all(entry, &key, self.max_items, Some(&self.partials)),
+            )))
+            .await;
         crate::metrics::snapshot_fetch(
             &entry.name,
             match &fetched {
@@ -524,7 +586,13 @@ impl SnapshotCache {
     /// one still within the cursor lifetime.
     pub async fn by_id(&self, key: &SnapshotKey, id: u64) -> Option<Arc<Snapshot>> {
         match self.current.get(key).await {
-            Some(snapshot) if snapshot.id == id => return Some(snapshot),
+            // Current, or expired but not replaced yet (and within the cursor lifetime).
+            Some(snapshot)
+                if snapshot.id == id
+                    && snapshot.age() <= snapshot.ttl.saturating_add(self.cursor_lifetime) =>
+            {
+                return Some(snapshot);
+            }
             _ => {}
         }
         if let Some(snapshot) = self.retired.get(&id) {
@@ -539,7 +607,7 @@ impl SnapshotCache {
     /// A transaction seen in a snapshot that is still cached.
     pub async fn find(&self, id: &TransactionId) -> Option<(Transaction, Arc<Snapshot>)> {
         let key = self.index.get(id)?;
-        let snapshot = self.current.get(&key).await?;
+        let snapshot = self.current.get(&key).await.filter(|s| s.is_fresh())?;
         let tx = snapshot.items.iter().find(|t| &t.id == id)?.clone();
         Some((tx, snapshot))
     }
@@ -574,6 +642,14 @@ impl SnapshotCache {
     pub fn invalidate_local(&self, provider: &str, account_id: &str) -> Result<(), ApiError> {
         let provider = provider.to_owned();
         let account = Scope::Account(account_id.to_owned());
+        // Retired now, before they leave: moka applies the invalidation at once for reads but
+        // calls the eviction listener only at its next maintenance, and a cursor read in between
+        // must still find its snapshot.
+        for (key, snapshot) in self.current.iter() {
+            if *key.provider == *provider && key.scope == account {
+                self.retired.insert(snapshot.id, snapshot);
+            }
+        }
         self.stale
             .invalidate_entries_if({
                 let (provider, account) = (provider.clone(), account.clone());
@@ -584,6 +660,72 @@ impl SnapshotCache {
             .invalidate_entries_if(move |key, _| *key.provider == *provider && key.scope == account)
             .map(|_| ())
             .map_err(|e| ApiError::Internal(format!("cache invalidation: {e}")))
+    }
+
+    /// An expired snapshot leaving the current tier: reachable by id for the cursor lifetime,
+    /// and as the key's stale answer within the stale-if-error grace.
+    fn keep_expired(&self, key: &SnapshotKey, snapshot: &Arc<Snapshot>) {
+        self.retired.insert(snapshot.id, snapshot.clone());
+        if snapshot.age() <= self.stale_grace {
+            self.stale.insert(key.clone(), snapshot.clone());
+        }
+    }
+
+    /// A fresh snapshot of the same provider, scope and direction whose date range holds all
+    /// of `key`'s (the gateway then filters it to the query's range exactly), when `key` has a
+    /// range the provider applied natively. It is also kept in the retired tier by id, so the
+    /// cursors of the page served from it find it (their query's own key names another).
+    ///
+    /// Looks through the current tier's entries: a cost per miss of a date-bounded key only.
+    fn covering(&self, key: &SnapshotKey) -> Option<Arc<Snapshot>> {
+        if key.range.is_unbounded() {
+            return None;
+        }
+        let covers = |outer: &DateRange| {
+            outer
+                .from
+                .is_none_or(|f| key.range.from.is_some_and(|k| f <= k))
+                && outer
+                    .to
+                    .is_none_or(|t| key.range.to.is_some_and(|k| k <= t))
+        };
+        let found = self
+            .current
+            .iter()
+            .filter(|(other, snapshot)| {
+                other.provider == key.provider
+                    && other.scope == key.scope
+                    && other.direction == key.direction
+                    && covers(&other.range)
+                    && snapshot.is_fresh()
+            })
+            .map(|(_, snapshot)| snapshot)
+            // The freshest.
+            .max_by_key(|snapshot| snapshot.created)?;
+        if !self.retired.contains_key(&found.id) {
+            self.retired.insert(found.id, found.clone());
+        }
+        Some(found)
+    }
+
+    /// The expired snapshot of `key` that may still be served when the provider fails.
+    fn stale_for(&self, key: &SnapshotKey) -> Option<Arc<Snapshot>> {
+        self.stale.get(key).filter(|s| s.age() <= self.stale_grace)
+    }
+
+    /// Removes the current snapshot of `key` if it is still snapshot `id` (a concurrent reader
+    /// may have replaced it already).
+    async fn remove_if_same(&self, key: &SnapshotKey, id: u64) {
+        let _ = self
+            .current
+            .entry_by_ref(key)
+            .and_compute_with(|found| {
+                std::future::ready(match found {
+                    Some(entry) if entry.value().id == id => Op::Remove,
+                    _ => Op::Nop,
+                })
+            })
+            .await;
     }
 
     /// Settles pending cache maintenance (evictions, listeners); for tests and measurements.
@@ -608,10 +750,17 @@ impl SnapshotCache {
 /// Reads every transaction of `key` from the provider: one bulk call when the provider has one,
 /// else the first page and then the remaining pages `fetch_concurrency` at a time, each of the
 /// provider instance's configured page size. Every page's record warnings come along.
+///
+/// With `partials`, no page read is thrown away: every page from the second on is kept there
+/// as it arrives, so a fill that fails (or is dropped because its caller left) is resumed by
+/// the next fill of the key, which re-reads the first page and, when the provider's totals and
+/// page size are unchanged, reads only the pages still missing. Changed totals mean the data
+/// shifted between the pages: the kept pages are dropped and every page is read again.
 pub async fn fetch_all(
     entry: &ProviderEntry,
     key: &SnapshotKey,
     max_items: u64,
+    partials: Option<&Partials>,
 ) -> Result<Listing, FetchError> {
     let provider: &dyn Provider = entry.provider.as_ref();
     let concurrency = entry.fetch_concurrency;
@@ -655,15 +804,62 @@ pub async fn fetch_all(
         return Ok(all);
     }
     let last = u32::try_from(total_pages).unwrap_or(u32::MAX);
-    let pages: Vec<_> = futures_util::stream::iter(2..=last)
+    let fill = partials.map(|partials| {
+        let kept = partials.get(key).filter(|fill| {
+            let fill = fill.lock().unwrap_or_else(|e| e.into_inner());
+            fill.total == first.total && fill.total_pages == total_pages && fill.limit == limit
+        });
+        kept.unwrap_or_else(|| {
+            let fresh = Arc::new(std::sync::Mutex::new(PartialFill {
+                total: first.total,
+                total_pages,
+                limit,
+                pages: Default::default(),
+            }));
+            partials.insert(key.clone(), fresh.clone());
+            fresh
+        })
+    });
+    let have = |page: &u32| {
+        fill.as_ref().is_some_and(|fill| {
+            fill.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pages
+                .contains_key(page)
+        })
+    };
+    let missing: Vec<u32> = (2..=last).filter(|page| !have(page)).collect();
+    let fetched: Vec<_> = futures_util::stream::iter(missing)
         .map(|page| {
             let q = query.with_page(PageRequest::new(page, limit));
-            async move { provider.list_page(&q).await }
+            let fill = fill.clone();
+            async move {
+                let got = provider.list_page(&q).await?;
+                match fill {
+                    // Kept at once: a later failure or a dropped fill does not lose it.
+                    Some(fill) => {
+                        fill.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .pages
+                            .insert(page, got);
+                        Ok(None)
+                    }
+                    None => Ok(Some(got)),
+                }
+            }
         })
         .buffered(concurrency.max(1))
         .try_collect()
         .await
         .map_err(FetchError::Provider)?;
+    let pages: Vec<provider::Page<Transaction>> = match (&fill, partials) {
+        (Some(fill), Some(partials)) => {
+            partials.invalidate(key);
+            let mut fill = fill.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut fill.pages).into_values().collect()
+        }
+        _ => fetched.into_iter().flatten().collect(),
+    };
     let mut last_next = None;
     for page in pages {
         last_next = page.next_page;
@@ -719,4 +915,338 @@ fn estimate_bytes(items: &[Transaction]) -> u32 {
         })
         .sum();
     u32::try_from(std::mem::size_of_val(items) + heap + 256).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use async_trait::async_trait;
+    use provider::{Capabilities, Page, RefreshStyle, ScopeKind};
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::config::{OutboundConfig, ProviderKind};
+    use crate::outbound::{Guarded, Lane};
+
+    /// What the fake provider does on its next calls.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Mode {
+        Answer,
+        /// A 500: not retried, an upstream fault.
+        Fail500,
+        /// A 503: transient, retried by the lane.
+        Fail503,
+        /// Never answers.
+        Hang,
+        /// Answers once the gate gives a permit.
+        Gated,
+    }
+
+    #[derive(Debug)]
+    struct Fake {
+        caps: Capabilities,
+        mode: Mutex<Mode>,
+        calls: AtomicU32,
+        entered: tokio::sync::Notify,
+        gate: Semaphore,
+        /// (pages of the scope, a page that fails with a 500).
+        shape: Mutex<(u32, Option<u32>)>,
+    }
+
+    use std::sync::Mutex;
+
+    impl Fake {
+        fn new() -> Arc<Fake> {
+            Arc::new(Fake {
+                caps: Capabilities {
+                    scopes: vec![ScopeKind::Account],
+                    date_filter: vec![],
+                    direction_filter: vec![],
+                    get_by_id: false,
+                    default_page_size: 10,
+                    max_page_size: 10,
+                    bulk_read: false,
+                    refresh: RefreshStyle::None,
+                },
+                mode: Mutex::new(Mode::Answer),
+                calls: AtomicU32::new(0),
+                entered: tokio::sync::Notify::new(),
+                gate: Semaphore::new(0),
+                shape: Mutex::new((1, None)),
+            })
+        }
+
+        fn set(&self, mode: Mode) {
+            *self.mode.lock().unwrap() = mode;
+        }
+
+        fn calls(&self) -> u32 {
+            self.calls.load(Ordering::SeqCst)
+        }
+    }
+
+    fn failure(status: u16) -> ProviderError {
+        ProviderError::Unavailable {
+            provider: "fake".into(),
+            status: Some(status),
+            message: "injected".into(),
+        }
+    }
+
+    #[async_trait]
+    impl Provider for Fake {
+        fn name(&self) -> &str {
+            "fake"
+        }
+
+        fn kind(&self) -> &'static str {
+            "fake"
+        }
+
+        fn capabilities(&self) -> &Capabilities {
+            &self.caps
+        }
+
+        async fn list_page(
+            &self,
+            query: &TransactionQuery,
+        ) -> Result<provider::Page<Transaction>, ProviderError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let mode = *self.mode.lock().unwrap();
+            match mode {
+                Mode::Answer => {}
+                Mode::Fail500 => return Err(failure(500)),
+                Mode::Fail503 => return Err(failure(503)),
+                Mode::Hang => std::future::pending::<()>().await,
+                Mode::Gated => {
+                    self.entered.notify_one();
+                    let _ = self.gate.acquire().await.unwrap();
+                }
+            }
+            let (pages, failing) = *self.shape.lock().unwrap();
+            let page = query.page.page;
+            if failing == Some(page) {
+                return Err(failure(500));
+            }
+            Ok(Page {
+                items: vec![],
+                page,
+                limit: query.page.limit,
+                total: Some(u64::from(pages) * u64::from(query.page.limit)),
+                total_pages: Some(pages),
+                next_page: (page < pages).then_some(page + 1),
+                warnings: vec![],
+            })
+        }
+    }
+
+    fn outbound() -> OutboundConfig {
+        OutboundConfig {
+            quota: None,
+            max_concurrent_requests: 4,
+            queue_timeout: Duration::from_secs(10),
+            max_retries: 3,
+            retry_backoff: Duration::from_secs(1),
+            breaker_failure_threshold: 100,
+            breaker_open: Duration::from_secs(60),
+        }
+    }
+
+    fn entry(fake: &Arc<Fake>, ttl: Duration) -> ProviderEntry {
+        let lane = Arc::new(Lane::new("fake", outbound()));
+        ProviderEntry {
+            name: Arc::from("fake"),
+            kind: ProviderKind::Okra,
+            provider: Arc::new(Guarded::new(fake.clone(), lane.clone(), None)),
+            fetch_concurrency: 1,
+            page_size: 10,
+            cache_ttl: ttl,
+            lane,
+        }
+    }
+
+    fn cache() -> SnapshotCache {
+        SnapshotCache::new(&CacheSection::default())
+    }
+
+    fn query() -> TransactionQuery {
+        TransactionQuery::new(Scope::Account("A".into()))
+    }
+
+    const FRESH: Duration = Duration::from_secs(300);
+
+    /// Defect 1: a refresh replaces the account's snapshot; a cursor into the old one keeps
+    /// working at once, not only after the cache's next maintenance.
+    #[tokio::test]
+    async fn a_cursor_finds_its_snapshot_right_after_a_refresh_dropped_it() {
+        let (fake, cache) = (Fake::new(), cache());
+        let entry = entry(&fake, FRESH);
+        let (old, status) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        assert_eq!(status, CacheStatus::Miss);
+        cache.invalidate_local("fake", "A").unwrap();
+        let found = cache.by_id(&old.key, old.id).await;
+        assert_eq!(found.map(|s| s.id), Some(old.id));
+        // And the next read fetches a new one.
+        let (new, status) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        assert_eq!(status, CacheStatus::Miss);
+        assert_ne!(new.id, old.id);
+        assert_eq!(
+            cache.by_id(&old.key, old.id).await.map(|s| s.id),
+            Some(old.id)
+        );
+    }
+
+    /// Defect 1 (expiry): the snapshot replaced because it expired stays reachable by id.
+    #[tokio::test]
+    async fn a_cursor_finds_its_snapshot_right_after_expiry_replaced_it() {
+        let (fake, cache) = (Fake::new(), cache());
+        // Expired as soon as it is made.
+        let entry = entry(&fake, Duration::ZERO);
+        let (old, _) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        let (new, status) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        assert_eq!(status, CacheStatus::Miss);
+        assert_ne!(new.id, old.id);
+        assert_eq!(fake.calls(), 2);
+        assert_eq!(
+            cache.by_id(&old.key, old.id).await.map(|s| s.id),
+            Some(old.id)
+        );
+    }
+
+    /// Defect 2: the provider fails right after the snapshot expired: the expired snapshot is
+    /// served as stale at once.
+    #[tokio::test]
+    async fn stale_if_error_serves_the_snapshot_that_just_expired() {
+        let (fake, cache) = (Fake::new(), cache());
+        let entry = entry(&fake, Duration::ZERO);
+        let (old, _) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        fake.set(Mode::Fail500);
+        let (served, status) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        assert_eq!(status, CacheStatus::Stale);
+        assert_eq!(served.id, old.id);
+    }
+
+    /// Defect 4: a request that joined another's fetch and waited for it is a miss, not a hit;
+    /// and the provider was asked once.
+    #[tokio::test]
+    async fn a_request_that_joined_a_fetch_in_flight_is_a_miss() {
+        let (fake, cache) = (Fake::new(), cache());
+        let entry = entry(&fake, FRESH);
+        fake.set(Mode::Gated);
+        // Polled in order: the first starts the fetch and blocks in the provider, the second
+        // joins it, and only then is the provider let go.
+        let release = async {
+            fake.entered.notified().await;
+            fake.gate.add_permits(1);
+        };
+        let (first, second, ()) = futures_util::future::join3(
+            cache.get_or_fetch(&entry, &query()),
+            cache.get_or_fetch(&entry, &query()),
+            release,
+        )
+        .await;
+        let ((a, first), (b, second)) = (first.unwrap(), second.unwrap());
+        assert_eq!(a.id, b.id);
+        assert_eq!(fake.calls(), 1);
+        assert_eq!((first, second), (CacheStatus::Miss, CacheStatus::Miss));
+        // Later readers are hits.
+        let (_, third) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        assert_eq!(third, CacheStatus::Hit);
+    }
+
+    /// Defect 5: with a stale snapshot at hand and a provider that hangs, the stale answer
+    /// comes after `stale_wait`, not at the request's deadline.
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_provider_gets_stale_wait_not_the_whole_deadline() {
+        let (fake, cache) = (Fake::new(), cache());
+        let entry = entry(&fake, Duration::ZERO);
+        let (old, _) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        fake.set(Mode::Hang);
+        let started = Instant::now();
+        let (served, status) = crate::outbound::with_deadline(
+            started + Duration::from_secs(30),
+            cache.get_or_fetch(&entry, &query()),
+        )
+        .await
+        .unwrap();
+        assert_eq!((served.id, status), (old.id, CacheStatus::Stale));
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(CacheSection::default().stale_wait_ms)
+        );
+    }
+
+    /// Defect 5: with a stale snapshot at hand, a transient failure is not retried: the stale
+    /// answer comes after the first attempt.
+    #[tokio::test(start_paused = true)]
+    async fn a_transient_failure_with_stale_at_hand_is_not_retried() {
+        let (fake, cache) = (Fake::new(), cache());
+        let entry = entry(&fake, Duration::ZERO);
+        let (old, _) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        fake.set(Mode::Fail503);
+        let started = Instant::now();
+        let (served, status) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        assert_eq!((served.id, status), (old.id, CacheStatus::Stale));
+        assert_eq!(fake.calls(), 2, "one fetch, then one attempt");
+        assert!(started.elapsed() < outbound().retry_backoff);
+        // Without a stale answer the lane still retries.
+        let other = TransactionQuery::new(Scope::Account("B".into()));
+        assert!(cache.get_or_fetch(&entry, &other).await.is_err());
+        assert_eq!(fake.calls(), 2 + 1 + outbound().max_retries);
+    }
+
+    /// Covering snapshots: a query whose date range lies inside a fresh snapshot's range of the
+    /// same scope (a range the provider filters natively) is answered from it, and its cursor
+    /// finds it; a range reaching outside is fetched.
+    #[tokio::test]
+    async fn a_range_inside_a_fresh_snapshots_range_is_answered_from_it() {
+        let (fake, cache) = (Fake::new(), cache());
+        let mut dated = Arc::try_unwrap(fake).unwrap();
+        dated.caps.date_filter = vec![ScopeKind::Account];
+        let fake = Arc::new(dated);
+        let entry = entry(&fake, FRESH);
+        let day = |m, d| Some(time::Date::from_calendar_date(2026, m, d).unwrap());
+        use time::Month::{April, February, January, March};
+        let wide = query().with_range(DateRange::new(day(January, 1), day(March, 31)));
+        let inside = query().with_range(DateRange::new(day(February, 1), day(February, 28)));
+        let outside = query().with_range(DateRange::new(day(February, 1), day(April, 30)));
+        let (outer, _) = cache.get_or_fetch(&entry, &wide).await.unwrap();
+        let (served, status) = cache.get_or_fetch(&entry, &inside).await.unwrap();
+        assert_eq!(
+            (served.id, status, fake.calls()),
+            (outer.id, CacheStatus::Hit, 1)
+        );
+        let inside_key = SnapshotKey::for_query(&entry, &inside);
+        assert_eq!(
+            cache.by_id(&inside_key, outer.id).await.map(|s| s.id),
+            Some(outer.id)
+        );
+        let (other, status) = cache.get_or_fetch(&entry, &outside).await.unwrap();
+        assert_eq!(status, CacheStatus::Miss);
+        assert_ne!(other.id, outer.id);
+        assert_eq!(fake.calls(), 2);
+    }
+
+    /// No wasted pages: a fill whose fifth page failed keeps pages 2-4; the next fill re-reads
+    /// page 1 (to see that the data did not shift) and then only page 5.
+    #[tokio::test]
+    async fn a_failed_fill_is_resumed_without_reading_its_pages_again() {
+        let (fake, cache) = (Fake::new(), cache());
+        *fake.shape.lock().unwrap() = (5, Some(5));
+        let entry = entry(&fake, FRESH);
+        assert!(cache.get_or_fetch(&entry, &query()).await.is_err());
+        assert_eq!(fake.calls(), 5);
+        fake.shape.lock().unwrap().1 = None;
+        let (_, status) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        assert_eq!(status, CacheStatus::Miss);
+        assert_eq!(fake.calls(), 5 + 2, "page 1 again, then page 5 only");
+        // When the totals changed meanwhile, everything is read again.
+        cache.invalidate_local("fake", "A").unwrap();
+        *fake.shape.lock().unwrap() = (5, Some(5));
+        assert!(cache.get_or_fetch(&entry, &query()).await.is_err());
+        *fake.shape.lock().unwrap() = (6, None);
+        cache.get_or_fetch(&entry, &query()).await.unwrap();
+        assert_eq!(fake.calls(), 7 + 5 + 6);
+    }
 }

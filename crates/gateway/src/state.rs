@@ -98,8 +98,10 @@ impl Registry {
             // Mono pages a non-bulk walk at its configured size; Okra at its largest page.
             let walk_page_size =
                 (settings.kind == ProviderKind::Mono).then_some(settings.page_size);
-            let provider: Arc<dyn Provider> =
-                Arc::new(Guarded::new(adapter, lane.clone(), walk_page_size));
+            let provider: Arc<dyn Provider> = Arc::new(
+                Guarded::new(adapter, lane.clone(), walk_page_size)
+                    .remembering_not_found(settings.negative_ttl),
+            );
             providers.insert(
                 name.clone(),
                 ProviderEntry {

@@ -672,7 +672,7 @@ async fn metrics_after_real_traffic_agree_with_the_sandbox_and_pass_promtool() {
             upstream,
             &[
                 ("provider", "mono"),
-                ("endpoint", "refresh"),
+                ("endpoint", "start_refresh"),
                 ("outcome", "ok")
             ]
         ),
@@ -705,6 +705,16 @@ async fn metrics_after_real_traffic_agree_with_the_sandbox_and_pass_promtool() {
         okra_calls
     );
     assert_eq!(sum(&m, "gateway_provider_quota_waiting_requests", &[]), 0.0);
+    // The fair line's gauges exist per provider, and nobody waits once the traffic is over.
+    for name in [
+        "gateway_provider_fair_line_waiting_requests",
+        "gateway_provider_fair_line_waiting_clients",
+    ] {
+        assert!(
+            text.contains(&format!("{name}{{provider=\"okra\"}} 0")),
+            "{name}: {text}"
+        );
+    }
     // The breaker.
     let circuit = "gateway_provider_circuit_state";
     assert_eq!(

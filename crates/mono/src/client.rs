@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use provider::{
     Capabilities, Currency, Listing, Page, PageRequest, Provider, ProviderError, RefreshDelivery,
-    RefreshOutcome, RefreshRequest, RefreshStyle, Scope, ScopeKind, Secret, Transaction,
+    RefreshRequest, RefreshStart, RefreshStyle, Scope, ScopeKind, Secret, Transaction,
     TransactionQuery,
 };
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
@@ -351,7 +351,7 @@ impl Provider for MonoProvider {
         })
     }
 
-    async fn refresh(&self, request: &RefreshRequest) -> Result<RefreshOutcome, ProviderError> {
+    async fn start_refresh(&self, request: &RefreshRequest) -> Result<RefreshStart, ProviderError> {
         let callback_url = request
             .callback_url
             .as_deref()
@@ -373,7 +373,7 @@ impl Provider for MonoProvider {
             tracing::warn!(provider = %self.name, status, error = %error, "mono: refresh refused");
             return Err(error);
         }
-        Ok(RefreshOutcome::AwaitingDelivery)
+        Ok(RefreshStart::AwaitingDelivery)
     }
 
     fn parse_delivery(

@@ -10,14 +10,13 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use provider::{
-    Capabilities, Currency, Date, DateRange, Page, PageRequest, Provider, ProviderError,
-    RefreshOutcome, RefreshRequest, RefreshStyle, Scope, ScopeKind, Secret, Transaction,
-    TransactionQuery,
+    Capabilities, Currency, Date, DateRange, Page, PageRequest, PollStatus, Provider,
+    ProviderError, RefreshPoll, RefreshRequest, RefreshStart, RefreshStyle, Scope, ScopeKind,
+    Secret, Transaction, TransactionQuery,
 };
 use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::time::Instant;
 use url::Url;
 
 use crate::mapping::{self, MapContext, RefreshState};
@@ -309,60 +308,22 @@ impl OkraProvider {
         Ok(url)
     }
 
-    /// Polls `url` with backoff until the extraction completes or the deadline passes.
-    async fn poll_refresh(&self, url: Url) -> Result<RefreshOutcome, ProviderError> {
-        let deadline = Instant::now() + self.poll.deadline;
-        let mut delay = self.poll.initial_delay;
-        let mut polls = 0u32;
-        let mut last_problem = String::from("still running");
-        loop {
-            if Instant::now() + delay >= deadline {
-                let error = ProviderError::Unavailable {
-                    provider: self.name.clone(),
-                    status: None,
-                    message: format!(
-                        "refresh not completed within {:?} ({polls} polls; last: {last_problem})",
-                        self.poll.deadline
-                    ),
-                };
-                tracing::warn!(provider = %self.name, %error, "okra refresh timed out");
-                return Err(error);
-            }
-            tokio::time::sleep(delay).await;
-            polls += 1;
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let request = self
-                .client
-                .get(url.clone())
-                .timeout(self.request_timeout.min(remaining));
-            let mut wait = None;
-            match self.send(request, "refresh callback").await {
-                Ok((envelope, status)) => {
-                    let data: OkraCallbackData = match &envelope.data {
-                        None => OkraCallbackData::default(),
-                        Some(_) => self.data(&envelope, status, "refresh callback")?,
-                    };
-                    match mapping::refresh_state(&data) {
-                        RefreshState::Completed => return Ok(RefreshOutcome::Completed),
-                        RefreshState::Failed(message) => {
-                            return Err(ProviderError::Unavailable {
-                                provider: self.name.clone(),
-                                status: Some(status),
-                                message,
-                            });
-                        }
-                        RefreshState::Running => last_problem = "still running".into(),
-                    }
-                }
-                Err(error) if error.is_retryable() => {
-                    wait = error.retry_after();
-                    last_problem = error.to_string();
-                }
-                Err(error) => return Err(error),
-            }
-            delay = (delay * 2)
-                .min(self.poll.max_delay)
-                .max(wait.unwrap_or_default());
+    /// Asks Okra once how the refresh at `url` stands.
+    async fn poll_once(&self, url: Url) -> Result<PollStatus, ProviderError> {
+        let request = self.client.get(url).timeout(self.request_timeout);
+        let (envelope, status) = self.send(request, "refresh callback").await?;
+        let data: OkraCallbackData = match &envelope.data {
+            None => OkraCallbackData::default(),
+            Some(_) => self.data(&envelope, status, "refresh callback")?,
+        };
+        match mapping::refresh_state(&data) {
+            RefreshState::Completed => Ok(PollStatus::Completed),
+            RefreshState::Failed(message) => Err(ProviderError::Unavailable {
+                provider: self.name.clone(),
+                status: Some(status),
+                message,
+            }),
+            RefreshState::Running => Ok(PollStatus::Running),
         }
     }
 }
@@ -638,7 +599,9 @@ impl Provider for OkraProvider {
             .map_err(|e| self.mapping_error(e))
     }
 
-    async fn refresh(&self, request: &RefreshRequest) -> Result<RefreshOutcome, ProviderError> {
+    /// The refresh request; the `callback_url` it answers is checked (same origin as
+    /// `base_url`) and polled by [`Provider::poll_refresh`] on the configured [`PollPolicy`].
+    async fn start_refresh(&self, request: &RefreshRequest) -> Result<RefreshStart, ProviderError> {
         let path = "/transactions/refresh";
         let body = OkraRefreshRequest {
             account_id: &request.account_id,
@@ -654,7 +617,18 @@ impl Provider for OkraProvider {
                 message: "refresh answer has no callback_url".into(),
             })?;
         let url = self.callback_url(&callback)?;
-        self.poll_refresh(url).await
+        Ok(RefreshStart::Polling(RefreshPoll {
+            handle: url.into(),
+            initial_delay: self.poll.initial_delay,
+            max_delay: self.poll.max_delay,
+            deadline: self.poll.deadline,
+        }))
+    }
+
+    async fn poll_refresh(&self, poll: &RefreshPoll) -> Result<PollStatus, ProviderError> {
+        // Only a handle this adapter made (checked when the refresh started) is followed.
+        let url = self.callback_url(&poll.handle)?;
+        self.poll_once(url).await
     }
 }
 

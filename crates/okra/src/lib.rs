@@ -60,7 +60,8 @@
 //!   whose origin differs from the base URL's is refused as a
 //!   [`provider::ProviderError::BadPayload`] before anything is sent to it (it would carry our
 //!   secret to a stranger; the fault is the payload's). The callback is polled with the same
-//!   Bearer auth: first after `initial_delay`, doubling up to `max_delay`, until `completed` is
+//!   Bearer auth, one `poll_refresh` per poll (so a wrapper such as the gateway's lane paces
+//!   and counts each one; the loop is `provider::follow_refresh`): first after `initial_delay`, doubling up to `max_delay`, until `completed` is
 //!   true (or `running` false without `completed: false`, or a status word such as
 //!   `completed`/`done`); `failed`/`error` words are unavailable; retryable poll errors (5xx,
 //!   timeouts, 429 whose `Retry-After` stretches the wait) keep polling; other errors end it; the

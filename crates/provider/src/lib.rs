@@ -18,8 +18,9 @@ pub use error::{Fault, MappingError, ProviderError, ThrottleReason};
 pub use float_rule::FLOAT_NOISE_ULPS;
 pub use money::{Currency, Money, MoneyError};
 pub use query::{
-    Capabilities, DateRange, Listing, Page, PageRequest, RefreshDelivery, RefreshOutcome,
-    RefreshRequest, RefreshStyle, Scope, ScopeKind, TransactionQuery,
+    Capabilities, DateRange, Listing, Page, PageRequest, PollStatus, RefreshDelivery,
+    RefreshOutcome, RefreshPoll, RefreshRequest, RefreshStart, RefreshStyle, Scope, ScopeKind,
+    TransactionQuery,
 };
 pub use secret::Secret;
 pub use transaction::{Direction, RawRecord, Transaction, TransactionId, TransactionIdError};
@@ -69,13 +70,27 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         walk_pages(self, query, self.capabilities().max_page_size, 1).await
     }
 
-    /// Asks the provider for fresh data on an account.
+    /// Asks the provider for fresh data on an account, and follows it to its end.
     ///
     /// Polling-style providers (Okra) return [`RefreshOutcome::Completed`] once the provider
-    /// reports the extraction done (bounded polling inside); webhook-style providers return
-    /// [`RefreshOutcome::AwaitingDelivery`] and later POST to `request.callback_url`.
+    /// reports the extraction done; webhook-style providers return
+    /// [`RefreshOutcome::AwaitingDelivery`] and later POST to `request.callback_url`. The
+    /// default, [`follow_refresh`], starts it with [`Provider::start_refresh`] and polls with
+    /// [`Provider::poll_refresh`]; adapters implement those two, not this.
     async fn refresh(&self, request: &RefreshRequest) -> Result<RefreshOutcome, ProviderError> {
+        follow_refresh(self, request).await
+    }
+
+    /// Sends the one request that starts a refresh (no polling).
+    async fn start_refresh(&self, request: &RefreshRequest) -> Result<RefreshStart, ProviderError> {
         let _ = request;
+        Err(ProviderError::unsupported(self.name(), "refresh"))
+    }
+
+    /// Asks once how a running refresh stands (one upstream request). A refresh the provider
+    /// reports failed is an error.
+    async fn poll_refresh(&self, poll: &RefreshPoll) -> Result<PollStatus, ProviderError> {
+        let _ = poll;
         Err(ProviderError::unsupported(self.name(), "refresh"))
     }
 
@@ -89,6 +104,56 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     ) -> Result<RefreshDelivery, ProviderError> {
         let _ = (expected_account_id, body);
         Err(ProviderError::unsupported(self.name(), "refresh_delivery"))
+    }
+}
+
+/// Starts a refresh and, when the provider works on it, polls it on the provider's schedule
+/// until it completes, fails, or runs past its deadline.
+///
+/// Every poll is a [`Provider::poll_refresh`] call on `provider`, so a wrapper that paces calls
+/// (the gateway's lane) paces the polls too. A poll that fails retryably (a 5xx, a timeout, a
+/// 429, or held back by the wrapper) is not the end: the next one waits at least as long as it
+/// was asked to. Anything else ends the refresh with that error.
+pub async fn follow_refresh<P: Provider + ?Sized>(
+    provider: &P,
+    request: &RefreshRequest,
+) -> Result<RefreshOutcome, ProviderError> {
+    let poll = match provider.start_refresh(request).await? {
+        RefreshStart::Completed => return Ok(RefreshOutcome::Completed),
+        RefreshStart::AwaitingDelivery => return Ok(RefreshOutcome::AwaitingDelivery),
+        RefreshStart::Polling(poll) => poll,
+    };
+    let deadline = tokio::time::Instant::now() + poll.deadline;
+    let mut delay = poll.initial_delay;
+    let mut polls = 0u32;
+    let mut last_problem = String::from("still running");
+    loop {
+        if tokio::time::Instant::now() + delay >= deadline {
+            return Err(ProviderError::Unavailable {
+                provider: provider.name().to_owned(),
+                status: None,
+                message: format!(
+                    "refresh not completed within {:?} ({polls} polls; last: {last_problem})",
+                    poll.deadline
+                ),
+            });
+        }
+        tokio::time::sleep(delay).await;
+        polls += 1;
+        let mut wait = None;
+        match tokio::time::timeout_at(deadline, provider.poll_refresh(&poll)).await {
+            Ok(Ok(PollStatus::Completed)) => return Ok(RefreshOutcome::Completed),
+            Ok(Ok(PollStatus::Running)) => last_problem = "still running".into(),
+            Ok(Err(error)) if error.is_retryable() => {
+                wait = error.retry_after();
+                last_problem = error.to_string();
+            }
+            Ok(Err(error)) => return Err(error),
+            Err(_) => last_problem = "the last poll ran into the deadline".into(),
+        }
+        delay = (delay * 2)
+            .min(poll.max_delay)
+            .max(wait.unwrap_or_default());
     }
 }
 

@@ -1,5 +1,7 @@
 //! What a caller asks a provider for, what comes back, and what a provider can do.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use time::Date;
 
@@ -255,6 +257,42 @@ pub enum RefreshOutcome {
     Completed,
     /// The provider accepted the request and will deliver the result to the callback URL.
     AwaitingDelivery,
+}
+
+/// How a refresh stands right after it was asked for ([`crate::Provider::start_refresh`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshStart {
+    /// The provider finished at once; fresh data can be read now.
+    Completed,
+    /// The provider will deliver the result to the callback URL (webhook style).
+    AwaitingDelivery,
+    /// The provider is working; ask it how it stands with [`crate::Provider::poll_refresh`].
+    Polling(RefreshPoll),
+}
+
+/// A refresh the provider is running, and the schedule on which to ask how it stands.
+///
+/// Each poll is one upstream request of its own: whoever wraps a provider (the gateway's lane)
+/// sees every one of them through [`crate::Provider::poll_refresh`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshPoll {
+    /// What the adapter needs to ask again (Okra: its checked `callback_url`).
+    pub handle: String,
+    /// The wait before the first poll; it doubles after each poll that finds it running.
+    pub initial_delay: Duration,
+    /// The longest wait between two polls.
+    pub max_delay: Duration,
+    /// How long the refresh may take in all before it is reported unavailable.
+    pub deadline: Duration,
+}
+
+/// What one poll of a running refresh found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollStatus {
+    /// Still running: ask again later.
+    Running,
+    /// Done: fresh data can be read now.
+    Completed,
 }
 
 /// A refresh result a provider delivered to our callback URL.

@@ -1,4 +1,4 @@
-//! `scenarios [cold-miss|first-page|memory|replicas|all]`: the gateway's benchmark scenarios,
+//! `scenarios [cold-miss|first-page|memory|replicas|saturation|fairness|all]`: the gateway's benchmark scenarios,
 //! in-process against the embedded sandbox, printing the figures `docs/performance.md` records.
 //!
 //! Run it in release mode: `cargo run --release -p bench --bin scenarios -- all`. The Redis
@@ -13,8 +13,15 @@ use gateway::{Application, Config};
 use sha2::{Digest, Sha256};
 
 const KEY: &str = "bench-key";
+/// A second client, for the fairness scenario.
+const FLOOD_KEY: &str = "bench-flood-key";
 
 fn config(extra: &str) -> Config {
+    config_with("", extra)
+}
+
+/// The base configuration with `okra` lines added to `[providers.okra]`, and `extra` after it.
+fn config_with(okra: &str, extra: &str) -> Config {
     let hash = hex::encode(Sha256::digest(KEY.as_bytes()));
     let text = format!(
         r#"
@@ -29,6 +36,7 @@ api_key_sha256 = "{hash}"
 [providers.okra]
 kind = "okra"
 base_url = "sandbox"
+{okra}
 
 [routing]
 default = "okra"
@@ -53,8 +61,12 @@ struct Running {
 }
 
 async fn start(extra: &str) -> Running {
+    start_with(config(extra)).await
+}
+
+async fn start_with(config: Config) -> Running {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let app = Application::build(config(extra)).await.unwrap();
+    let app = Application::build(config).await.unwrap();
     let sandbox = app.sandbox().unwrap().clone();
     let state = app.state();
     let addr = app.spawn();
@@ -68,11 +80,15 @@ async fn start(extra: &str) -> Running {
 
 impl Running {
     async fn get(&self, path: &str) -> (u16, Option<String>, Duration) {
+        self.get_as(KEY, path).await
+    }
+
+    async fn get_as(&self, key: &str, path: &str) -> (u16, Option<String>, Duration) {
         let started = Instant::now();
         let res = self
             .http
             .get(format!("{}{path}", self.base))
-            .bearer_auth(KEY)
+            .bearer_auth(key)
             .send()
             .await
             .unwrap();
@@ -396,6 +412,157 @@ async fn memory() {
     );
 }
 
+/// Figure 7: a saturated quota. A Mono-style provider read page by page (pages of 50), 30
+/// requests a minute; 100 concurrent callers read accounts spread over the whole directory for
+/// `SECONDS_PER_RUN` (default 40). Prints the client success rate and the share of upstream
+/// calls that served an answer: the pages of every account answered with a fetch of its own
+/// (`x-cache: miss`), counted once, over all upstream calls.
+async fn saturation() {
+    let seconds: u64 = std::env::var("SECONDS_PER_RUN")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40);
+    let gw = std::sync::Arc::new(
+        start(
+            r#"
+[providers.mono]
+kind = "mono"
+base_url = "sandbox"
+bulk_read = false
+page_size = 50
+requests_per_minute = 30
+burst = 5
+queue_timeout_ms = 10000
+"#,
+        )
+        .await,
+    );
+    let accounts: Vec<(String, u64)> = gw
+        .sandbox
+        .directory()
+        .accounts()
+        .map(|a| {
+            (
+                a.mono_account_id.clone(),
+                a.transaction_count.div_ceil(50).max(1),
+            )
+        })
+        .collect();
+    gw.sandbox.reset_stats();
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for caller in 0..100usize {
+        let (gw, accounts) = (gw.clone(), accounts.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut n = 0usize;
+            while Instant::now() < end {
+                let i = (caller * 7_919 + n * 104_729) % accounts.len();
+                n += 1;
+                let path = format!(
+                    "/v1/accounts/{}/transactions?provider=mono&limit=50",
+                    accounts[i].0
+                );
+                let (status, cache, _) = gw.get(&path).await;
+                seen.push((i, status, cache));
+            }
+            seen
+        }));
+    }
+    let mut answered = std::collections::HashSet::new();
+    let (mut ok, mut all) = (0u64, 0u64);
+    for task in tasks {
+        for (i, status, cache) in task.await.unwrap() {
+            all += 1;
+            if status == 200 {
+                ok += 1;
+                if cache.as_deref() == Some("miss") {
+                    answered.insert(i);
+                }
+            }
+        }
+    }
+    let calls = gw.sandbox.stats().total(sandbox::Vendor::Mono);
+    let useful: u64 = answered.iter().map(|&i| accounts[i].1).sum();
+    println!(
+        "saturation: {seconds} s, quota 30/min, 100 callers over {} accounts: {ok} of {all} \
+         requests answered 200 ({:.1} %); {calls} upstream calls, {useful} of them pages of \
+         accounts answered ({:.1} %)",
+        accounts.len(),
+        100.0 * ok as f64 / all.max(1) as f64,
+        100.0 * useful as f64 / calls.max(1) as f64
+    );
+}
+
+/// Figure 8: one client floods a provider limited to 60 requests a minute with 40 reads of
+/// unknown accounts, then another client reads 10 real accounts, uncached. Prints how each
+/// client's requests ended.
+async fn fairness() {
+    for (label, flood_key) in [
+        ("two clients (fair share)", FLOOD_KEY),
+        (
+            "flood sent with the reader's own key (one client: first come, first served)",
+            KEY,
+        ),
+    ] {
+        fairness_run(label, flood_key).await;
+    }
+}
+
+async fn fairness_run(label: &str, flood_key: &str) {
+    let flood_hash = hex::encode(Sha256::digest(FLOOD_KEY.as_bytes()));
+    let gw = start_with(config_with(
+        "requests_per_minute = 60\nburst = 1\nqueue_timeout_ms = 10000",
+        &format!("[clients.flood]\napi_key_sha256 = \"{flood_hash}\"\n"),
+    ))
+    .await;
+    // The ten smallest accounts (fewer if the directory holds fewer).
+    let mut all: Vec<(u64, String)> = gw
+        .sandbox
+        .directory()
+        .accounts()
+        .map(|a| (a.transaction_count, a.okra_account_id.clone()))
+        .collect();
+    all.sort();
+    let pages: u64 = all
+        .iter()
+        .take(10)
+        .map(|(n, _)| n.div_ceil(100).max(1))
+        .sum();
+    let accounts: Vec<String> = all.into_iter().take(10).map(|(_, id)| id).collect();
+    let flood = (0..40).map(|i| {
+        let path = format!("/v1/accounts/no-such-account-{i}/transactions");
+        let gw = &gw;
+        async move { gw.get_as(flood_key, &path).await.0 }
+    });
+    let reads = accounts.iter().map(|a| {
+        let path = format!("/v1/accounts/{a}/transactions");
+        let gw = &gw;
+        async move {
+            // After the flood has taken its places in line.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            gw.get(&path).await.0
+        }
+    });
+    let (flood, reads) = futures_util::future::join(
+        futures_util::future::join_all(flood),
+        futures_util::future::join_all(reads),
+    )
+    .await;
+    let count = |v: &[u16], s: u16| v.iter().filter(|&&x| x == s).count();
+    println!(
+        "fairness, {label}: quota 60/min, queue timeout 10 s; flood (40 unknown accounts): \
+         {} x 404, {} x 503; reader ({} real accounts, {pages} provider pages, uncached): \
+         {} x 200, {} x 503, {} other",
+        count(&flood, 404),
+        count(&flood, 503),
+        reads.len(),
+        count(&reads, 200),
+        count(&reads, 503),
+        reads.len() - count(&reads, 200) - count(&reads, 503)
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
@@ -404,15 +571,19 @@ async fn main() {
         "first-page" => first_page().await,
         "memory" => memory().await,
         "replicas" => replicas().await,
+        "saturation" => saturation().await,
+        "fairness" => fairness().await,
         "all" => {
             cold_miss().await;
             first_page().await;
             memory().await;
             replicas().await;
+            saturation().await;
+            fairness().await;
         }
         other => {
             eprintln!(
-                "usage: scenarios [cold-miss|first-page|memory|replicas|all] (not {other:?})"
+                "usage: scenarios [cold-miss|first-page|memory|replicas|saturation|fairness|all] (not {other:?})"
             );
             std::process::exit(2);
         }

@@ -285,7 +285,10 @@ impl Modify for RateLimitDocs {
     "burst": 6,
     "max_concurrent_requests": 8,
     "in_flight": 1,
-    "paused_for_ms": null
+    "paused_for_ms": null,
+    "sharing": "fair_per_client",
+    "waiting": 0,
+    "waiting_clients": 0
 }))]
 pub struct OutboundInfo {
     /// Upstream requests allowed in any 60 seconds (`null`: no quota configured).
@@ -298,6 +301,13 @@ pub struct OutboundInfo {
     in_flight: u32,
     /// After the provider answered 429: milliseconds until the gateway calls it again.
     paused_for_ms: Option<u64>,
+    /// How waiting callers share the provider: `fair_per_client` (each client with callers
+    /// waiting is admitted in turn, so one client's flood cannot starve the others).
+    sharing: &'static str,
+    /// Callers waiting in line now for a slot and a quota cell (this replica).
+    waiting: u32,
+    /// The clients those callers belong to.
+    waiting_clients: u32,
 }
 
 /// A provider's circuit breaker.
@@ -321,6 +331,9 @@ impl From<LaneStatus> for OutboundInfo {
             max_concurrent_requests: status.max_concurrent_requests,
             in_flight: status.in_flight,
             paused_for_ms: status.paused_for.map(|d| d.as_millis() as u64),
+            sharing: "fair_per_client",
+            waiting: status.waiting_for_quota,
+            waiting_clients: status.waiting_clients,
         }
     }
 }

@@ -3,7 +3,9 @@
 //! The job logic lives in [`crate::jobs`]; these handlers parse, authenticate and answer. The
 //! webhook route is mounted outside the API-key middleware (vendors hold no client key): it
 //! authenticates by the per-job token of the callback URL before the body is looked at (a
-//! refused body is read and dropped chunk by chunk, never buffered or parsed).
+//! refused body is read and dropped chunk by chunk, never buffered or parsed). Reading a body,
+//! accepted or refused, is bounded by `jobs.delivery_read_timeout_ms`: a slow upload is
+//! answered 408 and its connection closed.
 
 use std::sync::Arc;
 
@@ -192,16 +194,39 @@ fn job_and_token(query: &str) -> Option<(String, String)> {
 }
 
 /// Reads a refused request's body to its end, dropping each chunk as it comes (nothing is kept),
-/// so the connection stays usable; past `limit` bytes the connection is closed instead.
-async fn refuse(mut body: web::Payload, limit: usize, error: ApiError) -> ApiError {
-    let mut seen = 0usize;
-    while let Some(Ok(chunk)) = body.next().await {
-        seen = seen.saturating_add(chunk.len());
-        if seen > limit {
-            break;
+/// so the connection stays usable; past `limit` bytes the connection is closed instead, and
+/// past `read_end` the answer is a 408 (the connection is closed too).
+async fn refuse(
+    mut body: web::Payload,
+    limit: usize,
+    read_end: tokio::time::Instant,
+    error: ApiError,
+) -> ApiError {
+    let drain = async {
+        let mut seen = 0usize;
+        while let Some(Ok(chunk)) = body.next().await {
+            seen = seen.saturating_add(chunk.len());
+            if seen > limit {
+                break;
+            }
         }
+    };
+    match tokio::time::timeout_at(read_end, drain).await {
+        Ok(()) => error,
+        Err(_) => slow_upload(read_end.elapsed()),
     }
-    error
+}
+
+/// The answer to a body that did not arrive in time. The unread rest of the body makes actix
+/// close the connection after this answer.
+fn slow_upload(allowed: std::time::Duration) -> ApiError {
+    ApiError::Http {
+        status: actix_web::http::StatusCode::REQUEST_TIMEOUT,
+        detail: format!(
+            "the delivery's body did not arrive within {} ms",
+            allowed.as_millis()
+        ),
+    }
 }
 
 /// Receives a provider's refresh result (the vendor calls the callback URL the gateway gave it).
@@ -225,6 +250,7 @@ async fn refuse(mut body: web::Payload, limit: usize, error: ApiError) -> ApiErr
         (status = 401, description = "Missing or wrong token.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such job at this provider.", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The job is not waiting for a delivery (already finished).", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive within `jobs.delivery_read_timeout_ms`; the connection is closed.", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body exceeds `jobs.max_delivery_bytes`.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The delivery is for another account than the job's.", body = Problem, content_type = "application/problem+json"),
     )
@@ -237,14 +263,19 @@ pub async fn receive_delivery(
 ) -> Result<HttpResponse> {
     let provider = path.into_inner();
     let limit = state.jobs.max_delivery_bytes();
+    // Every read of the body, accepted or refused, ends by this instant.
+    let read_end = tokio::time::Instant::now() + state.jobs.delivery_read_timeout();
     let Some((job, token)) = job_and_token(req.query_string()) else {
-        return Err(refuse(body, limit, ApiError::WebhookUnauthorized).await);
+        return Err(refuse(body, limit, read_end, ApiError::WebhookUnauthorized).await);
     };
     let run = match state.jobs.authorize(&provider, &job, &token).await {
         Ok(run) => run,
-        Err(error) => return Err(refuse(body, limit, error).await),
+        Err(error) => return Err(refuse(body, limit, read_end, error).await),
     };
-    let body = match body.to_bytes_limited(limit).await {
+    let Ok(read) = tokio::time::timeout_at(read_end, body.to_bytes_limited(limit)).await else {
+        return Err(slow_upload(state.jobs.delivery_read_timeout()));
+    };
+    let body = match read {
         Ok(Ok(body)) => body,
         Ok(Err(error)) => {
             return Err(ApiError::InvalidDelivery(format!(

@@ -12,10 +12,18 @@ use crate::api::views::{ListBody, PaginationSchema, TxView, WarningView};
 use crate::audit::Returned;
 use crate::cursor::{Cursor, fingerprint};
 use crate::error::{ApiError, Problem};
+use crate::outbound::for_client;
 use crate::snapshot::{CacheStatus, FetchError, RenderKey, Rendered, SnapshotKey};
 use crate::state::{AppState, Client, ProviderEntry};
 
 type Result<T> = std::result::Result<T, ApiError>;
+
+/// The authenticated client's name, for the fair share of provider quotas (`""` if none).
+fn client_of(req: &HttpRequest) -> Arc<str> {
+    req.extensions()
+        .get::<Arc<Client>>()
+        .map_or_else(|| Arc::from(""), |client| Arc::from(client.name.as_str()))
+}
 
 /// What every transaction listing may answer besides its page (OpenAPI documentation).
 #[derive(utoipa::IntoResponses)]
@@ -74,7 +82,10 @@ pub async fn list_account(
 ) -> Result<HttpResponse> {
     let account = params::parse_id("account_id", &path)?;
     state
-        .within_deadline(list(&req, &state, Scope::Account(account), false))
+        .within_deadline(for_client(
+            client_of(&req),
+            list(&req, &state, Scope::Account(account), false),
+        ))
         .await
 }
 
@@ -100,7 +111,10 @@ pub async fn list_customer(
 ) -> Result<HttpResponse> {
     let customer = params::parse_id("customer_id", &path)?;
     state
-        .within_deadline(list(&req, &state, Scope::Customer(customer), false))
+        .within_deadline(for_client(
+            client_of(&req),
+            list(&req, &state, Scope::Customer(customer), false),
+        ))
         .await
 }
 
@@ -126,7 +140,10 @@ pub async fn list_nuban(
 ) -> Result<HttpResponse> {
     let nuban = params::parse_nuban(&path)?;
     state
-        .within_deadline(list(&req, &state, Scope::Nuban(nuban), false))
+        .within_deadline(for_client(
+            client_of(&req),
+            list(&req, &state, Scope::Nuban(nuban), false),
+        ))
         .await
 }
 
@@ -144,7 +161,10 @@ pub async fn list_nuban(
 )]
 pub async fn list_all(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
     state
-        .within_deadline(list(&req, &state, Scope::All, true))
+        .within_deadline(for_client(
+            client_of(&req),
+            list(&req, &state, Scope::All, true),
+        ))
         .await
 }
 
@@ -171,7 +191,9 @@ pub async fn get_transaction(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
-    state.within_deadline(get_one(&req, &path, &state)).await
+    state
+        .within_deadline(for_client(client_of(&req), get_one(&req, &path, &state)))
+        .await
 }
 
 async fn get_one(req: &HttpRequest, path: &str, state: &AppState) -> Result<HttpResponse> {
