@@ -237,8 +237,11 @@ print(next(a["okra_account_id"] for c in d["customers"] for a in c["accounts"] i
   curl -fsS -o /dev/null "$lb/readyz" || die "/readyz through nginx failed"
   [ "$(curl -s -o /dev/null -w '%{http_code}' "$lb/metrics")" = 404 ] || die "nginx exposes /metrics"
   for ((i = 1; i <= REPLICAS; i++)); do
-    curl -fsS "http://127.0.0.1:$(cat "$STATE/gateway-$i.metrics-port")/metrics" |
-      grep -q '^gateway_build_info' || die "gateway-$i serves no metrics"
+    # The whole body first: `grep -q` stopping early would fail curl's write (and pipefail).
+    local metrics
+    metrics=$(curl -fsS "http://127.0.0.1:$(cat "$STATE/gateway-$i.metrics-port")/metrics") ||
+      die "gateway-$i: /metrics failed"
+    grep -q '^gateway_build_info' <<<"$metrics" || die "gateway-$i serves no metrics"
   done
   echo "local-stack: ok: $((3 * REPLICAS)) requests through nginx, answered by every replica:$seen"
 }
