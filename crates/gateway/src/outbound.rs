@@ -998,6 +998,42 @@ mod tests {
         }
     }
 
+    /// With Redis away, `n` replicas each spend `share_of(quota, n)`, greedily, on one fake
+    /// clock: no 60 seconds ever see more than the quota, summed over the replicas.
+    #[test]
+    fn the_replicas_shares_together_never_exceed_the_quota() {
+        for (rpm, burst, replicas) in [(6, 6, 3), (30, 5, 2), (30, 5, 3), (60, 1, 4), (7, 3, 2)] {
+            let clock = FakeRelativeClock::default();
+            let share = provider_quota(&share_of(&quota(rpm, burst), replicas));
+            let limiters: Vec<_> = (0..replicas)
+                .map(|_| RateLimiter::direct_with_clock(share, clock.clone()))
+                .collect();
+            let step = Duration::from_millis(10);
+            let mut sent: Vec<Duration> = Vec::new();
+            let mut now = Duration::ZERO;
+            while now < Duration::from_secs(300) {
+                for limiter in &limiters {
+                    while limiter.check().is_ok() {
+                        sent.push(now);
+                    }
+                }
+                clock.advance(step);
+                now += step;
+            }
+            for (i, start) in sent.iter().enumerate() {
+                let in_window = sent[i..]
+                    .iter()
+                    .take_while(|t| **t < *start + Duration::from_secs(60))
+                    .count();
+                assert!(
+                    in_window <= rpm as usize,
+                    "rpm {rpm} burst {burst} over {replicas} replicas: {in_window} in the minute from {start:?}"
+                );
+            }
+            assert!(!sent.is_empty());
+        }
+    }
+
     #[test]
     fn only_timeouts_connection_failures_and_502_503_504_are_retried() {
         let unavailable = |status| ProviderError::Unavailable {
