@@ -273,7 +273,7 @@ pub fn spawn_process(
 }
 
 /// A configuration for a replica process in front of `sandbox` (secrets from the environment
-/// variables [`SANDBOX_ENV`] names), with `[redis]` at `redis_url`/`prefix`; `extra` appended.
+/// variables [`sandbox_env`] sets), with `[redis]` at `redis_url`/`prefix`; `extra` appended.
 pub fn process_toml(
     sandbox: &sandbox::Sandbox,
     redis_url: &str,
@@ -332,6 +332,3 @@ pub fn sandbox_env(sandbox: &sandbox::Sandbox) -> Vec<(&'static str, String)> {
         ("E2E_MONO_APP_ID", config.mono_app_id.clone()),
     ]
 }
-
-/// Names of the variables [`sandbox_env`] sets.
-pub const SANDBOX_ENV: [&str; 3] = ["E2E_OKRA_SECRET", "E2E_MONO_SECRET", "E2E_MONO_APP_ID"];

@@ -140,7 +140,6 @@ async fn a_clients_quota_is_one_quota_across_replicas() {
     let ledger = gws[1].get_as(Some(e2e::LEDGER_KEY), path).await;
     assert_eq!(ledger.status, 200);
     assert_eq!(ledger.header("ratelimit"), Some("\"default\";r=2;t=10"));
-    let _ = BILLING_KEY;
 }
 
 fn account_with(sandbox: &sandbox::Sandbox, min: u64) -> sandbox::AccountInfo {

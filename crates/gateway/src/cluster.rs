@@ -252,7 +252,8 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-fn unix_ms() -> u64 {
+/// Wall-clock milliseconds (timestamps stored in Redis, read by other replicas).
+pub fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -635,11 +636,6 @@ impl Cluster {
         })
         .await;
         matches!(result, Ok(Ok(_)))
-    }
-
-    /// Wall-clock milliseconds (for logs and tests).
-    pub fn unix_ms() -> u64 {
-        unix_ms()
     }
 }
 

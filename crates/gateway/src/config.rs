@@ -43,11 +43,6 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    /// An error about `key` (for callers outside this module).
-    pub fn new_public(key: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError::new(key, message)
-    }
-
     /// A problem with `key`.
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {

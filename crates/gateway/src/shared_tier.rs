@@ -195,7 +195,7 @@ impl SharedTier {
     pub async fn store(&self, snapshot: &Snapshot, lease: FetchLease) {
         let hash = Self::key_hash(&snapshot.key);
         let stored = StoredRef {
-            created_ms: Cluster::unix_ms().saturating_sub(snapshot.age().as_millis() as u64),
+            created_ms: crate::cluster::unix_ms().saturating_sub(snapshot.age().as_millis() as u64),
             ttl_ms: snapshot.ttl.as_millis() as u64,
             items: &snapshot.items,
             warnings: &snapshot.warnings,
@@ -359,7 +359,7 @@ fn decode(key: &SnapshotKey, id: u64, bytes: &[u8]) -> Option<Snapshot> {
         return None;
     };
     let stored: Stored = serde_json::from_reader(flate2::read::DeflateDecoder::new(packed)).ok()?;
-    let age = Duration::from_millis(Cluster::unix_ms().saturating_sub(stored.created_ms));
+    let age = Duration::from_millis(crate::cluster::unix_ms().saturating_sub(stored.created_ms));
     let now = tokio::time::Instant::now();
     let created = now.checked_sub(age).unwrap_or(now);
     Some(Snapshot::restored(
@@ -388,7 +388,7 @@ mod tests {
         let warning = RecordWarning::field_ignored("tx1", "value_date", "bad", Some("\"x\""));
         let warnings = [warning.clone()];
         let stored = StoredRef {
-            created_ms: Cluster::unix_ms(),
+            created_ms: crate::cluster::unix_ms(),
             ttl_ms: 60_000,
             items: &[],
             warnings: &warnings,

@@ -79,9 +79,8 @@ impl Application {
             .map(|(sandbox, config)| SandboxUpstream { sandbox, config });
         let cluster = match &config.redis {
             Some(redis) => {
-                let cluster = Cluster::connect(redis).map_err(|e| {
-                    ConfigError::new_public("redis.url", format!("cannot use it: {e}"))
-                })?;
+                let cluster = Cluster::connect(redis)
+                    .map_err(|e| ConfigError::new("redis.url", format!("cannot use it: {e}")))?;
                 // The first heartbeat tells the quota share; a replica also starts with Redis down.
                 match cluster.heartbeat().await {
                     Ok(n) => tracing::info!(live_replicas = n, "redis reachable: state shared"),
