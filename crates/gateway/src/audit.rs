@@ -227,10 +227,16 @@ fn stdout_file() -> std::io::Result<std::fs::File> {
     Ok(std::fs::File::from(fd))
 }
 
+/// How long the writer rests after writing a batch (see [`write_loop`]).
+const BATCH: std::time::Duration = std::time::Duration::from_millis(20);
+
 fn write_loop(rx: Receiver<Message>, mut out: std::io::BufWriter<Box<dyn Write + Send>>) {
     let mut failures = 0u64;
     let mut line = Vec::with_capacity(512);
-    // Blocks until there is work; then writes everything queued and flushes once it runs dry.
+    // Blocks until there is work; then writes everything queued and flushes once it runs dry,
+    // and rests for `BATCH` before it looks again: records submitted meanwhile wait in the queue
+    // without waking this thread, so a busy gateway pays one wake-up and one write per batch,
+    // not per request (at most `BATCH` later on disk; the queue holds 65,536 by default).
     while let Ok(mut message) = rx.recv() {
         loop {
             match message {
@@ -258,6 +264,7 @@ fn write_loop(rx: Receiver<Message>, mut out: std::io::BufWriter<Box<dyn Write +
                 Ok(next) => message = next,
                 Err(TryRecvError::Empty) => {
                     flush(&mut out, &mut failures);
+                    std::thread::sleep(BATCH);
                     break;
                 }
                 Err(TryRecvError::Disconnected) => {

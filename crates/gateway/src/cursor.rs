@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use provider::TransactionQuery;
 
@@ -138,12 +138,15 @@ impl CursorCodec {
 
 /// A fingerprint of who asked what: the caller, provider, scope and filters (not the page).
 ///
-/// SHA-256 over length-prefixed fields, so no two different requests share a fingerprint by
-/// construction (`("ab", "c")` and `("a", "bc")` differ).
+/// XXH3 (64 bits, a published and stable algorithm, so every replica and version computes the
+/// same value) over length-prefixed fields, so `("ab", "c")` and `("a", "bc")` differ. It is
+/// on every listing's path, so it is not a cryptographic hash: it needs no secrecy (the cursor
+/// carrying it is signed) and a collision could only let a client's cursor of one query be
+/// read as one of its own other queries.
 pub fn fingerprint(client: &str, provider: &str, query: &TransactionQuery) -> u64 {
-    let mut hasher = Sha256::new();
+    let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
     let mut field = |bytes: &[u8]| {
-        hasher.update((bytes.len() as u64).to_be_bytes());
+        hasher.update(&(bytes.len() as u64).to_be_bytes());
         hasher.update(bytes);
     };
     field(client.as_bytes());
@@ -164,10 +167,7 @@ pub fn fingerprint(client: &str, provider: &str, query: &TransactionQuery) -> u6
             .direction
             .map_or(b"".as_slice(), |d| d.as_str().as_bytes()),
     );
-    let digest = hasher.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    u64::from_be_bytes(first)
+    hasher.digest()
 }
 
 #[cfg(test)]

@@ -267,21 +267,85 @@ pub fn status_class(status: u16) -> &'static str {
 }
 
 /// Records one inbound request.
-pub fn http_request(route: String, method: &str, status: u16, client: &str, elapsed: Duration) {
+///
+/// On every request's path, so the histogram's handle is kept per worker thread for each set of
+/// labels (a route template, a method, a status class, a client: a bounded set) instead of
+/// being looked up in the registry by a freshly built key each time.
+pub fn http_request(
+    route: std::borrow::Cow<'static, str>,
+    method: &str,
+    status: u16,
+    client: &str,
+    elapsed: Duration,
+) {
+    let class = status_class(status);
     let method: SharedString = match method {
         "GET" => "GET".into(),
         "HEAD" => "HEAD".into(),
         "POST" => "POST".into(),
         other => other.to_owned().into(),
     };
-    histogram!(
-        HTTP_REQUEST_DURATION,
-        "route" => route,
-        "method" => method,
-        "status" => status_class(status),
-        "client" => client.to_owned(),
-    )
-    .record(elapsed.as_secs_f64());
+    let std::borrow::Cow::Borrowed(route) = route else {
+        // An unmatched or unusual route: the registry's own lookup.
+        histogram!(
+            HTTP_REQUEST_DURATION,
+            "route" => route,
+            "method" => method,
+            "status" => class,
+            "client" => client.to_owned(),
+        )
+        .record(elapsed.as_secs_f64());
+        return;
+    };
+    let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
+    for field in [route, method.as_ref(), class, client] {
+        hasher.update(field.as_bytes());
+        hasher.update(&[0]);
+    }
+    let slot = hasher.digest();
+    HTTP_HANDLES.with_borrow_mut(|handles| {
+        let entries = handles.entry(slot).or_default();
+        let found = entries.iter().find(|h| {
+            h.route == route
+                && h.method == method.as_ref()
+                && h.class == class
+                && *h.client == *client
+        });
+        match found {
+            Some(h) => h.histogram.record(elapsed.as_secs_f64()),
+            None => {
+                let histogram = histogram!(
+                    HTTP_REQUEST_DURATION,
+                    "route" => route,
+                    "method" => method.clone(),
+                    "status" => class,
+                    "client" => client.to_owned(),
+                );
+                histogram.record(elapsed.as_secs_f64());
+                entries.push(HttpHandle {
+                    route,
+                    method: method.to_string(),
+                    class,
+                    client: client.into(),
+                    histogram,
+                });
+            }
+        }
+    });
+}
+
+/// A registered request-duration histogram and its labels.
+struct HttpHandle {
+    route: &'static str,
+    method: String,
+    class: &'static str,
+    client: Box<str>,
+    histogram: metrics::Histogram,
+}
+
+thread_local! {
+    static HTTP_HANDLES: std::cell::RefCell<std::collections::HashMap<u64, Vec<HttpHandle>>> =
+        std::cell::RefCell::default();
 }
 
 /// What became of an upstream call, and the upstream status when known (`2xx` for a success,

@@ -28,7 +28,6 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, web};
 use rand::Rng;
-use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use crate::audit::{Outcome, Record, Returned};
@@ -75,12 +74,8 @@ pub async fn request_context(
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let request_id = caller_request_id(&req).unwrap_or_else(new_request_id);
     // No clone of the request may be held across `next.call`: routing needs it unshared.
-    let span = tracing::info_span!(
-        "request",
-        request_id = %request_id,
-        method = %req.method(),
-        path = %req.path(),
-    );
+    // Only the id: the access-log line it ends with has the method, route and path.
+    let span = tracing::info_span!("request", request_id = &*request_id);
     let started = Instant::now();
     let access_log = req.app_data::<AccessLog>().is_none_or(|a| a.0);
     // In flight until the body is sent (a shutdown waits for it).
@@ -144,9 +139,12 @@ pub async fn request_context(
     }
     let elapsed = started.elapsed();
     let request = res.request();
-    let route = request
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route: std::borrow::Cow<'static, str> = match facts.route() {
+        Some(pattern) => pattern.into(),
+        None => request
+            .match_pattern()
+            .map_or("unmatched".into(), std::borrow::Cow::Owned),
+    };
     let client = request.extensions().get::<Arc<Client>>().cloned();
     let client = client.as_deref().map_or("-", |c| c.name.as_str());
     if access_log {
@@ -163,7 +161,7 @@ pub async fn request_context(
             target: ACCESS_TARGET,
             request_id = %request_id,
             method = %request.method(),
-            route = route.as_str(),
+            route = &*route,
             path = %request.path(),
             status = status.as_u16(),
             duration_ms = elapsed.as_micros() as f64 / 1000.0,
@@ -271,7 +269,7 @@ pub async fn authenticate(
             Ok(req.error_response(err))
         }
         Some(entry) => {
-            req.extensions_mut().insert(entry.client.clone());
+            req.extensions_mut().insert(entry.client);
             Ok(next.call(req).await?.map_into_boxed_body())
         }
         None => Ok(req.error_response(ApiError::Unauthorized)),
@@ -284,7 +282,7 @@ fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-fn key_for<'a>(req: &ServiceRequest, state: &'a AppState) -> Option<&'a KeyEntry> {
+fn key_for(req: &ServiceRequest, state: &AppState) -> Option<KeyEntry> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, key) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
@@ -294,8 +292,7 @@ fn key_for<'a>(req: &ServiceRequest, state: &'a AppState) -> Option<&'a KeyEntry
     if key.is_empty() || key.len() > 256 {
         return None;
     }
-    let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-    state.clients.get(&hash)
+    state.clients.find(key)
 }
 
 /// The route this request will reach, looked up in the resource map before routing (only on
@@ -320,6 +317,7 @@ pub async fn authorize(
         // Not this route's method: actix answers 405, nothing is read.
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
+    crate::telemetry::note_route(route.pattern);
     let client = req.extensions().get::<Arc<Client>>().cloned();
     let (Some(state), Some(client)) = (req.app_data::<web::Data<AppState>>().cloned(), client)
     else {

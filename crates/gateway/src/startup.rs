@@ -154,7 +154,7 @@ impl Application {
         });
         let openapi = api::openapi_with_examples(&examples, note.as_deref());
 
-        let clients = key_table(&config.clients);
+        let clients = crate::keys::Keys::new(key_table(&config.clients));
         log_policies(&config.clients);
         let today = time::OffsetDateTime::now_utc().date();
         for line in expiry_warnings(&config.clients, today, config.key_expiry_warning) {

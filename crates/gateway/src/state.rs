@@ -1,6 +1,6 @@
 //! What every handler shares: the provider registry, the clients, the snapshot cache.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -258,8 +258,8 @@ impl AppState {
 pub struct AppState {
     /// The providers.
     pub registry: Registry,
-    /// Every accepted API key (by its SHA-256) and its client.
-    pub clients: HashMap<[u8; 32], KeyEntry>,
+    /// Every accepted API key and its client.
+    pub clients: crate::keys::Keys,
     /// Snapshots of provider data.
     pub snapshots: SnapshotCache,
     /// Upper bound on one request's handling.

@@ -50,6 +50,7 @@ pub fn init(format: LogFormat) {
 pub struct RequestFacts {
     upstream_calls: AtomicU32,
     provider: OnceLock<Arc<str>>,
+    route: OnceLock<&'static str>,
     /// The enclosing facts, which count every call of these too (see [`counting_upstream_calls`]).
     parent: Option<Arc<RequestFacts>>,
 }
@@ -63,6 +64,12 @@ impl RequestFacts {
     /// The provider instance the request was routed to, once known.
     pub fn provider(&self) -> Option<&str> {
         self.provider.get().map(|p| &**p)
+    }
+
+    /// The route template the request reached, when a `/v1` route noted it (cheaper than
+    /// asking actix's resource map again).
+    pub fn route(&self) -> Option<&'static str> {
+        self.route.get().copied()
     }
 }
 
@@ -105,6 +112,11 @@ pub fn note_provider(name: &Arc<str>) {
             next = facts.parent.as_ref();
         }
     });
+}
+
+/// Notes the route template the current request (if any) reached.
+pub fn note_route(pattern: &'static str) {
+    let _ = FACTS.try_with(|facts| facts.route.set(pattern));
 }
 
 #[cfg(test)]
