@@ -24,8 +24,8 @@ use url::Url;
 
 use provider::Secret;
 
-use crate::notify::WebhookKey;
 use crate::policy::{Operation, Policy, Scopes};
+use crate::signing::WebhookKey;
 /// The largest per-client quota (a billion requests a minute: limits off, e.g. for benchmarks).
 const MAX_CLIENT_RATE: u32 = 1_000_000_000;
 

@@ -35,8 +35,8 @@ use tokio::time::Instant;
 
 use crate::config::CacheSection;
 use crate::error::ApiError;
+use crate::registry::ProviderEntry;
 use crate::shared_tier::{Lookup, SharedTier};
-use crate::state::ProviderEntry;
 
 /// What a snapshot holds: provider, scope and the natively applied filters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
