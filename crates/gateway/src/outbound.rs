@@ -874,6 +874,10 @@ impl Provider for Guarded {
         self.inner.capabilities()
     }
 
+    fn non_advancing(&self) -> provider::http::NonAdvancing {
+        self.inner.non_advancing()
+    }
+
     async fn list_page(
         &self,
         query: &TransactionQuery,
@@ -1479,5 +1483,67 @@ mod tests {
         assert!(served >= 2, "{served} of a's served");
         assert_eq!(served + busy, 20);
         assert!(busy >= 14, "{busy} of a's refused");
+    }
+    /// A provider whose every page points back at page 1, and whose documented policy is to
+    /// fail rather than truncate.
+    #[derive(Debug)]
+    struct Looping {
+        caps: Capabilities,
+    }
+
+    #[async_trait]
+    impl Provider for Looping {
+        fn name(&self) -> &str {
+            "p"
+        }
+
+        fn kind(&self) -> &'static str {
+            "looping"
+        }
+
+        fn capabilities(&self) -> &Capabilities {
+            &self.caps
+        }
+
+        fn non_advancing(&self) -> provider::http::NonAdvancing {
+            provider::http::NonAdvancing::Fail
+        }
+
+        async fn list_page(
+            &self,
+            query: &TransactionQuery,
+        ) -> Result<Page<Transaction>, ProviderError> {
+            Ok(Page {
+                items: Vec::new(),
+                page: query.page.page,
+                limit: query.page.limit,
+                total: None,
+                total_pages: None,
+                next_page: Some(1),
+                warnings: vec![provider::RecordWarning::field_ignored("r", "x", "y", None)],
+            })
+        }
+    }
+
+    /// The lane walks the pages of a non-bulk provider itself: it keeps the adapter's "never
+    /// truncate silently" rather than stopping at the page that does not advance.
+    #[tokio::test]
+    async fn the_lanes_walk_keeps_the_adapters_paging_policy() {
+        let looping = Arc::new(Looping {
+            caps: Capabilities {
+                scopes: vec![provider::ScopeKind::Account],
+                date_filter: vec![],
+                direction_filter: vec![],
+                get_by_id: false,
+                default_page_size: 10,
+                max_page_size: 10,
+                bulk_read: false,
+                refresh: provider::RefreshStyle::None,
+            },
+        });
+        let guarded = Guarded::new(looping, Arc::new(Lane::new("p", config())), Some(10));
+        let query = TransactionQuery::new(provider::Scope::Account("a".into()));
+        let error = guarded.list_all(&query).await.unwrap_err();
+        assert!(matches!(error, ProviderError::BadPayload { .. }), "{error}");
     }
 }
