@@ -15,6 +15,7 @@ pub mod inbound;
 pub mod job_view;
 pub mod jobs;
 pub mod jobs_shared;
+pub mod kinds;
 pub mod metrics;
 pub mod middleware;
 pub mod notify;

@@ -5,11 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use provider::{Provider, ProviderError};
+use provider::kind::Common;
+use provider::{Provider, ProviderError, Secret};
 
 use crate::cluster::Cluster;
-use crate::config::{Config, ProviderConfig, ProviderKind, Upstream};
+use crate::config::{Config, ProviderConfig, Upstream};
 use crate::error::ApiError;
+pub use crate::kinds::SandboxUpstream;
 use crate::outbound::{Guarded, Lane};
 
 /// One configured provider instance.
@@ -17,8 +19,8 @@ use crate::outbound::{Guarded, Lane};
 pub struct ProviderEntry {
     /// The instance name.
     pub name: Arc<str>,
-    /// `okra` or `mono`.
-    pub kind: ProviderKind,
+    /// Its kind's name (`okra`, `mono`, ...).
+    pub kind: &'static str,
     /// The adapter, behind its outbound lane.
     pub provider: Arc<dyn Provider>,
     /// Provider pages read at once when filling a snapshot.
@@ -36,14 +38,6 @@ pub struct ProviderEntry {
 pub struct Registry {
     providers: BTreeMap<String, ProviderEntry>,
     default: String,
-}
-
-/// Where the embedded sandbox runs, for providers configured with `base_url = "sandbox"`.
-pub struct SandboxUpstream<'a> {
-    /// The running sandbox.
-    pub sandbox: &'a sandbox::Sandbox,
-    /// Its configuration (credentials).
-    pub config: &'a sandbox::SandboxConfig,
 }
 
 impl Registry {
@@ -65,9 +59,8 @@ impl Registry {
                 cluster.cloned(),
                 lease,
             ));
-            // Mono pages a non-bulk walk at its configured size; Okra at its largest page.
-            let walk_page_size =
-                (settings.kind == ProviderKind::Mono).then_some(settings.page_size);
+            // A non-bulk walk pages at the configured size (the kind's default: Okra's largest).
+            let walk_page_size = Some(settings.page_size);
             let provider: Arc<dyn Provider> = Arc::new(
                 Guarded::new(adapter, lane.clone(), walk_page_size)
                     .remembering_not_found(settings.negative_ttl),
@@ -76,13 +69,10 @@ impl Registry {
                 name.clone(),
                 ProviderEntry {
                     name: Arc::from(name.as_str()),
-                    kind: settings.kind,
+                    kind: settings.kind.name,
                     provider,
                     fetch_concurrency: settings.fetch_concurrency,
-                    page_size: match settings.kind {
-                        ProviderKind::Okra => okra::MAX_PAGE_SIZE,
-                        ProviderKind::Mono => settings.page_size,
-                    },
+                    page_size: settings.page_size,
                     cache_ttl: settings.cache_ttl,
                     lane,
                 },
@@ -139,58 +129,48 @@ fn build_adapter(
     settings: &ProviderConfig,
     sandbox: Option<&SandboxUpstream<'_>>,
 ) -> Result<Arc<dyn Provider>, ProviderError> {
-    let config_error = |message: String| ProviderError::Config {
-        provider: name.to_owned(),
-        message,
-    };
-    let (base_url, secret_key, app_id) = match (&settings.upstream, sandbox) {
+    let (base_url, secret_key, credentials) = match (&settings.upstream, sandbox) {
         (
             Upstream::Remote {
                 base_url,
                 secret_key,
-                app_id,
+                credentials,
             },
             _,
-        ) => (base_url.clone(), secret_key.clone(), app_id.clone()),
+        ) => (
+            base_url.to_string(),
+            secret_key.clone(),
+            credentials.clone(),
+        ),
         (Upstream::Sandbox, Some(sb)) => {
-            let (url, secret, app_id) = match settings.kind {
-                ProviderKind::Okra => (
-                    sb.sandbox.okra_base_url(),
-                    sb.config.okra_secret.clone(),
-                    None,
-                ),
-                ProviderKind::Mono => (
-                    sb.sandbox.mono_base_url(),
-                    sb.config.mono_secret.clone(),
-                    Some(sb.config.mono_app_id.clone().into()),
-                ),
-            };
-            let url =
-                url::Url::parse(&url).map_err(|e| config_error(format!("sandbox URL: {e}")))?;
-            (url, secret.into(), app_id)
+            let endpoint = (settings.kind.sandbox)(sb);
+            let credentials = endpoint
+                .credentials
+                .into_iter()
+                .map(|(key, value)| (key, Secret::new(value)))
+                .collect();
+            (
+                endpoint.base_url,
+                Secret::new(endpoint.secret_key),
+                credentials,
+            )
         }
         (Upstream::Sandbox, None) => {
-            return Err(config_error(
-                "base_url = \"sandbox\" but the sandbox is not running".into(),
-            ));
+            return Err(ProviderError::Config {
+                provider: name.to_owned(),
+                message: "base_url = \"sandbox\" but the sandbox is not running".into(),
+            });
         }
     };
-    Ok(match settings.kind {
-        ProviderKind::Okra => {
-            let mut c = okra::OkraConfig::new(name, base_url, secret_key);
-            c.connect_timeout = settings.connect_timeout;
-            c.request_timeout = settings.request_timeout;
-            c.refresh_poll.deadline = settings.refresh_deadline;
-            Arc::new(okra::OkraProvider::new(c)?)
-        }
-        ProviderKind::Mono => {
-            let app_id = app_id.ok_or_else(|| config_error("app_id is required".into()))?;
-            let mut c = mono::MonoConfig::new(name, base_url, secret_key, app_id);
-            c.connect_timeout = settings.connect_timeout;
-            c.request_timeout = settings.request_timeout;
-            c.page_size = settings.page_size;
-            c.bulk_read = settings.bulk_read;
-            Arc::new(mono::MonoProvider::new(c)?)
-        }
-    })
+    let common = Common {
+        name: name.to_owned(),
+        base_url,
+        secret_key,
+        credentials,
+        connect_timeout: settings.connect_timeout,
+        request_timeout: settings.request_timeout,
+        refresh_deadline: settings.refresh_deadline,
+        page_size: settings.page_size,
+    };
+    settings.kind.build(common, settings.settings.clone())
 }

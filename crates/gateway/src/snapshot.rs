@@ -926,7 +926,7 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
-    use crate::config::{OutboundConfig, ProviderKind};
+    use crate::config::OutboundConfig;
     use crate::outbound::{Guarded, Lane};
 
     /// What the fake provider does on its next calls.
@@ -1057,7 +1057,7 @@ mod tests {
         let lane = Arc::new(Lane::new("fake", outbound()));
         ProviderEntry {
             name: Arc::from("fake"),
-            kind: ProviderKind::Okra,
+            kind: "okra",
             provider: Arc::new(Guarded::new(fake.clone(), lane.clone(), None)),
             fetch_concurrency: 1,
             page_size: 10,

@@ -4,7 +4,6 @@
 //! [`ProviderError`] back, so every reading is unit-tested without a network. The tolerant
 //! readings and the decisions where the vendor docs are silent are listed in the crate docs.
 
-
 use provider::{
     Currency, Date, Direction, MappingError, Money, MoneyError, ProviderError, RawRecord,
     RecordWarning, RefreshDelivery, Transaction, TransactionId,
