@@ -54,6 +54,7 @@ fn provider_depends_on_nothing_of_ours_and_no_http() {
 fn adapters_depend_only_on_provider() {
     assert_eq!(our_dependencies("okra"), set(&["provider"]));
     assert_eq!(our_dependencies("mono"), set(&["provider"]));
+    assert_eq!(our_dependencies("mono-connect"), set(&["provider"]));
 }
 
 #[test]
@@ -65,7 +66,7 @@ fn sandbox_is_independent_of_every_crate_of_ours() {
 fn gateway_sits_on_top() {
     assert_eq!(
         our_dependencies("gateway"),
-        set(&["provider", "okra", "mono", "sandbox"])
+        set(&["provider", "okra", "mono", "mono-connect", "sandbox"])
     );
 }
 

@@ -18,6 +18,12 @@ pub static KINDS: &[KindEntry] = &[
         SandboxEndpoint::of(sb.sandbox.mono_base_url(), &sb.config.mono_secret)
             .with("app_id", &sb.config.mono_app_id)
     }),
+    KindEntry::of::<mono_connect::MonoConnectKind>(|sb| {
+        SandboxEndpoint::of(
+            sb.sandbox.mono_connect_base_url(),
+            &sb.config.mono_connect_secret,
+        )
+    }),
 ];
 
 /// Where the embedded sandbox runs, for providers configured with `base_url = "sandbox"`.
