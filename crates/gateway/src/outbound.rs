@@ -1148,7 +1148,9 @@ mod tests {
         assert_eq!(lane.status().circuit.consecutive_failures, 0);
     }
 
-    #[tokio::test]
+    // On tokio's paused clock: the 300 ms are virtual, so "no retry before the deadline" is
+    // exact, not a race with a loaded machine.
+    #[tokio::test(start_paused = true)]
     async fn no_retry_starts_that_cannot_finish_before_the_deadline() {
         let mut slow = config();
         slow.retry_backoff = Duration::from_secs(5);
@@ -1169,7 +1171,7 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(300));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_call_still_running_at_the_deadline_is_a_failure() {
         let mut one = config();
         one.breaker_failure_threshold = 1;
@@ -1193,23 +1195,27 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    // The busy call says when it holds the slot and ends when told: no sleep decides the order.
+    #[tokio::test(start_paused = true)]
     async fn callers_beyond_the_concurrency_cap_wait_in_line_then_give_up() {
         let mut capped = config();
         capped.max_concurrent_requests = 1;
         capped.queue_timeout = Duration::from_millis(50);
         let lane = Arc::new(Lane::new("p", capped));
+        let (holding, held) = tokio::sync::oneshot::channel::<()>();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
         let busy = {
             let lane = lane.clone();
             tokio::spawn(async move {
-                lane.once(async {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
+                lane.once(async move {
+                    let _ = holding.send(());
+                    let _ = released.await;
                     Ok::<_, ProviderError>(())
                 })
                 .await
             })
         };
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        held.await.unwrap();
         assert_eq!(lane.status().in_flight, 1);
         let refused = lane.once(async { Ok::<_, ProviderError>(()) }).await;
         assert!(matches!(
@@ -1219,6 +1225,7 @@ mod tests {
                 ..
             })
         ));
+        release.send(()).unwrap();
         assert!(busy.await.unwrap().is_ok());
         assert!(
             lane.once(async { Ok::<_, ProviderError>(()) })

@@ -115,6 +115,12 @@ impl Sandbox {
         self.shared.mono_base_url()
     }
 
+    /// Finishes every running Okra refresh job now (its transactions appended), as if its
+    /// `refresh_duration` were over: explicit synchronisation for tests.
+    pub fn finish_refresh_jobs(&self) {
+        okra::finish_all_jobs(&self.shared);
+    }
+
     /// Base URL of Mono's own API (`/v2/accounts/...`, `/accounts/{id}/sync`).
     pub fn mono_connect_base_url(&self) -> String {
         self.shared.mono_connect_base_url()
