@@ -39,7 +39,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::web;
 use provider::{RefreshOutcome, RefreshRequest, RefreshStyle};
@@ -47,6 +47,8 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
+// tokio's clock (std's outside a runtime): tests pause it to see jobs expire.
+use tokio::time::Instant;
 use url::Url;
 
 use crate::config::{Config, ProviderConfig};
@@ -1109,5 +1111,26 @@ mod tests {
             public.join("v1/webhooks/mono").unwrap().as_str(),
             "https://gw.example/base/v1/webhooks/mono"
         );
+    }
+
+    /// A finished job is kept `jobs.ttl_secs` after its run finished, then it is gone for
+    /// `GET /v1/jobs/{id}`, and its idempotency key starts a new job (on tokio's paused clock).
+    #[tokio::test(start_paused = true)]
+    async fn a_finished_job_expires_after_its_ttl() {
+        let jobs = jobs();
+        let ttl = Duration::from_secs(Config::embedded_default().unwrap().jobs.ttl_secs);
+        let (a, okra) = (arc("a"), arc("okra"));
+        let started = jobs.start(&a, &okra, "acc1", Some("k1")).unwrap();
+        let run = started.run.unwrap();
+        let id = started.job.id.clone();
+        assert!(jobs.finish(run.id, Ok(Some(3))));
+        assert_eq!(jobs.get("a", &id).unwrap().status, JobStatus::Succeeded);
+        tokio::time::advance(ttl - Duration::from_secs(1)).await;
+        assert!(jobs.get("a", &id).is_some(), "kept for its ttl");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(jobs.get("a", &id).is_none(), "gone after it");
+        let again = jobs.start(&a, &okra, "acc1", Some("k1")).unwrap();
+        assert_ne!(again.job.id, id);
+        assert!(again.run.is_some());
     }
 }
