@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # issue 14: the vendors' published client libraries against the sandbox, with only the base URL
-# changed: Okra's Node client (npm okra-node@0.2.0), Okra's Python client (okra-py-official==1.1)
-# and Dojah's two Python clients (dojahcore==0.0.5, dojah-python-sdk==4.0.0), one call of each
+# changed: Okra's Node client (npm okra-node@0.2.0), Mono's Node client (npm mono-node@1.0.3),
+# Okra's Python client (okra-py-official==1.1) and Dojah's two Python clients (dojahcore==0.0.5, dojah-python-sdk==4.0.0), one call of each
 # kind of transactions call. Installs them into a throwaway directory (npm and pip reach their
 # registries), starts the sandbox on a free port, runs both checks, stops the sandbox.
 # Needs: cargo, node >= 18 with npm, python3 with venv.
@@ -17,7 +17,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== vendor clients: installing into $work"
-(cd "$work" && npm init -y >/dev/null && npm install --no-audit --no-fund --silent okra-node@0.2.0)
+(cd "$work" && npm init -y >/dev/null && npm install --no-audit --no-fund --silent okra-node@0.2.0 mono-node@1.0.3)
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install --quiet okra-py-official==1.1 dojahcore==0.0.5 dojah-python-sdk==4.0.0
 
@@ -36,7 +36,8 @@ done
 if [ -z "$base" ]; then echo "sandbox did not start" >&2; cat "$work/sandbox.log" >&2; exit 1; fi
 echo "sandbox on $base"
 
-cp "$here/okra_node_check.mjs" "$work/"
+cp "$here/okra_node_check.mjs" "$here/mono_node_check.mjs" "$work/"
 (cd "$work" && node okra_node_check.mjs "$base")
+(cd "$work" && node mono_node_check.mjs "$base")
 "$work/venv/bin/python" "$here/python_check.py" "$base"
 echo "== vendor clients: all passed"

@@ -132,24 +132,22 @@ pub async fn spawn_replica(toml: &str, sandbox: &sandbox::Sandbox) -> TestGatewa
     }
     let sb = sandbox.config();
     for provider in config.providers.values_mut() {
-        let (url, secret, app_id) = match provider.kind {
-            gateway::config::ProviderKind::Okra => {
-                (sandbox.okra_base_url(), sb.okra_secret.clone(), None)
-            }
-            gateway::config::ProviderKind::Mono => (
-                sandbox.mono_base_url(),
-                sb.mono_secret.clone(),
-                Some(provider::Secret::new(sb.mono_app_id.clone())),
-            ),
-        };
-        let base_url = match url::Url::parse(&url) {
+        let endpoint = (provider.kind.sandbox)(&gateway::kinds::SandboxUpstream {
+            sandbox,
+            config: sb,
+        });
+        let base_url = match url::Url::parse(&endpoint.base_url) {
             Ok(url) => url,
             Err(e) => panic!("sandbox url: {e}"),
         };
         provider.upstream = Upstream::Remote {
             base_url,
-            secret_key: provider::Secret::new(secret),
-            app_id,
+            secret_key: provider::Secret::new(endpoint.secret_key),
+            credentials: endpoint
+                .credentials
+                .into_iter()
+                .map(|(key, value)| (key, provider::Secret::new(value)))
+                .collect(),
         };
     }
     let app = match Application::build(config).await {

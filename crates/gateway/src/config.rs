@@ -24,8 +24,9 @@ use url::Url;
 
 use provider::Secret;
 
-use crate::notify::WebhookKey;
+use crate::kinds::{self, KindEntry};
 use crate::policy::{Operation, Policy, Scopes};
+use crate::signing::WebhookKey;
 /// The largest per-client quota (a billion requests a minute: limits off, e.g. for benchmarks).
 const MAX_CLIENT_RATE: u32 = 1_000_000_000;
 
@@ -400,112 +401,89 @@ pub struct KeySection {
     pub not_after: Option<String>,
 }
 
-/// `[providers.NAME]`: a named provider instance.
+/// `[providers.NAME]`: a named provider instance. The keys every kind shares are fields here;
+/// the rest of the section is the kind's own (its extra credentials and settings), read and
+/// refused by name by the kind's adapter type (see `kinds`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum ProviderSection {
-    /// An Okra instance.
-    Okra {
-        /// Base URL (`https://api.okra.ng/v2`), or `"sandbox"` for the embedded simulator.
-        base_url: String,
-        /// Secret key, from the environment (not needed with `base_url = "sandbox"`).
-        secret_key: Option<EnvRef>,
-        /// Connect timeout.
-        #[serde(default = "default_connect_timeout_ms")]
-        connect_timeout_ms: u64,
-        /// Timeout of one upstream request.
-        #[serde(default = "default_request_timeout_ms")]
-        request_timeout_ms: u64,
-        /// Overall deadline of a refresh (polling the callback URL).
-        #[serde(default = "default_refresh_deadline_ms")]
-        refresh_deadline_ms: u64,
-        /// Provider pages read at once when filling a snapshot.
-        #[serde(default = "default_fetch_concurrency")]
-        fetch_concurrency: usize,
-        /// Snapshot TTL for this provider (default: `cache.ttl_secs`).
-        cache_ttl_secs: Option<u64>,
-        /// How long the provider's "no such account / customer / NUBAN / transaction" is
-        /// remembered and answered without asking it again (0: not remembered).
-        #[serde(default = "default_negative_ttl_secs")]
-        negative_ttl_secs: u64,
-        /// Upstream requests allowed in any 60 seconds (unset: no quota).
-        requests_per_minute: Option<u32>,
-        /// Upstream requests that may go out at once (1 to `requests_per_minute`).
-        burst: Option<u32>,
-        /// Upstream requests in flight at once.
-        #[serde(default = "default_max_concurrent_requests")]
-        max_concurrent_requests: u32,
-        /// How long a request may wait in line for the quota or a slot.
-        #[serde(default = "default_queue_timeout_ms")]
-        queue_timeout_ms: u64,
-        /// Retries of a read that failed transiently (timeout, connection, 502/503/504).
-        #[serde(default = "default_max_retries")]
-        max_retries: u32,
-        /// The first retry's backoff; it doubles per retry, with jitter.
-        #[serde(default = "default_retry_backoff_ms")]
-        retry_backoff_ms: u64,
-        /// Consecutive failures that open the circuit breaker.
-        #[serde(default = "default_breaker_failure_threshold")]
-        breaker_failure_threshold: u32,
-        /// How long an open breaker refuses calls before one probe is let through.
-        #[serde(default = "default_breaker_open_ms")]
-        breaker_open_ms: u64,
-    },
-    /// A Mono-style instance.
-    Mono {
-        /// Base URL (`https://api.dojah.io`), or `"sandbox"` for the embedded simulator.
-        base_url: String,
-        /// Secret key, from the environment (not needed with `base_url = "sandbox"`).
-        secret_key: Option<EnvRef>,
-        /// App id, from the environment (not needed with `base_url = "sandbox"`).
-        app_id: Option<EnvRef>,
-        /// Connect timeout.
-        #[serde(default = "default_connect_timeout_ms")]
-        connect_timeout_ms: u64,
-        /// Timeout of one upstream request.
-        #[serde(default = "default_request_timeout_ms")]
-        request_timeout_ms: u64,
-        /// Page size asked for when reading a whole account page by page.
-        #[serde(default = "default_mono_page_size")]
-        page_size: u32,
-        /// Read a whole account in one `not_paginated` call.
-        #[serde(default = "default_true")]
-        bulk_read: bool,
-        /// Provider pages read at once when filling a snapshot (when not reading in bulk).
-        #[serde(default = "default_fetch_concurrency")]
-        fetch_concurrency: usize,
-        /// Snapshot TTL for this provider (default: `cache.ttl_secs`).
-        cache_ttl_secs: Option<u64>,
-        /// How long the provider's "no such account / customer / NUBAN / transaction" is
-        /// remembered and answered without asking it again (0: not remembered).
-        #[serde(default = "default_negative_ttl_secs")]
-        negative_ttl_secs: u64,
-        /// How long a refresh waits for the provider's webhook delivery.
-        #[serde(default = "default_refresh_deadline_ms")]
-        refresh_deadline_ms: u64,
-        /// Upstream requests allowed in any 60 seconds (unset: no quota).
-        requests_per_minute: Option<u32>,
-        /// Upstream requests that may go out at once (1 to `requests_per_minute`).
-        burst: Option<u32>,
-        /// Upstream requests in flight at once.
-        #[serde(default = "default_max_concurrent_requests")]
-        max_concurrent_requests: u32,
-        /// How long a request may wait in line for the quota or a slot.
-        #[serde(default = "default_queue_timeout_ms")]
-        queue_timeout_ms: u64,
-        /// Retries of a read that failed transiently (timeout, connection, 502/503/504).
-        #[serde(default = "default_max_retries")]
-        max_retries: u32,
-        /// The first retry's backoff; it doubles per retry, with jitter.
-        #[serde(default = "default_retry_backoff_ms")]
-        retry_backoff_ms: u64,
-        /// Consecutive failures that open the circuit breaker.
-        #[serde(default = "default_breaker_failure_threshold")]
-        breaker_failure_threshold: u32,
-        /// How long an open breaker refuses calls before one probe is let through.
-        #[serde(default = "default_breaker_open_ms")]
-        breaker_open_ms: u64,
-    },
+pub struct ProviderSection {
+    /// The kind: a name in `kinds::KINDS` (`okra`, `mono`, ...).
+    pub kind: String,
+    /// Base URL, or `"sandbox"` for the embedded simulator.
+    pub base_url: String,
+    /// Secret key, from the environment (not needed with `base_url = "sandbox"`).
+    pub secret_key: Option<EnvRef>,
+    /// Connect timeout.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Timeout of one upstream request.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Overall deadline of a refresh (polling, or waiting for the webhook delivery).
+    #[serde(default = "default_refresh_deadline_ms")]
+    pub refresh_deadline_ms: u64,
+    /// Items per provider page when reading a whole scope (default: the kind's).
+    pub page_size: Option<u32>,
+    /// Provider pages read at once when filling a snapshot.
+    #[serde(default = "default_fetch_concurrency")]
+    pub fetch_concurrency: usize,
+    /// Snapshot TTL for this provider (default: `cache.ttl_secs`).
+    pub cache_ttl_secs: Option<u64>,
+    /// How long the provider's "no such account / customer / NUBAN / transaction" is
+    /// remembered and answered without asking it again (0: not remembered).
+    #[serde(default = "default_negative_ttl_secs")]
+    pub negative_ttl_secs: u64,
+    /// Upstream requests allowed in any 60 seconds (unset: no quota).
+    pub requests_per_minute: Option<u32>,
+    /// Upstream requests that may go out at once (1 to `requests_per_minute`).
+    pub burst: Option<u32>,
+    /// Upstream requests in flight at once.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: u32,
+    /// How long a request may wait in line for the quota or a slot.
+    #[serde(default = "default_queue_timeout_ms")]
+    pub queue_timeout_ms: u64,
+    /// Retries of a read that failed transiently (timeout, connection, 502/503/504).
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// The first retry's backoff; it doubles per retry, with jitter.
+    #[serde(default = "default_retry_backoff_ms")]
+    pub retry_backoff_ms: u64,
+    /// Consecutive failures that open the circuit breaker.
+    #[serde(default = "default_breaker_failure_threshold")]
+    pub breaker_failure_threshold: u32,
+    /// How long an open breaker refuses calls before one probe is let through.
+    #[serde(default = "default_breaker_open_ms")]
+    pub breaker_open_ms: u64,
+    /// The kind's own keys (credentials as `{ env = "NAME" }`, settings).
+    #[serde(flatten)]
+    pub specific: BTreeMap<String, serde_json::Value>,
+}
+
+impl ProviderSection {
+    /// A section of `kind` served by the embedded sandbox, every key at its default.
+    pub fn sandbox(kind: &str) -> ProviderSection {
+        ProviderSection {
+            kind: kind.to_owned(),
+            base_url: "sandbox".into(),
+            secret_key: None,
+            connect_timeout_ms: default_connect_timeout_ms(),
+            request_timeout_ms: default_request_timeout_ms(),
+            refresh_deadline_ms: default_refresh_deadline_ms(),
+            page_size: None,
+            fetch_concurrency: default_fetch_concurrency(),
+            cache_ttl_secs: None,
+            negative_ttl_secs: default_negative_ttl_secs(),
+            requests_per_minute: None,
+            burst: None,
+            max_concurrent_requests: default_max_concurrent_requests(),
+            queue_timeout_ms: default_queue_timeout_ms(),
+            max_retries: default_max_retries(),
+            retry_backoff_ms: default_retry_backoff_ms(),
+            breaker_failure_threshold: default_breaker_failure_threshold(),
+            breaker_open_ms: default_breaker_open_ms(),
+            specific: BTreeMap::new(),
+        }
+    }
 }
 
 fn default_negative_ttl_secs() -> u64 {
@@ -519,12 +497,6 @@ fn default_request_timeout_ms() -> u64 {
 }
 fn default_refresh_deadline_ms() -> u64 {
     120_000
-}
-fn default_mono_page_size() -> u32 {
-    100
-}
-fn default_true() -> bool {
-    true
 }
 fn default_fetch_concurrency() -> usize {
     4
@@ -864,16 +836,16 @@ pub enum Upstream {
         base_url: Url,
         /// Secret key.
         secret_key: Secret,
-        /// App id (Mono-style only).
-        app_id: Option<Secret>,
+        /// The kind's other credentials (`app_id`, ...), by key.
+        credentials: BTreeMap<&'static str, Secret>,
     },
 }
 
 /// A validated provider instance.
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
-    /// `"okra"` or `"mono"`.
-    pub kind: ProviderKind,
+    /// Its kind's entry in the kind table.
+    pub kind: &'static KindEntry,
     /// Where it is.
     pub upstream: Upstream,
     /// Connect timeout.
@@ -882,10 +854,10 @@ pub struct ProviderConfig {
     pub request_timeout: Duration,
     /// Refresh deadline: polling (Okra) or waiting for the webhook delivery (Mono-style).
     pub refresh_deadline: Duration,
-    /// Page size (Mono).
+    /// Items per provider page when reading a whole scope.
     pub page_size: u32,
-    /// Bulk reads (Mono).
-    pub bulk_read: bool,
+    /// The kind's own settings (checked by the kind; credentials taken out).
+    pub settings: serde_json::Value,
     /// Provider pages read at once when filling a snapshot.
     pub fetch_concurrency: usize,
     /// Snapshot TTL.
@@ -894,15 +866,6 @@ pub struct ProviderConfig {
     pub negative_ttl: Duration,
     /// Quota, concurrency, retries and circuit breaker.
     pub outbound: OutboundConfig,
-}
-
-/// The kinds of provider the gateway can talk to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProviderKind {
-    /// Okra.
-    Okra,
-    /// The Mono-style provider.
-    Mono,
 }
 
 impl Config {
@@ -1162,51 +1125,8 @@ impl FileConfig {
                 },
             )]),
             providers: BTreeMap::from([
-                (
-                    "okra".to_owned(),
-                    ProviderSection::Okra {
-                        base_url: "sandbox".into(),
-                        secret_key: None,
-                        connect_timeout_ms: default_connect_timeout_ms(),
-                        request_timeout_ms: default_request_timeout_ms(),
-                        refresh_deadline_ms: default_refresh_deadline_ms(),
-                        fetch_concurrency: default_fetch_concurrency(),
-                        cache_ttl_secs: None,
-                        negative_ttl_secs: default_negative_ttl_secs(),
-                        requests_per_minute: None,
-                        burst: None,
-                        max_concurrent_requests: default_max_concurrent_requests(),
-                        queue_timeout_ms: default_queue_timeout_ms(),
-                        max_retries: default_max_retries(),
-                        retry_backoff_ms: default_retry_backoff_ms(),
-                        breaker_failure_threshold: default_breaker_failure_threshold(),
-                        breaker_open_ms: default_breaker_open_ms(),
-                    },
-                ),
-                (
-                    "mono".to_owned(),
-                    ProviderSection::Mono {
-                        base_url: "sandbox".into(),
-                        secret_key: None,
-                        app_id: None,
-                        connect_timeout_ms: default_connect_timeout_ms(),
-                        request_timeout_ms: default_request_timeout_ms(),
-                        page_size: default_mono_page_size(),
-                        bulk_read: true,
-                        fetch_concurrency: default_fetch_concurrency(),
-                        cache_ttl_secs: None,
-                        negative_ttl_secs: default_negative_ttl_secs(),
-                        refresh_deadline_ms: default_refresh_deadline_ms(),
-                        requests_per_minute: None,
-                        burst: None,
-                        max_concurrent_requests: default_max_concurrent_requests(),
-                        queue_timeout_ms: default_queue_timeout_ms(),
-                        max_retries: default_max_retries(),
-                        retry_backoff_ms: default_retry_backoff_ms(),
-                        breaker_failure_threshold: default_breaker_failure_threshold(),
-                        breaker_open_ms: default_breaker_open_ms(),
-                    },
-                ),
+                ("okra".to_owned(), ProviderSection::sandbox("okra")),
+                ("mono".to_owned(), ProviderSection::sandbox("mono")),
             ]),
             routing: RoutingSection {
                 default: "okra".into(),
@@ -1234,119 +1154,86 @@ fn validate_provider(
     key: &str,
     default_ttl_secs: u64,
 ) -> Result<ProviderConfig, ConfigError> {
-    let (kind, base_url, secret_key, app_id, connect, request) = match section {
-        ProviderSection::Okra {
-            base_url,
-            secret_key,
-            connect_timeout_ms,
-            request_timeout_ms,
-            ..
-        } => (
-            ProviderKind::Okra,
-            base_url,
-            secret_key,
-            None,
-            connect_timeout_ms,
-            request_timeout_ms,
-        ),
-        ProviderSection::Mono {
-            base_url,
-            secret_key,
-            app_id,
-            connect_timeout_ms,
-            request_timeout_ms,
-            ..
-        } => (
-            ProviderKind::Mono,
-            base_url,
-            secret_key,
-            Some(app_id),
-            connect_timeout_ms,
-            request_timeout_ms,
-        ),
-    };
+    let kind = kinds::find(&section.kind).ok_or_else(|| {
+        ConfigError::new(
+            format!("{key}.kind"),
+            format!("unknown kind {:?}; known: {}", section.kind, kinds::names()),
+        )
+    })?;
     for (value, field) in [
-        (connect, "connect_timeout_ms"),
-        (request, "request_timeout_ms"),
+        (section.connect_timeout_ms, "connect_timeout_ms"),
+        (section.request_timeout_ms, "request_timeout_ms"),
     ] {
-        if *value == 0 || *value > 300_000 {
+        if value == 0 || value > 300_000 {
             return Err(ConfigError::new(
                 format!("{key}.{field}"),
                 "must be between 1 and 300000",
             ));
         }
     }
-    let upstream = if base_url == "sandbox" {
+    // The kind's credentials come out of its own keys; the rest is its settings.
+    let mut specific = section.specific.clone();
+    let mut credentials = Vec::new();
+    for credential in kind.credentials {
+        let field = format!("{key}.{}", credential.key);
+        let env = specific
+            .remove(credential.key)
+            .map(|value| {
+                serde_json::from_value::<EnvRef>(value)
+                    .map_err(|_| ConfigError::new(&field, "must be { env = \"NAME\" }"))
+            })
+            .transpose()?;
+        credentials.push((credential, field, env));
+    }
+    let settings = serde_json::Value::Object(specific.into_iter().collect());
+    kind.check(&settings).map_err(|e| match e.key {
+        Some(field) => ConfigError::new(format!("{key}.{field}"), e.message),
+        None => ConfigError::new(key, e.message),
+    })?;
+    let upstream = if section.base_url == "sandbox" {
         Upstream::Sandbox
     } else {
-        let base_url = parse_http_url(base_url, &format!("{key}.base_url"))?;
-        let secret_key = secret_key
+        let base_url = parse_http_url(&section.base_url, &format!("{key}.base_url"))?;
+        let secret_key = section
+            .secret_key
             .as_ref()
             .ok_or_else(|| {
                 ConfigError::new(format!("{key}.secret_key"), "required: { env = \"NAME\" }")
             })?
             .resolve(&format!("{key}.secret_key"))?;
-        let app_id = match app_id {
-            None => None,
-            Some(None) => {
-                return Err(ConfigError::new(
-                    format!("{key}.app_id"),
-                    "required: { env = \"NAME\" }",
-                ));
+        let mut resolved = BTreeMap::new();
+        for (credential, field, env) in credentials {
+            match env {
+                Some(env) => {
+                    resolved.insert(credential.key, env.resolve(&field)?);
+                }
+                None if credential.required => {
+                    return Err(ConfigError::new(field, "required: { env = \"NAME\" }"));
+                }
+                None => {}
             }
-            Some(Some(env)) => Some(env.resolve(&format!("{key}.app_id"))?),
-        };
+        }
         Upstream::Remote {
             base_url,
             secret_key,
-            app_id,
+            credentials: resolved,
         }
     };
-    let (refresh_deadline, page_size, bulk_read) = match section {
-        ProviderSection::Okra {
-            refresh_deadline_ms,
-            ..
-        } => (*refresh_deadline_ms, default_mono_page_size(), false),
-        ProviderSection::Mono {
-            page_size,
-            bulk_read,
-            refresh_deadline_ms,
-            ..
-        } => {
-            if !(1..=200).contains(page_size) {
-                return Err(ConfigError::new(
-                    format!("{key}.page_size"),
-                    "must be between 1 and 200",
-                ));
-            }
-            (*refresh_deadline_ms, *page_size, *bulk_read)
-        }
-    };
-    let (fetch_concurrency, cache_ttl_secs, negative_ttl_secs) = match section {
-        ProviderSection::Okra {
-            fetch_concurrency,
-            cache_ttl_secs,
-            negative_ttl_secs,
-            ..
-        }
-        | ProviderSection::Mono {
-            fetch_concurrency,
-            cache_ttl_secs,
-            negative_ttl_secs,
-            ..
-        } => (
-            *fetch_concurrency,
-            cache_ttl_secs.unwrap_or(default_ttl_secs),
-            *negative_ttl_secs,
-        ),
-    };
-    if negative_ttl_secs > 3_600 {
+    let page_size = section.page_size.unwrap_or(kind.default_page_size);
+    if !(1..=kind.max_page_size).contains(&page_size) {
+        return Err(ConfigError::new(
+            format!("{key}.page_size"),
+            format!("must be between 1 and {}", kind.max_page_size),
+        ));
+    }
+    let cache_ttl_secs = section.cache_ttl_secs.unwrap_or(default_ttl_secs);
+    if section.negative_ttl_secs > 3_600 {
         return Err(ConfigError::new(
             format!("{key}.negative_ttl_secs"),
             "must be between 0 and 3600",
         ));
     }
-    if !(1..=64).contains(&fetch_concurrency) {
+    if !(1..=64).contains(&section.fetch_concurrency) {
         return Err(ConfigError::new(
             format!("{key}.fetch_concurrency"),
             "must be between 1 and 64",
@@ -1358,23 +1245,23 @@ fn validate_provider(
             "must be above 0",
         ));
     }
-    if refresh_deadline == 0 || refresh_deadline > 3_600_000 {
+    if section.refresh_deadline_ms == 0 || section.refresh_deadline_ms > 3_600_000 {
         return Err(ConfigError::new(
             format!("{key}.refresh_deadline_ms"),
             "must be between 1 and 3600000",
         ));
     }
     Ok(ProviderConfig {
-        fetch_concurrency,
+        fetch_concurrency: section.fetch_concurrency,
         cache_ttl: Duration::from_secs(cache_ttl_secs),
-        negative_ttl: Duration::from_secs(negative_ttl_secs),
+        negative_ttl: Duration::from_secs(section.negative_ttl_secs),
         kind,
         upstream,
-        connect_timeout: Duration::from_millis(*connect),
-        request_timeout: Duration::from_millis(*request),
-        refresh_deadline: Duration::from_millis(refresh_deadline),
+        connect_timeout: Duration::from_millis(section.connect_timeout_ms),
+        request_timeout: Duration::from_millis(section.request_timeout_ms),
+        refresh_deadline: Duration::from_millis(section.refresh_deadline_ms),
         page_size,
-        bulk_read,
+        settings,
         outbound: validate_outbound(section, key)?,
     })
 }
@@ -1614,7 +1501,7 @@ fn validate_jobs(jobs: JobsSection) -> Result<JobsSection, ConfigError> {
 }
 
 fn validate_outbound(section: &ProviderSection, key: &str) -> Result<OutboundConfig, ConfigError> {
-    let (ProviderSection::Okra {
+    let ProviderSection {
         requests_per_minute,
         burst,
         max_concurrent_requests,
@@ -1624,18 +1511,7 @@ fn validate_outbound(section: &ProviderSection, key: &str) -> Result<OutboundCon
         breaker_failure_threshold,
         breaker_open_ms,
         ..
-    }
-    | ProviderSection::Mono {
-        requests_per_minute,
-        burst,
-        max_concurrent_requests,
-        queue_timeout_ms,
-        max_retries,
-        retry_backoff_ms,
-        breaker_failure_threshold,
-        breaker_open_ms,
-        ..
-    }) = section;
+    } = section;
     let field = |name: &str| format!("{key}.{name}");
     let quota = match (requests_per_minute, burst) {
         (None, None) => None,
@@ -1832,7 +1708,8 @@ mod tests {
             "kind = \"okra\"\n        base_url = \"https://api.okra.ng/v2\"\n        secret_key = \"sk_live_plain\"",
         );
         let err = Config::from_toml(&text).unwrap_err();
-        assert_eq!(err.key, "providers.okra");
+        // The common keys are one struct, so the error names the key itself.
+        assert_eq!(err.key, "providers.okra.secret_key");
         let text = VALID.replace(
             "kind = \"okra\"\n        base_url = \"sandbox\"",
             "kind = \"okra\"\n        base_url = \"https://api.okra.ng/v2\"\n        secret_key = { env = \"GATEWAY_TEST_SURELY_UNSET_VAR\" }",
@@ -2129,5 +2006,55 @@ mod tests {
             config.clients[0].keys[0].sha256,
             <[u8; 32]>::from(Sha256::digest(DEMO_API_KEY))
         );
+    }
+
+    /// The kind table decides: a kind's own keys are refused by name when misspelt, its extra
+    /// credentials are required for a real upstream, and `page_size` is checked against the
+    /// kind's largest page and defaults to the kind's.
+    #[test]
+    fn kinds_own_their_keys_credentials_and_page_sizes() {
+        let mono = |lines: &str| {
+            VALID.replace(
+                "kind = \"mono\"\n        base_url = \"sandbox\"",
+                &format!("kind = \"mono\"\n        base_url = \"sandbox\"\n        {lines}"),
+            )
+        };
+        let err = Config::from_toml(&mono("bulk_reed = false")).unwrap_err();
+        assert_eq!(err.key, "providers.mono");
+        assert!(err.message.contains("bulk_reed"), "{}", err.message);
+        let config = Config::from_toml(&mono("bulk_read = false")).unwrap();
+        assert_eq!(config.providers["mono"].settings["bulk_read"], false);
+        assert_eq!(config.providers["mono"].page_size, 100);
+        assert_eq!(config.providers["okra"].page_size, okra::MAX_PAGE_SIZE);
+        assert_eq!(
+            error_key(&mono("page_size = 201")),
+            "providers.mono.page_size"
+        );
+        assert_eq!(
+            error_key(&with_okra("page_size = 101")),
+            "providers.okra.page_size"
+        );
+        assert_eq!(
+            error_key(&with_okra("app_id = { env = \"X\" }")),
+            "providers.okra"
+        );
+        assert_eq!(
+            error_key(&mono("app_id = \"plain\"")),
+            "providers.mono.app_id"
+        );
+        let remote = VALID.replace(
+            "kind = \"mono\"\n        base_url = \"sandbox\"",
+            "kind = \"mono\"\n        base_url = \"https://api.dojah.io\"\n        secret_key = { env = \"PATH\" }",
+        );
+        assert_eq!(error_key(&remote), "providers.mono.app_id");
+        let with_app_id = remote.replace(
+            "secret_key = { env = \"PATH\" }",
+            "secret_key = { env = \"PATH\" }\n        app_id = { env = \"PATH\" }",
+        );
+        let config = Config::from_toml(&with_app_id).unwrap();
+        let Upstream::Remote { credentials, .. } = &config.providers["mono"].upstream else {
+            panic!("a remote upstream");
+        };
+        assert!(credentials.contains_key("app_id"));
     }
 }

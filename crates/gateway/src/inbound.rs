@@ -1,7 +1,7 @@
 //! Inbound rate limits: each calling service's quota, and the `RateLimit` header fields.
 //!
 //! Every configured client has its own GCRA limiter (governor), built at start from its
-//! `[clients.NAME]` quota or the `[rate_limits]` default. The [`rate_limit`] middleware runs
+//! `[clients.NAME]` quota or the `[rate_limits]` default. The [`crate::middleware::rate_limit`] middleware runs
 //! on `/v1` *after* authentication: the key it charges is the client the API key resolved to,
 //! never anything else the caller sends, so no caller can spend another's quota, and a request
 //! that fails authentication spends nothing.
@@ -22,11 +22,7 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, web};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
@@ -34,8 +30,6 @@ use governor::{Quota, RateLimiter};
 
 use crate::cluster::Cluster;
 use crate::config::{ClientConfig, ClientRateLimit};
-use crate::error::ApiError;
-use crate::state::{AppState, Client};
 
 /// `RateLimit-Policy`: the client's quota policy.
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -299,28 +293,6 @@ impl ClientLimiter {
             refused,
         }
     }
-}
-
-/// Charges each authenticated `/v1` request to its client; over quota answers 429. Every
-/// answer carries `RateLimit-Policy` and `RateLimit`. Must run inside `authenticate`.
-pub async fn rate_limit(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, Error> {
-    let client = req.extensions().get::<Arc<Client>>().cloned();
-    let verdict = match (req.app_data::<web::Data<AppState>>(), client) {
-        (Some(state), Some(client)) => state.inbound.charge(&client.name).await,
-        _ => None,
-    };
-    let Some(verdict) = verdict else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
-    };
-    let mut res = match verdict.refused {
-        Some(retry_after) => req.error_response(ApiError::RateLimited { retry_after }),
-        None => next.call(req).await?.map_into_boxed_body(),
-    };
-    verdict.apply(res.headers_mut());
-    Ok(res)
 }
 
 #[cfg(test)]

@@ -39,85 +39,25 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::web;
 use provider::{RefreshOutcome, RefreshRequest, RefreshStyle};
 use rand::Rng;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
+// tokio's clock (std's outside a runtime): tests pause it to see jobs expire.
+use tokio::time::Instant;
 use url::Url;
-use utoipa::ToSchema;
 
 use crate::config::{Config, ProviderConfig};
 use crate::error::{ApiError, Problem};
 use crate::jobs_shared::{NewJob, SharedJobs, StartKind};
 use crate::notify::{Notifier, RetryPolicy};
-use crate::state::AppState;
+use crate::registry::ProviderEntry;
 
-/// Where a job stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum JobStatus {
-    /// Accepted, not yet sent to the provider.
-    Queued,
-    /// The provider is refreshing (or its webhook delivery is awaited).
-    Running,
-    /// Fresh data can be read; the account's cached snapshots were dropped.
-    Succeeded,
-    /// The refresh failed; `problem` says why.
-    Failed,
-}
-
-impl JobStatus {
-    /// Whether the job is final.
-    pub fn is_finished(self) -> bool {
-        matches!(self, JobStatus::Succeeded | JobStatus::Failed)
-    }
-}
-
-/// A refresh job, as `GET /v1/jobs/{id}` and client notifications show it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(example = json!({
-    "id": "job_5f2b8c0e9a7d41c3b6e2f0a1d4c7e9b2",
-    "status": "succeeded",
-    "provider": "okra",
-    "account_id": "5f2b8c0e9a7d41c3b6e2f0a1",
-    "created_at": "2026-11-21T10:15:30.120Z",
-    "started_at": "2026-11-21T10:15:30.121Z",
-    "finished_at": "2026-11-21T10:15:32.480Z",
-    "status_url": "/v1/jobs/job_5f2b8c0e9a7d41c3b6e2f0a1d4c7e9b2"
-}))]
-pub struct JobView {
-    /// The job's id.
-    pub id: String,
-    /// Where it stands.
-    pub status: JobStatus,
-    /// The provider instance refreshing.
-    pub provider: String,
-    /// The provider's account id.
-    pub account_id: String,
-    /// When the job was created.
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    /// When the job began following the provider's work.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub started_at: Option<OffsetDateTime>,
-    /// When the job became final.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub finished_at: Option<OffsetDateTime>,
-    /// Where to poll it.
-    pub status_url: String,
-    /// How many transactions the provider delivered (webhook-style providers, on success).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub transactions_delivered: Option<u64>,
-    /// Why it failed (only when `failed`): the problem document the API would have answered.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Problem>)]
-    pub problem: Option<serde_json::Value>,
-}
+pub use crate::job_view::{JobStatus, JobView, now};
 
 /// A run the caller must start (see [`spawn_run`]); returned only for a new run.
 #[derive(Debug, Clone)]
@@ -216,14 +156,6 @@ pub struct Jobs {
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How often a replica waiting for a shared run's delivery looks at its state.
 const FINAL_POLL: Duration = Duration::from_millis(200);
-
-/// Now, to the millisecond (job timestamps).
-pub fn now() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    // Milliseconds are precise enough for people and keep the JSON short.
-    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
-        .unwrap_or(now)
-}
 
 fn random_hex<const N: usize>() -> String {
     hex::encode(rand::rng().random::<[u8; N]>())
@@ -404,21 +336,15 @@ impl Jobs {
     /// Redis could not record it (the run stays open and is finished later).
     pub async fn complete(
         &self,
-        state: &AppState,
+        state: &impl RunHost,
         run: &RunTicket,
         delivered: Option<u64>,
     ) -> Result<bool, ApiError> {
         let Some(_) = &self.shared else {
             return Ok(self.succeed(state, run, delivered));
         };
-        match state
-            .snapshots
-            .invalidate_account(&run.provider, &run.account_id)
-        {
-            Ok(()) => {
-                state.sync.after_refresh(&run.provider, &run.account_id);
-                self.finish_shared(run.id, Ok(delivered)).await
-            }
+        match state.account_refreshed(&run.provider, &run.account_id) {
+            Ok(()) => self.finish_shared(run.id, Ok(delivered)).await,
             Err(error) => Ok(self.fail_any(run.id, &error).await),
         }
     }
@@ -771,15 +697,9 @@ impl Jobs {
 
     /// Completes a run whose fresh data is at the provider: drops the account's snapshots,
     /// then marks it succeeded. Returns whether this call finished it.
-    pub fn succeed(&self, state: &AppState, run: &RunTicket, delivered: Option<u64>) -> bool {
-        match state
-            .snapshots
-            .invalidate_account(&run.provider, &run.account_id)
-        {
-            Ok(()) => {
-                state.sync.after_refresh(&run.provider, &run.account_id);
-                self.finish(run.id, Ok(delivered))
-            }
+    pub fn succeed(&self, state: &impl RunHost, run: &RunTicket, delivered: Option<u64>) -> bool {
+        match state.account_refreshed(&run.provider, &run.account_id) {
+            Ok(()) => self.finish(run.id, Ok(delivered)),
             Err(error) => {
                 tracing::error!(provider = %run.provider, %error, "refresh: snapshots not invalidated");
                 self.finish(run.id, Err(error.problem(None)))
@@ -889,15 +809,43 @@ fn public_base(url: &Url) -> Url {
     base
 }
 
+/// What a run needs from the rest of the gateway (`AppState` implements it): the job store,
+/// the provider by name, and what happens to an account whose fresh data is at the provider.
+/// Jobs take this rather than the whole state, so `jobs` does not import the module that
+/// holds it.
+pub trait RunHost: Send + Sync + 'static {
+    /// The job store.
+    fn jobs(&self) -> &Jobs;
+    /// The configured provider instance `name`, if any.
+    fn provider(&self, name: &str) -> Option<ProviderEntry>;
+    /// Drops the account's snapshots (and lets delta sync read it again); an error leaves the
+    /// snapshots as they were.
+    fn account_refreshed(&self, provider: &str, account: &str) -> Result<(), ApiError>;
+}
+
+impl<H: RunHost> RunHost for web::Data<H> {
+    fn jobs(&self) -> &Jobs {
+        self.get_ref().jobs()
+    }
+
+    fn provider(&self, name: &str) -> Option<ProviderEntry> {
+        self.get_ref().provider(name)
+    }
+
+    fn account_refreshed(&self, provider: &str, account: &str) -> Result<(), ApiError> {
+        self.get_ref().account_refreshed(provider, account)
+    }
+}
+
 /// Starts a new run in the background: calls the provider, follows it to the end.
-pub fn spawn_run(state: web::Data<AppState>, run: RunTicket) {
+pub fn spawn_run<H: RunHost>(state: web::Data<H>, run: RunTicket) {
     tokio::spawn(drive(state, run, false));
 }
 
 /// With jobs in Redis: looks for runs whose replica stopped renewing their lease (it died) and
 /// drives them to their end here, for as long as the returned task runs.
-pub fn spawn_takeovers(state: web::Data<AppState>) -> Option<tokio::task::JoinHandle<()>> {
-    let every = state.jobs.shared()?.lease() / 2;
+pub fn spawn_takeovers<H: RunHost>(state: web::Data<H>) -> Option<tokio::task::JoinHandle<()>> {
+    let every = state.jobs().shared()?.lease() / 2;
     let state = std::sync::Arc::downgrade(&state.into_inner());
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
@@ -907,7 +855,7 @@ pub fn spawn_takeovers(state: web::Data<AppState>) -> Option<tokio::task::JoinHa
             let Some(state) = state.upgrade() else {
                 return;
             };
-            let Some(shared) = state.jobs.shared() else {
+            let Some(shared) = state.jobs().shared() else {
                 return;
             };
             for run_id in shared.open_runs().await.unwrap_or_default() {
@@ -929,17 +877,17 @@ pub fn spawn_takeovers(state: web::Data<AppState>) -> Option<tokio::task::JoinHa
     }))
 }
 
-async fn drive(state: web::Data<AppState>, run: RunTicket, taken_over: bool) {
+async fn drive<H: RunHost>(state: web::Data<H>, run: RunTicket, taken_over: bool) {
     // With Redis, this replica renews its lease on the run while it drives it; if it dies,
     // the lease runs out and another replica takes the run over.
-    let renewal = state.jobs.shared().map(|shared| {
+    let renewal = state.jobs().shared().map(|shared| {
         let (state, run_id, every) = (state.clone(), run.id.to_string(), shared.lease() / 3);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every.max(Duration::from_millis(50)));
             tick.tick().await;
             loop {
                 tick.tick().await;
-                let Some(shared) = state.jobs.shared() else {
+                let Some(shared) = state.jobs().shared() else {
                     return;
                 };
                 if matches!(shared.renew(&run_id).await, Ok(false)) {
@@ -949,16 +897,16 @@ async fn drive(state: web::Data<AppState>, run: RunTicket, taken_over: bool) {
             }
         })
     });
-    drive_inner(&state, &run, taken_over).await;
+    drive_inner(state.get_ref(), &run, taken_over).await;
     if let Some(task) = renewal {
         task.abort();
     }
 }
 
-async fn drive_inner(state: &AppState, run: &RunTicket, taken_over: bool) {
+async fn drive_inner<H: RunHost>(state: &H, run: &RunTicket, taken_over: bool) {
     let run = run.clone();
-    let jobs = &state.jobs;
-    let Some(entry) = state.registry.get(&run.provider).cloned() else {
+    let jobs = state.jobs();
+    let Some(entry) = state.provider(&run.provider) else {
         jobs.fail_any(
             run.id,
             &ApiError::Internal(format!("provider {} vanished", run.provider)),
@@ -1163,5 +1111,26 @@ mod tests {
             public.join("v1/webhooks/mono").unwrap().as_str(),
             "https://gw.example/base/v1/webhooks/mono"
         );
+    }
+
+    /// A finished job is kept `jobs.ttl_secs` after its run finished, then it is gone for
+    /// `GET /v1/jobs/{id}`, and its idempotency key starts a new job (on tokio's paused clock).
+    #[tokio::test(start_paused = true)]
+    async fn a_finished_job_expires_after_its_ttl() {
+        let jobs = jobs();
+        let ttl = Duration::from_secs(Config::embedded_default().unwrap().jobs.ttl_secs);
+        let (a, okra) = (arc("a"), arc("okra"));
+        let started = jobs.start(&a, &okra, "acc1", Some("k1")).unwrap();
+        let run = started.run.unwrap();
+        let id = started.job.id.clone();
+        assert!(jobs.finish(run.id, Ok(Some(3))));
+        assert_eq!(jobs.get("a", &id).unwrap().status, JobStatus::Succeeded);
+        tokio::time::advance(ttl - Duration::from_secs(1)).await;
+        assert!(jobs.get("a", &id).is_some(), "kept for its ttl");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(jobs.get("a", &id).is_none(), "gone after it");
+        let again = jobs.start(&a, &okra, "acc1", Some("k1")).unwrap();
+        assert_ne!(again.job.id, id);
+        assert!(again.run.is_some());
     }
 }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::cluster::{Cluster, SharedError};
-use crate::jobs::{JobStatus, JobView};
+use crate::job_view::{JobStatus, JobView};
 
 /// Creates, finds or joins a job. KEYS[1]: the `open` set (it routes the script to the `{jobs}`
 /// slot; every key the script touches shares that tag, built from ARGV[1]).
@@ -277,7 +277,7 @@ impl SharedJobs {
             .arg(request.key.unwrap_or(""))
             .arg(request.job_id)
             .arg(request.run_id)
-            .arg(rfc3339(crate::jobs::now()))
+            .arg(rfc3339(crate::job_view::now()))
             .arg(self.cluster.replica_id())
             .arg(self.lease.as_millis() as u64)
             .arg((self.ttl + max_deadline).as_millis() as u64);
@@ -363,7 +363,7 @@ impl SharedJobs {
         self.set_field(
             run_id,
             "running",
-            serde_json::Value::String(rfc3339(crate::jobs::now())),
+            serde_json::Value::String(rfc3339(crate::job_view::now())),
         )
         .await
     }
@@ -384,7 +384,7 @@ impl SharedJobs {
         run_id: &str,
         outcome: Result<Option<u64>, serde_json::Value>,
     ) -> Result<bool, SharedError> {
-        let at = rfc3339(crate::jobs::now());
+        let at = rfc3339(crate::job_view::now());
         let outcome = match outcome {
             Ok(delivered) => serde_json::json!({
                 "state": "succeeded", "finished_at": at, "delivered": delivered,
@@ -464,7 +464,7 @@ impl SharedJobs {
 }
 
 fn view_of(job_id: &str, job: &StoredJob, run: &StoredRun) -> JobView {
-    let created_at = parse_time(&job.created_at).unwrap_or_else(crate::jobs::now);
+    let created_at = parse_time(&job.created_at).unwrap_or_else(crate::job_view::now);
     let status = match run.state.as_str() {
         "running" => JobStatus::Running,
         "succeeded" => JobStatus::Succeeded,

@@ -15,7 +15,7 @@ use std::sync::RwLock;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::state::KeyEntry;
+use crate::clients::KeyEntry;
 
 /// A key as presented, once verified, and its entry.
 type Verified = (Box<[u8]>, KeyEntry);
@@ -91,7 +91,7 @@ mod tests {
 
     use super::*;
     use crate::policy::Policy;
-    use crate::state::Client;
+    use crate::clients::Client;
 
     fn keys(pairs: &[(&str, &str)]) -> Keys {
         Keys::new(

@@ -25,8 +25,6 @@ use metrics::{
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use provider::{ProviderError, ThrottleReason};
 
-use crate::state::AppState;
-
 /// Inbound requests: histogram of seconds by `route`, `method`, `status` class and `client`.
 pub const HTTP_REQUEST_DURATION: &str = "gateway_http_request_duration_seconds";
 /// Upstream requests by `provider`, `endpoint`, `outcome` and upstream `status`.
@@ -219,40 +217,28 @@ fn describe() {
 
 /// The scrape: state gauges refreshed from `state`, then every family in the Prometheus text
 /// format. Empty when no recorder could be installed.
-pub fn render(state: &AppState) -> String {
+pub fn render(state: &impl Scraped) -> String {
     let Some(handle) = handle() else {
         return String::new();
     };
     gauge!(BUILD_INFO, "version" => VERSION, "revision" => REVISION).set(1.0);
-    for entry in state.registry.iter() {
-        // Registered at zero, so every provider's series exist before anything happens.
-        let provider = entry.name.to_string();
-        gauge!(UPSTREAM_IN_FLIGHT, "provider" => provider.clone()).increment(0.0);
-        gauge!(QUOTA_WAITING, "provider" => provider).increment(0.0);
-        let lane = entry.lane.status();
-        gauge!(LINE_WAITING, "provider" => entry.name.to_string())
-            .set(f64::from(lane.waiting_for_quota));
-        gauge!(LINE_CLIENTS, "provider" => entry.name.to_string())
-            .set(f64::from(lane.waiting_clients));
-        let current = lane.circuit.state.as_str();
-        for name in ["closed", "open", "half_open"] {
-            let on = if name == current { 1.0 } else { 0.0 };
-            gauge!(CIRCUIT_STATE, "provider" => entry.name.to_string(), "state" => name).set(on);
-        }
-    }
-    let (current, retired, stale, rendered) = state.snapshots.weighted_sizes();
-    for (tier, bytes) in [
-        ("current", current),
-        ("retired", retired),
-        ("stale", stale),
-        ("rendered", rendered),
-    ] {
-        gauge!(CACHE_BYTES, "tier" => tier).set(bytes as f64);
-        counter!(CACHE_EVICTIONS, "tier" => tier).increment(0);
-    }
+    state.set_gauges();
     gauge!(REFRESH_RUNS_ACTIVE).increment(0.0);
     handle.run_upkeep();
     handle.render()
+}
+
+impl<T: Scraped> Scraped for actix_web::web::Data<T> {
+    fn set_gauges(&self) {
+        self.get_ref().set_gauges();
+    }
+}
+
+/// What a scrape reads its state gauges from (`AppState` implements it: breaker states, lines,
+/// cache bytes per tier), so `metrics` does not import the modules that call it.
+pub trait Scraped {
+    /// Sets every state gauge to its value now.
+    fn set_gauges(&self);
 }
 
 /// `2xx`, `3xx`, `4xx` or `5xx`.

@@ -7,7 +7,7 @@
 //! 405) — into one problem+json body carrying the request id.
 //!
 //! `/v1` runs three layers, outermost first: `authenticate` (API key -> client; an unknown key
-//! or one past its `not_after` date is a 401), the client's quota (`inbound::rate_limit`), then,
+//! or one past its `not_after` date is a 401), the client's quota (`rate_limit`, charging `inbound`), then,
 //! around each route, `authorize`: the route's operation and provider
 //! ([`crate::policy::ROUTES`]) checked against the client's [`crate::policy::Policy`] — a
 //! refusal is a 403 that has cost quota and never reaches a handler or a provider — and one
@@ -450,4 +450,25 @@ impl Draft {
         };
         self.record
     }
+}
+/// Charges each authenticated `/v1` request to its client; over quota answers 429. Every
+/// answer carries `RateLimit-Policy` and `RateLimit`. Must run inside `authenticate`.
+pub async fn rate_limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let client = req.extensions().get::<Arc<Client>>().cloned();
+    let verdict = match (req.app_data::<web::Data<AppState>>(), client) {
+        (Some(state), Some(client)) => state.inbound.charge(&client.name).await,
+        _ => None,
+    };
+    let Some(verdict) = verdict else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let mut res = match verdict.refused {
+        Some(retry_after) => req.error_response(ApiError::RateLimited { retry_after }),
+        None => next.call(req).await?.map_into_boxed_body(),
+    };
+    verdict.apply(res.headers_mut());
+    Ok(res)
 }

@@ -874,6 +874,10 @@ impl Provider for Guarded {
         self.inner.capabilities()
     }
 
+    fn non_advancing(&self) -> provider::http::NonAdvancing {
+        self.inner.non_advancing()
+    }
+
     async fn list_page(
         &self,
         query: &TransactionQuery,
@@ -1144,7 +1148,9 @@ mod tests {
         assert_eq!(lane.status().circuit.consecutive_failures, 0);
     }
 
-    #[tokio::test]
+    // On tokio's paused clock: the 300 ms are virtual, so "no retry before the deadline" is
+    // exact, not a race with a loaded machine.
+    #[tokio::test(start_paused = true)]
     async fn no_retry_starts_that_cannot_finish_before_the_deadline() {
         let mut slow = config();
         slow.retry_backoff = Duration::from_secs(5);
@@ -1165,7 +1171,7 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(300));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_call_still_running_at_the_deadline_is_a_failure() {
         let mut one = config();
         one.breaker_failure_threshold = 1;
@@ -1189,23 +1195,27 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    // The busy call says when it holds the slot and ends when told: no sleep decides the order.
+    #[tokio::test(start_paused = true)]
     async fn callers_beyond_the_concurrency_cap_wait_in_line_then_give_up() {
         let mut capped = config();
         capped.max_concurrent_requests = 1;
         capped.queue_timeout = Duration::from_millis(50);
         let lane = Arc::new(Lane::new("p", capped));
+        let (holding, held) = tokio::sync::oneshot::channel::<()>();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
         let busy = {
             let lane = lane.clone();
             tokio::spawn(async move {
-                lane.once(async {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
+                lane.once(async move {
+                    let _ = holding.send(());
+                    let _ = released.await;
                     Ok::<_, ProviderError>(())
                 })
                 .await
             })
         };
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        held.await.unwrap();
         assert_eq!(lane.status().in_flight, 1);
         let refused = lane.once(async { Ok::<_, ProviderError>(()) }).await;
         assert!(matches!(
@@ -1215,6 +1225,7 @@ mod tests {
                 ..
             })
         ));
+        release.send(()).unwrap();
         assert!(busy.await.unwrap().is_ok());
         assert!(
             lane.once(async { Ok::<_, ProviderError>(()) })
@@ -1479,5 +1490,67 @@ mod tests {
         assert!(served >= 2, "{served} of a's served");
         assert_eq!(served + busy, 20);
         assert!(busy >= 14, "{busy} of a's refused");
+    }
+    /// A provider whose every page points back at page 1, and whose documented policy is to
+    /// fail rather than truncate.
+    #[derive(Debug)]
+    struct Looping {
+        caps: Capabilities,
+    }
+
+    #[async_trait]
+    impl Provider for Looping {
+        fn name(&self) -> &str {
+            "p"
+        }
+
+        fn kind(&self) -> &'static str {
+            "looping"
+        }
+
+        fn capabilities(&self) -> &Capabilities {
+            &self.caps
+        }
+
+        fn non_advancing(&self) -> provider::http::NonAdvancing {
+            provider::http::NonAdvancing::Fail
+        }
+
+        async fn list_page(
+            &self,
+            query: &TransactionQuery,
+        ) -> Result<Page<Transaction>, ProviderError> {
+            Ok(Page {
+                items: Vec::new(),
+                page: query.page.page,
+                limit: query.page.limit,
+                total: None,
+                total_pages: None,
+                next_page: Some(1),
+                warnings: vec![provider::RecordWarning::field_ignored("r", "x", "y", None)],
+            })
+        }
+    }
+
+    /// The lane walks the pages of a non-bulk provider itself: it keeps the adapter's "never
+    /// truncate silently" rather than stopping at the page that does not advance.
+    #[tokio::test]
+    async fn the_lanes_walk_keeps_the_adapters_paging_policy() {
+        let looping = Arc::new(Looping {
+            caps: Capabilities {
+                scopes: vec![provider::ScopeKind::Account],
+                date_filter: vec![],
+                direction_filter: vec![],
+                get_by_id: false,
+                default_page_size: 10,
+                max_page_size: 10,
+                bulk_read: false,
+                refresh: provider::RefreshStyle::None,
+            },
+        });
+        let guarded = Guarded::new(looping, Arc::new(Lane::new("p", config())), Some(10));
+        let query = TransactionQuery::new(provider::Scope::Account("a".into()));
+        let error = guarded.list_all(&query).await.unwrap_err();
+        assert!(matches!(error, ProviderError::BadPayload { .. }), "{error}");
     }
 }

@@ -35,8 +35,8 @@ use tokio::time::Instant;
 
 use crate::config::CacheSection;
 use crate::error::ApiError;
+use crate::registry::ProviderEntry;
 use crate::shared_tier::{Lookup, SharedTier};
-use crate::state::ProviderEntry;
 
 /// What a snapshot holds: provider, scope and the natively applied filters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -926,7 +926,7 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
-    use crate::config::{OutboundConfig, ProviderKind};
+    use crate::config::OutboundConfig;
     use crate::outbound::{Guarded, Lane};
 
     /// What the fake provider does on its next calls.
@@ -1057,7 +1057,7 @@ mod tests {
         let lane = Arc::new(Lane::new("fake", outbound()));
         ProviderEntry {
             name: Arc::from("fake"),
-            kind: ProviderKind::Okra,
+            kind: "okra",
             provider: Arc::new(Guarded::new(fake.clone(), lane.clone(), None)),
             fetch_concurrency: 1,
             page_size: 10,
@@ -1248,5 +1248,69 @@ mod tests {
         *fake.shape.lock().unwrap() = (6, None);
         cache.get_or_fetch(&entry, &query()).await.unwrap();
         assert_eq!(fake.calls(), 7 + 5 + 6);
+    }
+    /// A fresh snapshot answers again without a provider call; a multi-page scope is read page
+    /// by page once (every page, in order) and then served whole.
+    #[tokio::test]
+    async fn a_fresh_snapshot_is_a_hit_and_every_page_is_read_once() {
+        let (fake, cache) = (Fake::new(), cache());
+        *fake.shape.lock().unwrap() = (4, None);
+        let entry = entry(&fake, FRESH);
+        let (first, status) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        assert_eq!(status, CacheStatus::Miss);
+        assert_eq!(fake.calls(), 4);
+        let (again, status) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        assert_eq!(status, CacheStatus::Hit);
+        assert_eq!(again.id, first.id);
+        assert_eq!(fake.calls(), 4);
+    }
+
+    /// Single flight: readers arriving while a fill is in flight wait for it; the provider
+    /// sees one fill, whatever the number of readers.
+    #[tokio::test]
+    async fn concurrent_readers_share_one_fill() {
+        let (fake, cache) = (Fake::new(), Arc::new(cache()));
+        fake.set(Mode::Gated);
+        let entry = entry(&fake, FRESH);
+        let readers: Vec<_> = (0..5)
+            .map(|_| {
+                let (cache, entry) = (cache.clone(), entry.clone());
+                tokio::spawn(async move { cache.get_or_fetch(&entry, &query()).await })
+            })
+            .collect();
+        // The fill is in the provider: let it answer.
+        fake.entered.notified().await;
+        fake.gate.add_permits(1);
+        let mut ids = std::collections::BTreeSet::new();
+        for reader in readers {
+            let (snapshot, _) = reader.await.unwrap().unwrap();
+            ids.insert(snapshot.id);
+        }
+        assert_eq!(ids.len(), 1);
+        assert_eq!(fake.calls(), 1);
+    }
+
+    /// A scope over `max_snapshot_items` is not snapshotted: the caller is told to page it
+    /// straight through, and nothing is kept.
+    #[tokio::test]
+    async fn a_scope_over_the_item_limit_is_not_snapshotted() {
+        let fake = Fake::new();
+        *fake.shape.lock().unwrap() = (3, None);
+        let cache = SnapshotCache::new(&CacheSection {
+            max_snapshot_items: 25,
+            ..CacheSection::default()
+        });
+        let entry = entry(&fake, FRESH);
+        match cache.get_or_fetch(&entry, &query()).await {
+            Err(FetchError::TooLarge { total }) => assert_eq!(total, 30),
+            other => panic!("expected TooLarge, got {:?}", other.map(|(s, c)| (s.id, c))),
+        }
+        assert_eq!(fake.calls(), 1, "only the first page, to learn the total");
+        // Remembered: the next read is told at once, without asking the provider.
+        assert!(matches!(
+            cache.get_or_fetch(&entry, &query()).await,
+            Err(FetchError::TooLarge { total: 30 })
+        ));
+        assert_eq!(fake.calls(), 1);
     }
 }

@@ -610,13 +610,24 @@ enum Backend {
     Redis(RedisHistories),
 }
 
+/// Reads an account again through the gateway's cache and providers, recording what it finds
+/// (`AppState` implements it), so `sync` does not import the state that holds it.
+pub trait AccountReader: Send + Sync + 'static {
+    /// Reads `account` of `provider` again, under the request deadline; failures are logged.
+    fn read_again(
+        self: Arc<Self>,
+        provider: String,
+        account: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+}
+
 /// Every account's version history, and the notifications sent when one changes.
 pub struct SyncHistory {
     backend: Backend,
     bounds: Bounds,
     notifier: Option<Notifier>,
     /// The gateway, to read a refreshed account again (set once at start).
-    app: std::sync::OnceLock<std::sync::Weak<crate::state::AppState>>,
+    app: std::sync::OnceLock<std::sync::Weak<dyn AccountReader>>,
 }
 
 impl std::fmt::Debug for SyncHistory {
@@ -771,7 +782,8 @@ impl SyncHistory {
     }
 
     /// Lets [`after_refresh`](Self::after_refresh) reach the gateway's cache and providers.
-    pub fn attach(&self, app: std::sync::Weak<crate::state::AppState>) {
+    pub fn attach<A: AccountReader>(&self, app: std::sync::Weak<A>) {
+        let app: std::sync::Weak<dyn AccountReader> = app;
         let _ = self.app.set(app);
     }
 
@@ -790,32 +802,7 @@ impl SyncHistory {
             return;
         };
         let (provider, account) = (provider.to_owned(), account.to_owned());
-        runtime.spawn(async move {
-            let Some(entry) = app.registry.get(&provider) else {
-                return;
-            };
-            // With Redis the refresh dropped the shared pointer in the background: drop it here
-            // first, so this read cannot find the old snapshot there.
-            if let Some(shared) = app.snapshots.shared() {
-                shared.invalidate_account(&provider, &account).await;
-            }
-            let query = provider::TransactionQuery::new(Scope::Account(account));
-            let read = app.within_deadline(async {
-                match app.snapshots.get_or_fetch(entry, &query).await {
-                    Ok((snapshot, _)) => app
-                        .sync
-                        .observe(&snapshot)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| crate::error::ApiError::Internal(e.to_string())),
-                    Err(crate::snapshot::FetchError::Provider(e)) => Err(e.into()),
-                    Err(crate::snapshot::FetchError::TooLarge { .. }) => Ok(()),
-                }
-            });
-            if let Err(error) = read.await {
-                tracing::warn!(%provider, %error, "refreshed account not read again for sync");
-            }
-        });
+        runtime.spawn(app.read_again(provider, account));
     }
 
     /// The hook the snapshot cache calls with every snapshot it fetches: whole-account ones are

@@ -5,16 +5,16 @@
 //! headers, marked sensitive, and [`MonoProvider`]'s `Debug` leaves them out.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use provider::http::{self, NonAdvancing, StatusMeaning, parse_retry_after};
 use provider::{
     Capabilities, Currency, Listing, Page, PageRequest, Provider, ProviderError, RefreshDelivery,
     RefreshRequest, RefreshStart, RefreshStyle, Scope, ScopeKind, Secret, Transaction,
     TransactionQuery,
 };
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
-use time::OffsetDateTime;
 use url::Url;
 
 use crate::mapping::{self, MapContext, MappedEntity};
@@ -23,8 +23,6 @@ use crate::mapping::{self, MapContext, MappedEntity};
 pub const DEFAULT_PAGE_SIZE: u32 = 10;
 /// The largest `length` the vendor documents (its OpenAPI example asks for 200).
 pub const MAX_PAGE_SIZE: u32 = 200;
-/// Safety net for a vendor whose `next_page` keeps advancing forever.
-const MAX_PAGES: u32 = 100_000;
 
 const ENDPOINT: [&str; 4] = ["api", "v1", "financial", "account_transactions"];
 
@@ -220,7 +218,7 @@ impl MonoProvider {
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| mapping::parse_retry_after(v, OffsetDateTime::now_utc()));
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
         let body = response
             .bytes()
             .await
@@ -252,45 +250,6 @@ impl MonoProvider {
             message,
         }
     }
-
-    /// `list_all` by walking `paginated` pages of `page_size`, following `next_page`.
-    async fn walk_pages(
-        &self,
-        account_id: &str,
-        query: &TransactionQuery,
-    ) -> Result<Listing, ProviderError> {
-        let mut all = Listing::default();
-        let mut page_no = 1;
-        loop {
-            let request = PageRequest::new(page_no, self.page_size);
-            let entity = self
-                .fetch(account_id, query, Mode::Paginated(request))
-                .await?;
-            // A page of only unreadable records is not empty: its warnings say what it held.
-            let got = entity.transactions.len() + entity.warnings.len();
-            all.items.extend(entity.transactions);
-            all.warnings.extend(entity.warnings);
-            let next = match entity.next_page {
-                None => break,
-                // An empty page that still points further would loop on nothing.
-                Some(_) if got == 0 => break,
-                Some(next) => next,
-            };
-            if next <= page_no || page_no >= MAX_PAGES {
-                let message = format!(
-                    "next_page {next} does not advance past page {page_no}; refusing to loop"
-                );
-                tracing::warn!(provider = %self.name, %message, "mono: paging");
-                return Err(ProviderError::BadPayload {
-                    provider: self.name.clone(),
-                    status: None,
-                    message,
-                });
-            }
-            page_no = next;
-        }
-        Ok(all)
-    }
 }
 
 #[async_trait]
@@ -305,6 +264,11 @@ impl Provider for MonoProvider {
 
     fn capabilities(&self) -> &Capabilities {
         &self.capabilities
+    }
+
+    /// The walk never loops and never truncates silently (documented in the crate docs).
+    fn non_advancing(&self) -> NonAdvancing {
+        NonAdvancing::Fail
     }
 
     async fn list_page(
@@ -330,7 +294,7 @@ impl Provider for MonoProvider {
     async fn list_all(&self, query: &TransactionQuery) -> Result<Listing, ProviderError> {
         let account_id = self.account(query)?;
         if !self.capabilities.bulk_read {
-            return self.walk_pages(account_id, query).await;
+            return provider::walk_pages(self, query, self.page_size, 1).await;
         }
         let entity = self.fetch(account_id, query, Mode::NotPaginated).await?;
         let received = entity.transactions.len() + entity.warnings.len();
@@ -432,45 +396,19 @@ fn query_params(
     params
 }
 
-/// The error for a non-2xx answer, by the vendor's documented statuses.
+/// The vendor's statuses that differ from the shared default: 424 (a third party it depends
+/// on failed) is worth a retry, not a refusal of our request.
+const STATUS_OVERRIDES: &[(u16, StatusMeaning)] = &[(424, StatusMeaning::Unavailable)];
+
+/// The error for a non-2xx answer: the shared status mapping with the vendor's overrides.
 fn status_error(
     provider: &str,
     status: u16,
     body: &[u8],
     retry_after: Option<Duration>,
 ) -> ProviderError {
-    let provider = provider.to_owned();
     let message = mapping::vendor_message(body);
-    match status {
-        // Our credentials (401, 403) or our account with the vendor (402: balance low).
-        401..=403 => ProviderError::Unauthorized {
-            provider,
-            status,
-            message,
-        },
-        404 => ProviderError::NotFound { provider, message },
-        429 => ProviderError::RateLimited {
-            provider,
-            retry_after,
-            message,
-        },
-        // 408: the vendor timed out on its bank; 424: a third party it depends on failed.
-        408 | 424 | 500..=599 => ProviderError::Unavailable {
-            provider,
-            status: Some(status),
-            message,
-        },
-        400..=499 => ProviderError::Rejected {
-            provider,
-            status,
-            message,
-        },
-        _ => ProviderError::BadPayload {
-            provider,
-            status: Some(status),
-            message: format!("unexpected HTTP {status}: {message}"),
-        },
-    }
+    http::status_error(provider, status, message, retry_after, STATUS_OVERRIDES)
 }
 
 /// An error and its sources, one line.

@@ -82,3 +82,49 @@ mod mapping;
 mod wire;
 
 pub use client::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MonoConfig, MonoProvider};
+
+/// The `mono` kind: an `app_id` credential and `bulk_read`.
+#[derive(Debug, Clone, Copy)]
+pub struct MonoKind;
+
+/// `[providers.NAME]` keys of a `mono` instance besides the common ones.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonoSettings {
+    /// Read a whole account in one `not_paginated` call (default true).
+    #[serde(default = "yes")]
+    pub bulk_read: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl provider::kind::Kind for MonoKind {
+    const NAME: &'static str = "mono";
+    const CREDENTIALS: &'static [provider::kind::Credential] = &[provider::kind::Credential {
+        key: "app_id",
+        required: true,
+    }];
+    const DEFAULT_PAGE_SIZE: u32 = 100;
+    const MAX_PAGE_SIZE: u32 = MAX_PAGE_SIZE;
+    type Settings = MonoSettings;
+
+    fn build(
+        common: provider::kind::Common,
+        settings: MonoSettings,
+    ) -> Result<std::sync::Arc<dyn provider::Provider>, provider::ProviderError> {
+        let base_url =
+            url::Url::parse(&common.base_url).map_err(|e| provider::ProviderError::Config {
+                provider: common.name.clone(),
+                message: format!("base_url: {e}"),
+            })?;
+        let app_id = common.credential("app_id")?;
+        let mut config = MonoConfig::new(common.name, base_url, common.secret_key, app_id);
+        config.connect_timeout = common.connect_timeout;
+        config.request_timeout = common.request_timeout;
+        config.page_size = common.page_size;
+        config.bulk_read = settings.bulk_read;
+        Ok(std::sync::Arc::new(MonoProvider::new(config)?))
+    }
+}

@@ -4,14 +4,11 @@
 //! [`ProviderError`] back, so every reading is unit-tested without a network. The tolerant
 //! readings and the decisions where the vendor docs are silent are listed in the crate docs.
 
-use std::time::Duration;
-
 use provider::{
     Currency, Date, Direction, MappingError, Money, MoneyError, ProviderError, RawRecord,
     RecordWarning, RefreshDelivery, Transaction, TransactionId,
 };
 use serde_json::value::RawValue;
-use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::wire::{
@@ -404,25 +401,6 @@ pub(crate) fn vendor_message(body: &[u8]) -> String {
 pub(crate) fn error_in_ack(body: &[u8]) -> Option<String> {
     let body: MonoError = serde_json::from_slice(body).ok()?;
     body.error.filter(|e| !e.is_null()).map(|e| error_text(&e))
-}
-
-/// `Retry-After` as seconds (`"60"`) or an HTTP date (`"Wed, 21 Oct 2015 07:28:00 GMT"`), seen
-/// from `now`; a date in the past means "now" (zero).
-pub(crate) fn parse_retry_after(value: &str, now: OffsetDateTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let date = time::PrimitiveDateTime::parse(
-        value,
-        format_description!(
-            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-        ),
-    )
-    .ok()?
-    .assume_utc();
-    let wait = date - now;
-    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -975,23 +953,6 @@ mod tests {
             vendor_message("x".repeat(500).as_bytes()).chars().count(),
             201
         );
-    }
-
-    #[test]
-    fn retry_after_in_seconds_or_as_a_date() {
-        let now = time::macros::datetime!(2015-10-21 07:27:00 UTC);
-        assert_eq!(parse_retry_after("60", now), Some(Duration::from_secs(60)));
-        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
-            Some(Duration::from_secs(60))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("-5", now), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use provider::http::{parse_retry_after, status_error};
 use provider::{
     Capabilities, Currency, Date, DateRange, Page, PageRequest, PollStatus, Provider,
     ProviderError, RefreshPoll, RefreshRequest, RefreshStart, RefreshStyle, Scope, ScopeKind,
@@ -491,48 +492,13 @@ pub(crate) fn interpret(
             }
         }
     };
-    Err(match status {
-        401..=403 => ProviderError::Unauthorized {
-            provider,
-            status,
-            message,
-        },
-        404 => ProviderError::NotFound { provider, message },
-        429 => ProviderError::RateLimited {
-            provider,
-            retry_after: retry_after
-                .and_then(|v| parse_retry_after(v, now))
-                .or_else(|| retry_after_in_message(&message)),
-            message,
-        },
-        408 | 500..=599 => ProviderError::Unavailable {
-            provider,
-            status: Some(status),
-            message,
-        },
-        400..=499 => ProviderError::Rejected {
-            provider,
-            status,
-            message,
-        },
-        _ => ProviderError::BadPayload {
-            provider,
-            status: Some(status),
-            message: format!("unexpected HTTP {status}: {message}"),
-        },
-    })
-}
-
-/// `Retry-After` as delay-seconds or an HTTP date (a date in the past is zero).
-pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at =
-        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
-    let at = SystemTime::from(at);
-    Some(at.duration_since(now).unwrap_or_default())
+    let retry_after = match status {
+        429 => retry_after
+            .and_then(|v| parse_retry_after(v, now))
+            .or_else(|| retry_after_in_message(&message)),
+        _ => None,
+    };
+    Err(status_error(&provider, status, message, retry_after, &[]))
 }
 
 /// Okra's documented 429 message says "try again in 60 seconds"; read that when no header does.

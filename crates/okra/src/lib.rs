@@ -74,3 +74,36 @@ mod wire;
 pub use client::{
     DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, OkraConfig, OkraProvider, PollPolicy, WIDE_FROM, WIDE_TO,
 };
+
+/// The `okra` kind: no keys of its own beyond the common ones.
+#[derive(Debug, Clone, Copy)]
+pub struct OkraKind;
+
+/// `[providers.NAME]` keys of an `okra` instance besides the common ones: none.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OkraSettings {}
+
+impl provider::kind::Kind for OkraKind {
+    const NAME: &'static str = "okra";
+    // Okra pages at its largest page: the fewest requests for a whole scope.
+    const DEFAULT_PAGE_SIZE: u32 = MAX_PAGE_SIZE;
+    const MAX_PAGE_SIZE: u32 = MAX_PAGE_SIZE;
+    type Settings = OkraSettings;
+
+    fn build(
+        common: provider::kind::Common,
+        _: OkraSettings,
+    ) -> Result<std::sync::Arc<dyn provider::Provider>, provider::ProviderError> {
+        let base_url =
+            url::Url::parse(&common.base_url).map_err(|e| provider::ProviderError::Config {
+                provider: common.name.clone(),
+                message: format!("base_url: {e}"),
+            })?;
+        let mut config = OkraConfig::new(common.name, base_url, common.secret_key);
+        config.connect_timeout = common.connect_timeout;
+        config.request_timeout = common.request_timeout;
+        config.refresh_poll.deadline = common.refresh_deadline;
+        Ok(std::sync::Arc::new(OkraProvider::new(config)?))
+    }
+}

@@ -8,6 +8,8 @@
 
 mod error;
 mod float_rule;
+pub mod http;
+pub mod kind;
 mod money;
 mod query;
 mod secret;
@@ -94,6 +96,12 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         Err(ProviderError::unsupported(self.name(), "refresh"))
     }
 
+    /// What [`walk_pages`] does when a page's `next_page` does not move forward: stop and keep
+    /// what was read (the default), or fail rather than truncate silently.
+    fn non_advancing(&self) -> http::NonAdvancing {
+        http::NonAdvancing::Stop
+    }
+
     /// Reads a refresh result the provider delivered to our callback URL for the refresh of
     /// `expected_account_id`; the transactions are mapped as belonging to that account, and the
     /// delivery reports the account the payload itself names so the caller can refuse a mismatch.
@@ -158,8 +166,9 @@ pub async fn follow_refresh<P: Provider + ?Sized>(
 }
 
 /// Reads `provider`'s pages of `page_size` from page `from` on, following `next_page` until the
-/// last page (or an empty page, or a `next_page` that does not move forward), in order, with
-/// every page's warnings.
+/// last page (or an empty page), in order, with every page's warnings. A `next_page` that does
+/// not move forward, or a walk past [`http::MAX_PAGES`], is handled by the provider's
+/// [`Provider::non_advancing`] policy: stop with what was read, or fail with a bad payload.
 pub async fn walk_pages<P: Provider + ?Sized>(
     provider: &P,
     query: &TransactionQuery,
@@ -176,10 +185,27 @@ pub async fn walk_pages<P: Provider + ?Sized>(
         let got = page.items.len() + page.warnings.len();
         all.items.extend(page.items);
         all.warnings.extend(page.warnings);
-        match page.next_page {
-            Some(next) if next > page_no && got > 0 => page_no = next,
-            _ => break,
+        let next = match page.next_page {
+            // The last page; or an empty page that still points further would loop on nothing.
+            None => break,
+            Some(_) if got == 0 => break,
+            Some(next) => next,
+        };
+        if next <= page_no || page_no >= http::MAX_PAGES {
+            match provider.non_advancing() {
+                http::NonAdvancing::Stop => break,
+                http::NonAdvancing::Fail => {
+                    return Err(ProviderError::BadPayload {
+                        provider: provider.name().to_owned(),
+                        status: None,
+                        message: format!(
+                            "next_page {next} does not advance past page {page_no}; refusing to loop"
+                        ),
+                    });
+                }
+            }
         }
+        page_no = next;
     }
     Ok(all)
 }

@@ -15,6 +15,8 @@ pub struct SandboxConfig {
     pub mono_secret: String,
     /// The Mono-style app id, sent as `AppId: <app id>`.
     pub mono_app_id: String,
+    /// Mono's secret key, sent as `mono-sec-key: <secret>`.
+    pub mono_connect_secret: String,
     /// How long an Okra refresh job reports itself as running before it completes.
     pub refresh_duration: Duration,
     /// How many new transactions a completed Okra refresh or a Mono webhook sync appends.
@@ -30,6 +32,7 @@ impl Default for SandboxConfig {
             okra_secret: "okra_test_secret".to_owned(),
             mono_secret: "test_mono_secret".to_owned(),
             mono_app_id: "mono_test_app".to_owned(),
+            mono_connect_secret: "test_sk_sandbox".to_owned(),
             refresh_duration: Duration::from_secs(2),
             new_transactions_per_refresh: 3,
             workers: 1,
@@ -37,7 +40,7 @@ impl Default for SandboxConfig {
     }
 }
 
-/// One of the two simulated vendor APIs.
+/// One of the simulated vendor APIs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Vendor {
@@ -45,6 +48,9 @@ pub enum Vendor {
     Okra,
     /// The Mono-style provider (`/api/v1/financial/account_transactions`).
     Mono,
+    /// Mono's own API (`/v2/accounts/{id}/transactions`, `/accounts/{id}/sync`).
+    #[serde(rename = "mono-connect")]
+    MonoConnect,
 }
 
 impl Vendor {
@@ -53,6 +59,7 @@ impl Vendor {
         match self {
             Vendor::Okra => "okra",
             Vendor::Mono => "mono",
+            Vendor::MonoConnect => "mono-connect",
         }
     }
 }

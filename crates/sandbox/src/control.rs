@@ -56,6 +56,7 @@ fn all_faults(shared: &Shared) -> serde_json::Value {
     serde_json::json!({
         "okra": shared.faults(Vendor::Okra),
         "mono": shared.faults(Vendor::Mono),
+        "mono-connect": shared.faults(Vendor::MonoConnect),
     })
 }
 
@@ -95,6 +96,7 @@ fn all_quotas(shared: &Shared) -> serde_json::Value {
     serde_json::json!({
         "okra": {"requests_per_minute": shared.quota(Vendor::Okra)},
         "mono": {"requests_per_minute": shared.quota(Vendor::Mono)},
+        "mono-connect": {"requests_per_minute": shared.quota(Vendor::MonoConnect)},
     })
 }
 

@@ -15,6 +15,8 @@ pub struct Directory {
     pub okra: VendorInfo,
     /// How to call the Mono-style API.
     pub mono: VendorInfo,
+    /// How to call Mono's own API (the same account ids as the Mono-style one).
+    pub mono_connect: VendorInfo,
 }
 
 /// One vendor's base URL and credentials.
@@ -132,6 +134,11 @@ pub(crate) fn build(shared: &Shared) -> Directory {
             base_url: shared.mono_base_url(),
             secret: shared.config.mono_secret.clone(),
             app_id: Some(shared.config.mono_app_id.clone()),
+        },
+        mono_connect: VendorInfo {
+            base_url: shared.mono_connect_base_url(),
+            secret: shared.config.mono_connect_secret.clone(),
+            app_id: None,
         },
     }
 }

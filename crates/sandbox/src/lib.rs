@@ -1,5 +1,5 @@
-//! Simulators of the Okra and Mono-style APIs over real HTTP: one seeded ledger served in each
-//! vendor's own wire format, fault injection, request counters and optional quotas.
+//! Simulators of the Okra, Mono-style and Mono APIs over real HTTP: one seeded ledger served in
+//! each vendor's own wire format, fault injection, request counters and optional quotas.
 //!
 //! [`start`] binds a server (port 0 works) inside the caller's tokio runtime and returns a
 //! [`Sandbox`] handle that knows its base URLs, the generated [`Directory`] and controls
@@ -22,6 +22,7 @@ mod control;
 mod directory;
 mod ledger;
 mod mono;
+mod mono_connect;
 mod okra;
 mod state;
 
@@ -74,6 +75,7 @@ pub async fn start(config: SandboxConfig, bind: SocketAddr) -> std::io::Result<S
             .app_data(data.clone())
             .configure(okra::configure)
             .configure(mono::configure)
+            .configure(mono_connect::configure)
             .configure(control::configure)
             .default_service(web::to(not_found))
     })
@@ -111,6 +113,17 @@ impl Sandbox {
     /// `/api/v1/financial/account_transactions`).
     pub fn mono_base_url(&self) -> String {
         self.shared.mono_base_url()
+    }
+
+    /// Finishes every running Okra refresh job now (its transactions appended), as if its
+    /// `refresh_duration` were over: explicit synchronisation for tests.
+    pub fn finish_refresh_jobs(&self) {
+        okra::finish_all_jobs(&self.shared);
+    }
+
+    /// Base URL of Mono's own API (`/v2/accounts/...`, `/accounts/{id}/sync`).
+    pub fn mono_connect_base_url(&self) -> String {
+        self.shared.mono_connect_base_url()
     }
 
     /// The configuration the sandbox was started with.

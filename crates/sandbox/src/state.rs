@@ -24,6 +24,9 @@ pub struct Stats {
     pub okra: BTreeMap<String, u64>,
     /// Mono-style routes.
     pub mono: BTreeMap<String, u64>,
+    /// Mono's own routes.
+    #[serde(default, rename = "mono-connect")]
+    pub mono_connect: BTreeMap<String, u64>,
 }
 
 impl Stats {
@@ -32,6 +35,7 @@ impl Stats {
         match vendor {
             Vendor::Okra => self.okra.values().sum(),
             Vendor::Mono => self.mono.values().sum(),
+            Vendor::MonoConnect => self.mono_connect.values().sum(),
         }
     }
 }
@@ -78,6 +82,7 @@ pub(crate) fn vendor_error(vendor: Vendor, status: StatusCode, message: &str) ->
         }),
         Vendor::Okra => serde_json::json!({"status": "error", "message": message}),
         Vendor::Mono => serde_json::json!({"error": message}),
+        Vendor::MonoConnect => serde_json::json!({"status": "failed", "message": message}),
     };
     Reply::json(status, &body)
 }
@@ -139,6 +144,8 @@ pub(crate) struct Shared {
     stats: Mutex<Stats>,
     quotas: Mutex<Quotas>,
     pub(crate) jobs: Mutex<HashMap<String, RefreshJob>>,
+    /// When each account (by index) was last synced through Mono's Data Sync.
+    pub(crate) mono_syncs: Mutex<HashMap<usize, Instant>>,
     pub(crate) http: reqwest::Client,
 }
 
@@ -158,6 +165,7 @@ impl Shared {
             stats: Mutex::new(Stats::default()),
             quotas: Mutex::new(Quotas::default()),
             jobs: Mutex::new(HashMap::new()),
+            mono_syncs: Mutex::new(HashMap::new()),
             http,
         }
     }
@@ -175,6 +183,10 @@ impl Shared {
     }
 
     pub(crate) fn mono_base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub(crate) fn mono_connect_base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
@@ -220,6 +232,7 @@ impl Shared {
         let map = match vendor {
             Vendor::Okra => &mut stats.okra,
             Vendor::Mono => &mut stats.mono,
+            Vendor::MonoConnect => &mut stats.mono_connect,
         };
         *map.entry(route.to_owned()).or_insert(0) += 1;
     }

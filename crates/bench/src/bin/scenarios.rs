@@ -270,7 +270,7 @@ async fn replicas() {
                 provider.upstream = gateway::config::Upstream::Remote {
                     base_url: sandbox.okra_base_url().parse().unwrap(),
                     secret_key: provider_secret(&sandbox),
-                    app_id: None,
+                    credentials: Default::default(),
                 };
             }
             let app = Application::build(config).await.unwrap();

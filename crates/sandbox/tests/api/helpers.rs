@@ -281,3 +281,8 @@ fn kobo_parser_is_exact() {
     assert_eq!(kobo("0.30000000000000004"), 30);
     assert_eq!(kobo("0.29999999999999998"), 30);
 }
+
+/// An answer read the way every helper reads one.
+pub async fn answer_of(resp: reqwest::Response) -> Answer {
+    answer(resp).await
+}

@@ -5,5 +5,6 @@ mod agreement;
 mod faults;
 mod helpers;
 mod mono;
+mod mono_connect;
 mod okra;
 mod vendor_clients;

@@ -382,7 +382,12 @@ async fn okra_refuses_missing_or_wrong_keys_with_401() {
 
 #[tokio::test]
 async fn refresh_runs_then_completes_with_new_transactions_seen_by_both_vendors() {
-    let t = spawn().await;
+    // The job runs until the test says the vendor is done: no race with a timer.
+    let t = crate::helpers::spawn_with(sandbox::SandboxConfig {
+        refresh_duration: Duration::from_secs(3600),
+        ..sandbox::SandboxConfig::default()
+    })
+    .await;
     let acc = t.edge_account().clone();
     let started = t
         .okra(
@@ -407,7 +412,7 @@ async fn refresh_runs_then_completes_with_new_transactions_seen_by_both_vendors(
     assert_eq!(running.json["data"]["running"], true);
     assert_eq!(running.json["data"]["completed"], false);
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    t.sandbox.finish_refresh_jobs();
     let done = t.okra_get(&url).await;
     assert_eq!(done.json["data"]["running"], false);
     assert_eq!(done.json["data"]["completed"], true);
@@ -462,7 +467,7 @@ async fn refresh_under_the_sandbox_prefix_calls_back_there() {
         .await;
     let url = a.json["data"]["callback_url"].as_str().unwrap();
     assert!(url.contains("/v2/sandbox/callback?record="), "{url}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    t.sandbox.finish_refresh_jobs();
     let done = t.okra_get(url).await;
     assert_eq!(done.json["data"]["completed"], true);
     let after = t.sandbox.directory();

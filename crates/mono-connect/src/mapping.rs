@@ -1,0 +1,642 @@
+//! Pure functions from Mono's JSON to the canonical model: no network, no clock.
+
+use provider::{
+    Currency, Direction, MappingError, Money, ProviderError, RawRecord, RecordWarning, Transaction,
+    TransactionId,
+};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::wire::{
+    MonoConnectEnvelope, MonoConnectPaging, MonoConnectSync, MonoConnectTransaction,
+    MonoConnectV1Data, MonoConnectWebhook,
+};
+
+/// What a mapping needs to know besides the record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MapContext<'a> {
+    /// The provider instance name.
+    pub provider: &'a str,
+    /// The account read.
+    pub account_id: &'a str,
+    /// The account's currency: records without `currency` are in it.
+    pub currency: Currency,
+}
+
+/// One answer, mapped.
+#[derive(Debug, Default)]
+pub(crate) struct MappedPage {
+    /// The records that mapped.
+    pub transactions: Vec<Transaction>,
+    /// The records left out, and fields dropped.
+    pub warnings: Vec<RecordWarning>,
+    /// Records in all, when said.
+    pub total: Option<u64>,
+    /// This page's number, when said.
+    pub page: Option<u32>,
+    /// The next page's number (from the `next` URL's `page`), `None` on the last page.
+    pub next_page: Option<u32>,
+}
+
+fn bad_payload(ctx: &MapContext<'_>, status: u16, message: impl Into<String>) -> ProviderError {
+    ProviderError::BadPayload {
+        provider: ctx.provider.to_owned(),
+        status: Some(status),
+        message: message.into(),
+    }
+}
+
+/// Reads a 2xx transactions answer in any of its three shapes.
+pub(crate) fn read_page(
+    body: &[u8],
+    status: u16,
+    ctx: &MapContext<'_>,
+) -> Result<MappedPage, ProviderError> {
+    let envelope: MonoConnectEnvelope<'_> = serde_json::from_slice(body)
+        .map_err(|e| bad_payload(ctx, status, format!("not a Mono transactions answer: {e}")))?;
+    if envelope.status.as_ref().and_then(Value::as_str) == Some("failed") {
+        let message = text(envelope.message.as_ref()).unwrap_or_else(|| "status: failed".into());
+        return Err(bad_payload(ctx, status, message));
+    }
+    let data = envelope
+        .data
+        .ok_or_else(|| bad_payload(ctx, status, "no data in the answer"))?;
+    let (records, paging): (Vec<&RawValue>, Option<MonoConnectPaging>) =
+        if data.get().trim_start().starts_with('{') {
+            let v1: MonoConnectV1Data<'_> = serde_json::from_str(data.get())
+                .map_err(|e| bad_payload(ctx, status, format!("data: {e}")))?;
+            let records = v1
+                .transactions
+                .ok_or_else(|| bad_payload(ctx, status, "data.transactions is missing"))?;
+            (records, v1.paging.or(envelope.meta).or(envelope.paging))
+        } else {
+            let records: Vec<&RawValue> = serde_json::from_str(data.get())
+                .map_err(|e| bad_payload(ctx, status, format!("data must be an array: {e}")))?;
+            (records, envelope.meta.or(envelope.paging))
+        };
+    let mut page = MappedPage::default();
+    if let Some(paging) = paging {
+        page.total =
+            number(paging.total.as_ref(), "total").map_err(|m| bad_payload(ctx, status, m))?;
+        page.page = number(paging.page.as_ref(), "page")
+            .map_err(|m| bad_payload(ctx, status, m))?
+            .and_then(|p| u32::try_from(p).ok());
+        page.next_page =
+            next_page(paging.next.as_ref()).map_err(|m| bad_payload(ctx, status, m))?;
+    }
+    for (index, raw) in records.into_iter().enumerate() {
+        match map_record(raw, index, ctx) {
+            Ok((transaction, ignored)) => {
+                page.transactions.push(transaction);
+                page.warnings.extend(ignored);
+            }
+            Err(error) => page.warnings.push(RecordWarning::skipped(error)),
+        }
+    }
+    Ok(page)
+}
+
+/// A paging number: a JSON number or a numeric string; null, `""` or absent is unknown.
+fn number(value: Option<&Value>, field: &str) -> Result<Option<u64>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| format!("{field} is not a count: {n}")),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{field} is not a count: {s:?}")),
+        Some(other) => Err(format!("{field} is not a count: {other}")),
+    }
+}
+
+/// `next`: a URL whose `page` query parameter is the next page (never followed as a URL: the
+/// adapter only calls its configured base URL), a bare number, or null / `""` on the last page.
+pub(crate) fn next_page(value: Option<&Value>) -> Result<Option<u32>, String> {
+    let text = match value {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => return Ok(None),
+        Some(Value::Number(n)) => {
+            return n
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| *n > 0)
+                .map(Some)
+                .ok_or_else(|| format!("next is not a page: {n}"));
+        }
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
+        Some(Value::String(s)) => s.trim(),
+        Some(other) => return Err(format!("next is not a URL: {other}")),
+    };
+    if let Ok(page) = text.parse::<u32>() {
+        return Ok(Some(page).filter(|p| *p > 0));
+    }
+    // Relative or absolute: only its query matters.
+    let query = text.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let query = query.split('#').next().unwrap_or("");
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == "page")
+        .and_then(|(_, value)| value.parse::<u32>().ok())
+        .filter(|p| *p > 0)
+        .map(Some)
+        .ok_or_else(|| format!("next has no page number: {text:?}"))
+}
+
+/// A JSON string or number as text (trimmed); null, absent or blank is `None`.
+fn text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Integer minor units from the raw JSON text: an integer literal, or a string holding one.
+/// Decimals, exponents and anything else are refused: Mono's amounts are already in minor
+/// units, so a fraction would mean a misread field, never rounding.
+pub(crate) fn minor_units(raw: &RawValue) -> Result<i64, String> {
+    let text = raw.get().trim();
+    let digits = match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(inner) => inner.trim(),
+        None => text,
+    };
+    let unsigned = digits.strip_prefix('-').unwrap_or(digits);
+    if unsigned.is_empty() || !unsigned.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("not an integer number of minor units: {text}"));
+    }
+    digits
+        .parse::<i64>()
+        .map_err(|_| format!("out of range for minor units: {text}"))
+}
+
+/// One record, or why it cannot be read; with the warnings of the fields it dropped.
+fn map_record(
+    raw: &RawValue,
+    index: usize,
+    ctx: &MapContext<'_>,
+) -> Result<(Transaction, Vec<RecordWarning>), MappingError> {
+    let position = format!("#{}", index + 1);
+    let record: MonoConnectTransaction<'_> = serde_json::from_str(raw.get()).map_err(|e| {
+        MappingError::new(
+            &position,
+            "record",
+            format!("not a transaction object: {e}"),
+        )
+        .with_raw_value(raw.get())
+    })?;
+    let id = text(record.id.as_ref())
+        .or_else(|| text(record.legacy_id.as_ref()))
+        .ok_or_else(|| MappingError::new(&position, "id", "missing or blank"))?;
+    let direction = match record.direction.as_ref() {
+        Some(Value::String(s)) => s.parse::<Direction>().map_err(|e| {
+            MappingError::new(&id, "type", e).with_raw_value(&Value::String(s.clone()).to_string())
+        })?,
+        other => {
+            return Err(MappingError::new(&id, "type", "missing or not a string")
+                .with_raw_value(&other.map_or("null".into(), Value::to_string)));
+        }
+    };
+    let currency = match record.currency.as_ref() {
+        None | Some(Value::Null) => ctx.currency,
+        Some(Value::String(code)) if code.trim().is_empty() => ctx.currency,
+        Some(Value::String(code)) => Currency::from_code(code.trim()).map_err(|e| {
+            MappingError::new(&id, "currency", e.to_string())
+                .with_raw_value(&Value::String(code.clone()).to_string())
+        })?,
+        Some(other) => {
+            return Err(MappingError::new(&id, "currency", "not a currency code")
+                .with_raw_value(&other.to_string()));
+        }
+    };
+    if currency != ctx.currency {
+        return Err(MappingError::new(
+            &id,
+            "currency",
+            format!(
+                "{} is not the account's currency ({})",
+                currency.code(),
+                ctx.currency.code()
+            ),
+        )
+        .as_currency_mismatch());
+    }
+    let amount_raw = record
+        .amount
+        .ok_or_else(|| MappingError::new(&id, "amount", "missing"))?;
+    let minor = minor_units(amount_raw)
+        .map_err(|e| MappingError::new(&id, "amount", e).with_raw_value(amount_raw.get()))?;
+    if minor < 0 {
+        return Err(MappingError::new(
+            &id,
+            "amount",
+            "negative: `type` carries the sign, so a signed amount is not guessed at",
+        )
+        .with_raw_value(amount_raw.get()));
+    }
+    let mut warnings = Vec::new();
+    let balance_after = match record.balance {
+        None => None,
+        Some(raw) => match minor_units(raw) {
+            Ok(minor) => Some(Money::from_minor(minor, currency)),
+            Err(reason) => {
+                warnings.push(RecordWarning::field_ignored(
+                    id.clone(),
+                    "balance",
+                    reason,
+                    Some(raw.get()),
+                ));
+                None
+            }
+        },
+    };
+    let booked_on = match record.date.as_ref() {
+        Some(Value::String(s)) => OffsetDateTime::parse(s.trim(), &Rfc3339)
+            .map(|at| at.to_offset(time::UtcOffset::UTC).date())
+            .map_err(|e| {
+                MappingError::new(&id, "date", format!("not an RFC 3339 timestamp: {e}"))
+                    .with_raw_value(&Value::String(s.clone()).to_string())
+            })?,
+        other => {
+            return Err(MappingError::new(&id, "date", "missing or not a string")
+                .with_raw_value(&other.map_or("null".into(), Value::to_string)));
+        }
+    };
+    let narration = match record.narration.as_ref() {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    };
+    let transaction = Transaction {
+        id: TransactionId::new(ctx.provider, id.as_str()),
+        provider: ctx.provider.to_owned(),
+        provider_transaction_id: id,
+        account_id: ctx.account_id.to_owned(),
+        customer_id: None,
+        direction,
+        amount: Money::from_minor(minor, currency),
+        balance_after,
+        booked_on,
+        value_on: None,
+        narration,
+        reference: None,
+        bank: None,
+        raw: RawRecord::from_json(raw.get().to_owned()),
+    };
+    Ok((transaction, warnings))
+}
+
+/// The vendor's message in an error body (`{"status":"failed","message":...}`), else the
+/// body's first 200 characters, else `HTTP {status}`.
+pub(crate) fn vendor_message(body: &[u8], status: u16) -> String {
+    if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body)
+        && let Some(message) = text(map.get("message"))
+    {
+        return message;
+    }
+    let body = String::from_utf8_lossy(body);
+    let body: String = body.trim().chars().take(200).collect();
+    if body.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        body
+    }
+}
+
+/// What a Data Sync answer says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SyncOutcome {
+    /// Synced (`SYNC_SUCCESSFUL`, or `successful` without a code).
+    Synced,
+    /// The statement is incomplete: ask again with `allow_incomplete_statement=true`.
+    IncompleteStatement(String),
+    /// The customer must re-link the account.
+    ReauthorisationRequired(String),
+    /// Mono could not sync now (`SYNC_ERROR`, or `failed` with another code): worth a retry.
+    Failed(String),
+}
+
+/// Reads the answer of `POST /accounts/{id}/sync`.
+pub(crate) fn read_sync(body: &[u8]) -> Result<SyncOutcome, String> {
+    let sync: MonoConnectSync =
+        serde_json::from_slice(body).map_err(|e| format!("not a Data Sync answer: {e}"))?;
+    let code = sync.code.as_deref().map(str::trim).unwrap_or("");
+    let said = |default: &str| {
+        let message = sync.message.clone().filter(|m| !m.trim().is_empty());
+        match message {
+            Some(m) => format!("{code}: {m}"),
+            None => format!("{code}: {default}"),
+        }
+    };
+    Ok(match code {
+        "SYNC_SUCCESSFUL" => SyncOutcome::Synced,
+        "INCOMPLETE_STATEMENT_ERROR" => {
+            SyncOutcome::IncompleteStatement(said("the statement is incomplete"))
+        }
+        "REAUTHORISATION_REQUIRED" => {
+            SyncOutcome::ReauthorisationRequired(said("the account must be re-linked"))
+        }
+        "" if sync.status.as_deref() == Some("successful") => SyncOutcome::Synced,
+        _ => SyncOutcome::Failed(said("Data Sync failed")),
+    })
+}
+
+/// A webhook event: its name and the account it is about, when it names one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEvent {
+    /// `mono.events.account_updated`, ... (unknown events are "something changed").
+    pub event: String,
+    /// `data.account._id` / `data.account.id` / `data.account` / `data.id`.
+    pub account_id: Option<String>,
+}
+
+/// Reads a webhook delivery's body.
+pub(crate) fn read_webhook(body: &[u8]) -> Result<WebhookEvent, String> {
+    let hook: MonoConnectWebhook =
+        serde_json::from_slice(body).map_err(|e| format!("not a Mono webhook: {e}"))?;
+    let data = hook.data.unwrap_or(Value::Null);
+    let account = data.get("account");
+    let account_id = account
+        .and_then(|a| {
+            text(a.get("_id"))
+                .or_else(|| text(a.get("id")))
+                .or_else(|| text(Some(a)))
+        })
+        .or_else(|| text(data.get("id")));
+    Ok(WebhookEvent {
+        event: hook.event,
+        account_id,
+    })
+}
+
+/// `dd-mm-yyyy`, the date form of Mono's examples.
+pub(crate) fn format_date(date: time::Date) -> String {
+    format!(
+        "{:02}-{:02}-{:04}",
+        date.day(),
+        u8::from(date.month()),
+        date.year()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use provider::WarningCode;
+
+    const V2: &str = include_str!("../tests/fixtures/v2.json");
+    const V1: &str = include_str!("../tests/fixtures/v1.json");
+    const LEGACY: &str = include_str!("../tests/fixtures/legacy.json");
+
+    fn ctx() -> MapContext<'static> {
+        MapContext {
+            provider: "mono-connect",
+            account_id: "acc_1",
+            currency: Currency::NGN,
+        }
+    }
+
+    fn page(body: &str) -> MappedPage {
+        read_page(body.as_bytes(), 200, &ctx()).unwrap()
+    }
+
+    fn date(y: i32, m: u8, d: u8) -> time::Date {
+        time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d).unwrap()
+    }
+
+    #[test]
+    fn the_docs_v2_example_maps_exactly() {
+        let page = page(V2);
+        assert!(page.warnings.is_empty(), "{:?}", page.warnings);
+        assert_eq!(
+            (page.total, page.page, page.next_page),
+            (Some(307), Some(1), Some(2))
+        );
+        let t = &page.transactions[0];
+        assert_eq!(t.provider_transaction_id, "66141bbff58d2687e7d91234");
+        assert_eq!(t.direction, Direction::Debit);
+        assert_eq!(t.amount, Money::from_minor(500, Currency::NGN));
+        assert_eq!(
+            t.balance_after,
+            Some(Money::from_minor(1500, Currency::NGN))
+        );
+        assert_eq!(t.booked_on, date(2023, 12, 14));
+        assert_eq!(t.narration, "PG00001");
+        assert_eq!(t.account_id, "acc_1");
+        assert!(t.raw.as_ref().unwrap().get().contains("\"category\""));
+    }
+
+    #[test]
+    fn the_docs_v1_and_legacy_examples_map_exactly() {
+        let v1 = page(V1);
+        assert_eq!(
+            (v1.total, v1.page, v1.next_page),
+            (Some(35), Some(1), Some(2))
+        );
+        assert_eq!(v1.transactions[0].direction, Direction::Credit);
+        assert_eq!(v1.transactions[0].amount.minor(), 9000);
+        assert_eq!(v1.transactions[0].booked_on, date(2023, 10, 6));
+        let legacy = page(LEGACY);
+        assert_eq!(
+            (legacy.total, legacy.page, legacy.next_page),
+            (Some(190), Some(2), Some(3))
+        );
+        let t = &legacy.transactions[0];
+        assert_eq!(t.provider_transaction_id, "62a05bc04112ea670bd09812");
+        // 147085 kobo is N1,470.85: already minor units, never divided or multiplied.
+        assert_eq!(t.amount.minor(), 147_085);
+        assert_eq!(t.balance_after.unwrap().minor(), 1_021_841);
+        assert_eq!(t.booked_on, date(2022, 5, 30));
+    }
+
+    #[test]
+    fn the_booking_date_is_the_utc_date_of_the_timestamp() {
+        let body = |date: &str| {
+            format!(r#"{{"data":[{{"id":"a","type":"debit","amount":1,"date":"{date}"}}]}}"#)
+        };
+        assert_eq!(
+            page(&body("2024-01-31T23:30:00.000Z")).transactions[0].booked_on,
+            date(2024, 1, 31)
+        );
+        // 00:30 at +01:00 is 23:30 UTC the day before.
+        assert_eq!(
+            page(&body("2024-02-01T00:30:00+01:00")).transactions[0].booked_on,
+            date(2024, 1, 31)
+        );
+        let bad = page(&body("31-01-2024"));
+        assert_eq!(bad.warnings[0].field, "date");
+        assert!(bad.transactions.is_empty());
+    }
+
+    #[test]
+    fn amounts_are_integer_minor_units_positive_and_in_range() {
+        let body = |amount: &str| {
+            format!(
+                r#"{{"data":[{{"id":"a","type":"credit","amount":{amount},"date":"2024-01-01T00:00:00Z"}}]}}"#
+            )
+        };
+        assert_eq!(page(&body("0")).transactions[0].amount.minor(), 0);
+        assert_eq!(page(&body("\"2500\"")).transactions[0].amount.minor(), 2500);
+        assert_eq!(
+            page(&body("9223372036854775807")).transactions[0]
+                .amount
+                .minor(),
+            i64::MAX
+        );
+        for bad in [
+            "-500",
+            "14.5",
+            "1e3",
+            "\"1,470.85\"",
+            "9223372036854775808",
+            "null",
+            "true",
+        ] {
+            let p = page(&body(bad));
+            assert!(p.transactions.is_empty(), "{bad}");
+            assert_eq!(p.warnings[0].code, WarningCode::RecordSkipped, "{bad}");
+            assert_eq!(p.warnings[0].field, "amount", "{bad}");
+        }
+    }
+
+    #[test]
+    fn currency_defaults_to_the_account_and_another_is_a_mismatch() {
+        let body = |currency: &str| {
+            format!(
+                r#"{{"data":[{{"id":"a","type":"debit","amount":1,"date":"2024-01-01T00:00:00Z"{currency}}}]}}"#
+            )
+        };
+        assert_eq!(
+            page(&body("")).transactions[0].amount.currency(),
+            Currency::NGN
+        );
+        assert_eq!(page(&body(r#","currency":"NGN""#)).transactions.len(), 1);
+        let ghs = page(&body(r#","currency":"GHS""#));
+        assert_eq!(ghs.warnings[0].code, WarningCode::CurrencyMismatch);
+    }
+
+    #[test]
+    fn one_bad_record_never_fails_the_others() {
+        let body = r#"{"data":[
+            {"id":"ok","type":"debit","amount":1,"date":"2024-01-01T00:00:00Z"},
+            {"type":"debit","amount":1,"date":"2024-01-01T00:00:00Z"},
+            {"id":"t","type":"transfer","amount":1,"date":"2024-01-01T00:00:00Z"},
+            {"id":"b","type":"credit","amount":1,"balance":"N/A","date":"2024-01-01T00:00:00Z"},
+            7
+        ]}"#;
+        let p = page(body);
+        let ids: Vec<_> = p
+            .transactions
+            .iter()
+            .map(|t| t.provider_transaction_id.as_str())
+            .collect();
+        assert_eq!(ids, ["ok", "b"]);
+        let fields: Vec<_> = p
+            .warnings
+            .iter()
+            .map(|w| (w.code, w.field.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                (WarningCode::RecordSkipped, "id"),
+                (WarningCode::RecordSkipped, "type"),
+                (WarningCode::FieldIgnored, "balance"),
+                (WarningCode::RecordSkipped, "record"),
+            ]
+        );
+    }
+
+    #[test]
+    fn next_is_read_as_a_page_number_never_followed() {
+        let next = |v: Value| next_page(Some(&v));
+        assert_eq!(next(Value::Null), Ok(None));
+        assert_eq!(next(Value::String(String::new())), Ok(None));
+        assert_eq!(
+            next("https://api.withmono.com/v2/x/transactions?page=2".into()),
+            Ok(Some(2))
+        );
+        assert_eq!(
+            next("/accounts/x/transactions?limit=5&page=12#f".into()),
+            Ok(Some(12))
+        );
+        assert_eq!(next(3.into()), Ok(Some(3)));
+        assert!(next("https://api.withmono.com/v2/x/transactions".into()).is_err());
+        assert!(next(Value::Bool(true)).is_err());
+    }
+
+    #[test]
+    fn failed_status_missing_data_and_garbage_are_bad_payloads() {
+        for body in [
+            r#"{"status":"failed","message":"No valid API key provided"}"#,
+            r#"{"status":"successful"}"#,
+            r#"{"data":{"paging":{}}}"#,
+            r#"{"data":"x"}"#,
+            "<html>",
+            r#"{"data":[],"meta":{"next":"?page=x"}}"#,
+        ] {
+            assert!(
+                matches!(
+                    read_page(body.as_bytes(), 200, &ctx()),
+                    Err(ProviderError::BadPayload { .. })
+                ),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn sync_answers() {
+        assert_eq!(read_sync(br#"{"status":"successful","hasNewData":true,"code":"SYNC_SUCCESSFUL","message":null}"#), Ok(SyncOutcome::Synced));
+        assert!(matches!(
+            read_sync(br#"{"status":"failed","code":"REAUTHORISATION_REQUIRED"}"#),
+            Ok(SyncOutcome::ReauthorisationRequired(_))
+        ));
+        assert!(matches!(
+            read_sync(br#"{"status":"failed","code":"INCOMPLETE_STATEMENT_ERROR"}"#),
+            Ok(SyncOutcome::IncompleteStatement(_))
+        ));
+        assert!(
+            matches!(read_sync(br#"{"status":"failed","code":"SYNC_ERROR","message":"later"}"#), Ok(SyncOutcome::Failed(m)) if m == "SYNC_ERROR: later")
+        );
+        assert!(read_sync(b"<html>").is_err() && read_sync(b"7").is_err());
+    }
+
+    #[test]
+    fn webhooks_name_their_account() {
+        let hook = |b: &str| read_webhook(b.as_bytes()).unwrap();
+        assert_eq!(
+            hook(r#"{"event":"mono.events.account_updated","data":{"account":{"_id":"a1"}}}"#)
+                .account_id
+                .as_deref(),
+            Some("a1")
+        );
+        assert_eq!(hook(r#"{"event":"mono.events.account_connected","data":{"id":"a2","customer":"c","meta":{}}}"#).account_id.as_deref(), Some("a2"));
+        assert_eq!(
+            hook(r#"{"event":"mono.events.something_new"}"#).account_id,
+            None
+        );
+        assert!(read_webhook(b"{}").is_err());
+    }
+
+    #[test]
+    fn dates_are_sent_as_day_month_year() {
+        assert_eq!(format_date(date(2020, 10, 1)), "01-10-2020");
+    }
+
+    #[test]
+    fn error_bodies_give_their_message() {
+        assert_eq!(
+            vendor_message(br#"{"status":"failed","message":"Too many requests"}"#, 429),
+            "Too many requests"
+        );
+        assert_eq!(vendor_message(b"", 502), "HTTP 502");
+        assert_eq!(vendor_message(b" gateway down ", 502), "gateway down");
+    }
+}
