@@ -119,19 +119,23 @@ impl Application {
             .then(|| DEMO_API_KEY.to_owned());
         let demo = sandbox_running
             .as_ref()
-            .map(|(sb, _)| demo_info(sb, demo_key));
+            .map(|(sb, _)| demo_info(sb, demo_key, &config));
 
         let examples: Vec<(&str, String)> = match &demo {
             Some(demo) => vec![
                 (
                     "account_id",
-                    demo.okra_accounts.first().cloned().unwrap_or_default(),
+                    demo.default_accounts().first().cloned().unwrap_or_default(),
                 ),
                 (
                     "customer_id",
                     demo.customers.first().cloned().unwrap_or_default(),
                 ),
                 ("nuban", demo.nubans.first().cloned().unwrap_or_default()),
+                (
+                    "/v1/transactions/{id} id",
+                    demo.transactions.first().cloned().unwrap_or_default(),
+                ),
             ],
             None => Vec::new(),
         };
@@ -142,17 +146,38 @@ impl Application {
                     "Click **Authorize** and enter one of your configured clients' keys. ".into()
                 }
             };
+            let with = |instance: Option<&str>| match demo.provider_hint(instance) {
+                hint if hint.is_empty() => String::new(),
+                hint => format!(" (add `{}`)", &hint[1..]),
+            };
             format!(
                 "**Embedded sandbox.** {authorize}The examples are real sandbox ids, so *Try it \
-                 out* works as is. Okra accounts: {}. Mono-style accounts (add `provider=mono`): \
-                 {}. Customers: {}. NUBANs: {}.",
+                 out* works as is (a job id: from a refresh's answer). Okra accounts{}: {}. \
+                 Mono-style accounts{}: {}. Customers: {}. NUBANs: {}. Transactions: {}.",
+                with(demo.okra_instance.as_deref()),
                 code_list(&demo.okra_accounts),
+                with(demo.mono_instance.as_deref()),
                 code_list(&demo.mono_accounts),
                 code_list(&demo.customers),
                 code_list(&demo.nubans),
+                code_list(&demo.transactions),
             )
         });
-        let openapi = api::openapi_with_examples(&examples, note.as_deref());
+        let instances: Vec<(String, provider::Capabilities)> = registry
+            .iter()
+            .map(|entry| {
+                (
+                    entry.name.to_string(),
+                    entry.provider.capabilities().clone(),
+                )
+            })
+            .collect();
+        let openapi = api::openapi_with_examples(
+            &examples,
+            note.as_deref(),
+            registry.default_name(),
+            &instances,
+        );
 
         let clients = key_table(&config.clients);
         log_policies(&config.clients);
@@ -525,10 +550,20 @@ async fn redirect_to_swagger() -> HttpResponse {
         .finish()
 }
 
-fn demo_info(sb: &sandbox::Sandbox, api_key: Option<String>) -> DemoInfo {
+fn demo_info(sb: &sandbox::Sandbox, api_key: Option<String>, config: &Config) -> DemoInfo {
     let directory = sb.directory();
+    let instance = |kind| {
+        config
+            .providers
+            .iter()
+            .find(|(_, p)| p.kind == kind)
+            .map(|(name, _)| name.clone())
+    };
     let mut info = DemoInfo {
         api_key,
+        okra_instance: instance(crate::config::ProviderKind::Okra),
+        mono_instance: instance(crate::config::ProviderKind::Mono),
+        default_provider: config.default_provider.clone(),
         ..Default::default()
     };
     // Prefer accounts with data, so the examples show something.
@@ -543,6 +578,10 @@ fn demo_info(sb: &sandbox::Sandbox, api_key: Option<String>) -> DemoInfo {
         info.okra_accounts.push(account.okra_account_id.clone());
         info.mono_accounts.push(account.mono_account_id.clone());
         info.nubans.push(account.nuban.clone());
+        if let (Some(okra), Some(id)) = (&info.okra_instance, &account.newest_okra_transaction_id) {
+            let id = provider::TransactionId::new(okra.as_str(), id.as_str());
+            info.transactions.push(id.to_string());
+        }
         if !info.customers.contains(&customer.okra_customer_id) {
             info.customers.push(customer.okra_customer_id.clone());
         }
