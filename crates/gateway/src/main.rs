@@ -154,3 +154,55 @@ async fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use gateway::state::DemoInfo;
+
+    use super::demo_lines;
+
+    fn demo(api_key: Option<&str>, default: &str) -> DemoInfo {
+        DemoInfo {
+            api_key: api_key.map(str::to_owned),
+            okra_accounts: vec!["okra-acct".into()],
+            mono_accounts: vec!["mono-acct".into()],
+            customers: vec!["cust".into()],
+            nubans: vec!["0123456789".into()],
+            transactions: Vec::new(),
+            okra_instance: Some("okra".into()),
+            mono_instance: Some("mono".into()),
+            default_provider: default.into(),
+        }
+    }
+
+    #[test]
+    fn the_example_curl_reads_an_account_of_the_default_provider() {
+        let addr = "127.0.0.1:8080".parse().unwrap();
+        let lines = demo_lines(&demo(Some("demo-key"), "mono"), addr);
+        let curl = lines.iter().find(|l| l.contains("curl")).unwrap();
+        assert!(
+            curl.contains("/v1/accounts/mono-acct/transactions"),
+            "{curl}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("okra-acct") && l.contains("?provider=okra"))
+        );
+        assert!(
+            !lines.iter().any(|l| l.contains("?provider=mono")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn without_the_demo_client_no_key_is_called_the_demo_key() {
+        let addr = "127.0.0.1:8080".parse().unwrap();
+        let lines = demo_lines(&demo(None, "okra"), addr);
+        assert!(
+            !lines.iter().any(|l| l.contains("demo API key")),
+            "{lines:?}"
+        );
+        assert!(lines.iter().any(|l| l.contains("Bearer YOUR_API_KEY")));
+    }
+}

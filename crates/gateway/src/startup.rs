@@ -43,6 +43,33 @@ pub enum StartupError {
     /// Binding or serving failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// A listener's address cannot be bound.
+    #[error("cannot listen on {addr}: {source}{}", bind_hint(source))]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why not.
+        source: std::io::Error,
+    },
+}
+
+/// What to do about a bind failure, in words.
+fn bind_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " (another process listens there: stop it, or choose another address with --bind or server.bind)"
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            " (not an address of this host: use 127.0.0.1, 0.0.0.0 or one of its own)"
+        }
+        std::io::ErrorKind::PermissionDenied => " (ports below 1024 need privileges)",
+        _ => "",
+    }
+}
+
+/// Binds `addr`, or says which address could not be bound and why.
+fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr, source })
 }
 
 /// A built, bound gateway (and its embedded sandbox, when configured).
@@ -181,6 +208,9 @@ impl Application {
 
         let clients = key_table(&config.clients);
         log_policies(&config.clients);
+        if let Some(warning) = no_clients_warning(&config.clients) {
+            tracing::warn!("{warning}");
+        }
         let today = time::OffsetDateTime::now_utc().date();
         for line in expiry_warnings(&config.clients, today, config.key_expiry_warning) {
             tracing::warn!("{line}");
@@ -212,7 +242,7 @@ impl Application {
             None => tracing::warn!("audit trail is off (audit.enabled = false)"),
         }
         // Bound first: webhook callback URLs name the bound address when no public_url is set.
-        let listener = TcpListener::bind(config.bind)?;
+        let listener = bind(config.bind)?;
         let addr = listener.local_addr()?;
         let state = web::Data::new(AppState {
             registry,
@@ -302,7 +332,7 @@ impl Application {
 
         let metrics = match config.metrics_bind {
             Some(bind) => {
-                let listener = TcpListener::bind(bind)?;
+                let listener = self::bind(bind)?;
                 let metrics_addr = listener.local_addr()?;
                 let metrics_state = state.clone();
                 let server = HttpServer::new(move || {
@@ -490,6 +520,13 @@ fn log_policies(clients: &[ClientConfig]) {
     }
 }
 
+/// The warning for a configuration without any client: it starts, and refuses every call.
+fn no_clients_warning(clients: &[ClientConfig]) -> Option<&'static str> {
+    clients.is_empty().then_some(
+        "no clients are configured: every /v1 request will be refused (401); add a [clients.NAME] section with its key",
+    )
+}
+
 /// The warnings due on `today` about keys whose `not_after` is at most `within` away, or past.
 pub fn expiry_warnings(
     clients: &[ClientConfig],
@@ -645,6 +682,21 @@ mod tests {
             })
             .collect();
         config
+    }
+
+    #[test]
+    fn a_configuration_without_clients_is_warned_about() {
+        assert!(no_clients_warning(&[]).is_some_and(|w| w.contains("refused (401)")));
+        assert_eq!(no_clients_warning(&[client(&[None])]), None);
+    }
+
+    #[tokio::test]
+    async fn a_busy_port_names_the_address_and_what_to_do() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let error = bind(addr).unwrap_err().to_string();
+        assert!(error.contains(&addr.to_string()), "{error}");
+        assert!(error.contains("another process listens there"), "{error}");
     }
 
     #[test]
