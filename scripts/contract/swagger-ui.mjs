@@ -91,10 +91,16 @@ try {
       }
     }
     if (shots && name === 'list_account') {
-      // The answer with the request above it: one viewport, not the whole (long) block.
-      await block.locator('.responses-inner h4').first().scrollIntoViewIfNeeded();
-      await page.mouse.wheel(0, -260);
-      await page.screenshot({ path: path.join(shots, 'swagger-ui-try-it-out.png') });
+      // The request URL and the answer: 700 px of the page, not the whole (long) block.
+      const top = await block
+        .locator('.responses-inner')
+        .first()
+        .evaluate((e) => e.getBoundingClientRect().top + window.scrollY);
+      await page.screenshot({
+        path: path.join(shots, 'swagger-ui-try-it-out.png'),
+        fullPage: true,
+        clip: { x: 0, y: Math.max(0, top - 20), width: 1100, height: 700 },
+      });
     }
     // Collapse, so the next operation's block is in view and the page stays small.
     await block.locator('.opblock-summary').first().click();

@@ -288,6 +288,13 @@ mod tests {
                 );
             }
         }
+        let pagination = &doc["components"]["schemas"]["Pagination"]["example"];
+        assert_eq!(pagination["page"], 1, "{pagination}");
+        assert!(
+            pagination["next_cursor"]
+                .as_str()
+                .is_some_and(|c| c != "string")
+        );
         let too_many = &doc["components"]["responses"]["TooManyRequests"]["content"]["application/problem+json"]
             ["example"];
         assert_eq!(too_many["code"], "rate_limited");
