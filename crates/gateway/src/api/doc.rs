@@ -40,7 +40,7 @@ pub fn finish(doc: &mut Value) {
         "description": "A gateway started locally with its defaults (`gateway`, no --config); the served document names no server, so clients call the gateway that served it."
     }]);
     doc["info"]["contact"] = json!({
-        "name": "The gateway's operators (see README.md, Operations)"
+        "name": "The gateway's operators (see README.md, Running it in production)"
     });
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
