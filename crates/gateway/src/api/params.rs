@@ -25,7 +25,7 @@ pub struct ListParams {
     /// First booking date included (`YYYY-MM-DD`).
     #[param(value_type = Option<String>, format = Date, example = "2025-01-01")]
     from: Option<String>,
-    /// Last booking date included (`YYYY-MM-DD`).
+    /// Last booking date included (`YYYY-MM-DD`), not before `from`.
     #[param(value_type = Option<String>, format = Date, example = "2026-10-31")]
     to: Option<String>,
     /// Only debits or only credits.
