@@ -443,23 +443,46 @@ async fn cursors_are_tamper_evident_and_bound_to_their_caller() {
 #[tokio::test]
 async fn authentication_is_required_on_v1() {
     let gw = spawn_default("okra").await;
-    for (key, header) in [
-        (None, None),
-        (Some("wrong-key"), None),
-        (None, Some(format!("Basic {BILLING_KEY}"))),
-        (None, Some("Bearer".to_owned())),
+    // A missing, a malformed and an unknown key each say which it is, and nothing more.
+    for (key, header, challenge, says) in [
+        (None, None, "Bearer", "required"),
+        (
+            Some("wrong-key"),
+            None,
+            "Bearer error=\"invalid_token\"",
+            "not valid",
+        ),
+        (
+            None,
+            Some(format!("Basic {BILLING_KEY}")),
+            "Bearer error=\"invalid_request\"",
+            "malformed",
+        ),
+        (
+            None,
+            Some("Bearer".to_owned()),
+            "Bearer error=\"invalid_request\"",
+            "malformed",
+        ),
     ] {
         let mut req = gw.http.get(format!("{}/v1/providers", gw.base));
         if let Some(key) = key {
             req = req.bearer_auth(key);
         }
-        if let Some(header) = header {
+        if let Some(header) = &header {
             req = req.header("authorization", header);
         }
         let reply = gw.send(req).await;
         assert_eq!(reply.status, 401);
         assert_eq!(reply.json["code"], "unauthorized");
-        assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
+        assert_eq!(
+            reply.header("www-authenticate"),
+            Some(challenge),
+            "{header:?}"
+        );
+        let detail = reply.json["detail"].as_str().unwrap();
+        assert!(detail.contains(says), "{header:?}: {detail}");
+        assert!(!detail.contains(BILLING_KEY), "{detail}");
     }
     assert_eq!(
         gw.get_as(Some(LEDGER_KEY), "/v1/providers").await.status,

@@ -77,6 +77,66 @@ impl EnvRef {
     }
 }
 
+/// An unset `{ env = "..." }` reference stops validation at the first; this adds every other
+/// reference in the configuration whose variable is unset or empty, so one start reports them
+/// all (some may belong to settings that turn out not to need them, e.g. a sandbox provider's).
+fn also_unset(error: ConfigError, figment: &Figment) -> ConfigError {
+    let Some(first) = error
+        .message
+        .strip_prefix("environment variable ")
+        .and_then(|rest| rest.split(' ').next())
+        .map(str::to_owned)
+    else {
+        return error;
+    };
+    let Ok(value) = figment.extract::<figment::value::Value>() else {
+        return error;
+    };
+    let mut unset = Vec::new();
+    unset_env_refs(&value, "", &mut unset);
+    let others: Vec<String> = unset
+        .into_iter()
+        .filter(|(_, name)| *name != first)
+        .map(|(key, name)| format!("{name} ({key})"))
+        .collect();
+    if others.is_empty() {
+        return error;
+    }
+    let message = format!("{}; also unset: {}", error.message, others.join(", "));
+    ConfigError::new(error.key, message)
+}
+
+/// Every `{ env = "NAME" }` under `value` whose variable is unset or empty, with its key.
+fn unset_env_refs(value: &figment::value::Value, key: &str, out: &mut Vec<(String, String)>) {
+    use figment::value::Value;
+    let child = |name: &str| {
+        if key.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{key}.{name}")
+        }
+    };
+    match value {
+        Value::Dict(_, dict) => {
+            if let (1, Some(Value::String(_, name))) = (dict.len(), dict.get("env")) {
+                if std::env::var(name).map_or(true, |v| v.trim().is_empty()) {
+                    out.push((key.to_owned(), name.clone()));
+                }
+                return;
+            }
+            for (name, value) in dict {
+                unset_env_refs(value, &child(name), out);
+            }
+        }
+        Value::Array(_, items) => {
+            for (i, item) in items.iter().enumerate() {
+                unset_env_refs(item, &format!("{key}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The file's shape, before validation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -891,7 +951,7 @@ impl Config {
                 e.kind.to_string(),
             )
         })?;
-        Config::validate(file)
+        Config::validate(file).map_err(|e| also_unset(e, &figment))
     }
 
     /// Parses a TOML text (no environment), then validates. For tests and tools.

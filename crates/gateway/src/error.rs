@@ -63,9 +63,9 @@ pub struct Problem {
 /// Everything that can go wrong in a request.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// Missing or unknown API key, or one past its last day (`key_expired`).
-    #[error("a valid API key is required: send Authorization: Bearer <key>")]
-    Unauthorized,
+    /// No API key, a malformed `Authorization` header, or a key the gateway does not know.
+    #[error("{0}")]
+    Unauthorized(KeyProblem),
     /// A key that was valid until its `not_after` date (nothing else is said about it).
     #[error("this API key has expired: use the client's current key")]
     KeyExpired,
@@ -129,7 +129,7 @@ pub enum ApiError {
         detail: String,
     },
     /// The caller is over its quota.
-    #[error("too many requests: retry after {} s", .retry_after.as_secs())]
+    #[error("too many requests: retry after {} s", whole_secs(*.retry_after))]
     RateLimited {
         /// When a request will be accepted again.
         retry_after: Duration,
@@ -184,6 +184,37 @@ pub enum ApiError {
     },
 }
 
+/// What is wrong with a request's API key (the 401's detail says which; nothing about any
+/// configured key is ever said).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyProblem {
+    /// No `Authorization` header.
+    Missing,
+    /// An `Authorization` header that is not `Bearer <key>` with a key of 1-256 characters.
+    Malformed,
+    /// A well-formed key that belongs to no configured client.
+    Unknown,
+}
+
+impl std::fmt::Display for KeyProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeyProblem::Missing => "an API key is required: send Authorization: Bearer <key>",
+            KeyProblem::Malformed => {
+                "the Authorization header is malformed: send Authorization: Bearer <key> (one key of 1-256 characters)"
+            }
+            KeyProblem::Unknown => {
+                "the API key is not valid: check that it was copied whole and is still configured"
+            }
+        })
+    }
+}
+
+/// Whole seconds to wait, rounded up and at least 1 (as `Retry-After` and `retry_after` say).
+fn whole_secs(d: Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
+}
+
 impl ApiError {
     /// A validation error for `parameter`.
     pub fn invalid(parameter: &str, detail: impl Into<String>) -> ApiError {
@@ -197,7 +228,7 @@ impl ApiError {
     pub fn classify(&self) -> (StatusCode, &'static str, &'static str) {
         use ProviderError as P;
         match self {
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             ApiError::KeyExpired => (StatusCode::UNAUTHORIZED, "key_expired", "API key expired"),
             ApiError::InsufficientScope { .. } => (
                 StatusCode::FORBIDDEN,
@@ -348,14 +379,13 @@ impl ApiError {
 
     /// Seconds a caller should wait before retrying, when that is known.
     pub fn retry_after(&self) -> Option<u64> {
-        let secs = |d: Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
         match self {
-            ApiError::RateLimited { retry_after } => Some(secs(*retry_after).max(1)),
+            ApiError::RateLimited { retry_after } => Some(whole_secs(*retry_after)),
             ApiError::Upstream(e @ ProviderError::RateLimited { .. }) => {
-                Some(e.retry_after().map(secs).unwrap_or(60).max(1))
+                Some(e.retry_after().map_or(60, whole_secs))
             }
             ApiError::Upstream(ProviderError::Throttled { retry_after, .. }) => {
-                Some(secs(*retry_after).max(1))
+                Some(whole_secs(*retry_after))
             }
             ApiError::Upstream(ProviderError::Unavailable { status: None, .. }) => Some(5),
             ApiError::CoordinationUnavailable(_) => Some(1),
@@ -391,11 +421,7 @@ impl ApiError {
             ApiError::Upstream(ProviderError::Config { provider, .. }) => {
                 format!("provider {provider} is misconfigured; quote the request id")
             }
-            ApiError::Upstream(ProviderError::Unauthorized {
-                provider, status, ..
-            }) => {
-                format!("provider {provider} refused the gateway's credentials (HTTP {status})")
-            }
+            ApiError::Upstream(e) => upstream_detail(e, self.retry_after()),
             other => other.to_string(),
         };
         Problem {
@@ -416,6 +442,12 @@ impl ApiError {
         }
     }
 
+    /// Whether the log line of this failure carries text the client is not shown (a vendor's
+    /// message, an upstream URL): such failures are logged whatever their status.
+    pub fn has_hidden_cause(&self) -> bool {
+        matches!(self, ApiError::Upstream(_) | ApiError::Internal(_))
+    }
+
     /// The full response for this error, with the request id in the body.
     pub fn to_response(&self, request_id: Option<&str>) -> HttpResponse {
         let problem = self.problem(request_id);
@@ -423,9 +455,16 @@ impl ApiError {
         builder.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
         builder.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
         match self {
-            ApiError::Unauthorized => {
-                builder
-                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            // RFC 6750: no error code when no key came; `invalid_request` / `invalid_token`.
+            ApiError::Unauthorized(problem) => {
+                builder.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(match problem {
+                        KeyProblem::Missing => "Bearer",
+                        KeyProblem::Malformed => "Bearer error=\"invalid_request\"",
+                        KeyProblem::Unknown => "Bearer error=\"invalid_token\"",
+                    }),
+                ));
             }
             // RFC 6750's error codes, so generic clients know what to do.
             ApiError::KeyExpired => {
@@ -457,6 +496,46 @@ impl ApiError {
             Ok(body) => builder.body(body),
             Err(_) => builder.finish(),
         }
+    }
+}
+
+/// What a client is told about a provider's failure: in the gateway's words, never the vendor's
+/// message or an upstream URL (both are in the log line, under the request's id).
+fn upstream_detail(error: &ProviderError, retry_after: Option<u64>) -> String {
+    use ProviderError as P;
+    let provider = error.provider();
+    let http = |status: Option<u16>| status.map_or_else(String::new, |s| format!(" (HTTP {s})"));
+    match error {
+        P::Unauthorized { status, .. } => {
+            format!("provider {provider} refused the gateway's credentials (HTTP {status})")
+        }
+        P::NotFound { .. } => format!(
+            "provider {provider} does not know the account, customer, NUBAN or transaction named"
+        ),
+        P::Rejected { status, .. } => format!(
+            "provider {provider} rejected the request (HTTP {status}); check the parameters, or quote the request id"
+        ),
+        P::RateLimited { .. } => format!(
+            "provider {provider} is rate limiting the gateway; retry after {} s",
+            retry_after.unwrap_or(1)
+        ),
+        P::Unavailable { status: None, .. } => {
+            format!("provider {provider} could not be reached; retry shortly")
+        }
+        P::Unavailable { status, .. } => format!(
+            "provider {provider} failed{}; retry later, or quote the request id",
+            http(*status)
+        ),
+        P::BadPayload { status, .. } => format!(
+            "provider {provider} sent an answer the gateway cannot read{}; quote the request id",
+            http(*status)
+        ),
+        P::Mapping { .. } => format!(
+            "provider {provider} sent a record the gateway cannot read; quote the request id"
+        ),
+        P::Config { .. } => format!("provider {provider} is misconfigured; quote the request id"),
+        // Both are the gateway's own words.
+        P::Unsupported { .. } | P::Throttled { .. } => error.to_string(),
     }
 }
 
@@ -541,11 +620,96 @@ mod tests {
     }
 
     #[test]
+    fn upstream_details_never_carry_the_vendors_text_or_url() {
+        let secret = "http://10.0.0.7:9000/v2/transactions?token=abc: connection refused";
+        let failures = [
+            ProviderError::Unavailable {
+                provider: "okra".into(),
+                status: None,
+                message: secret.into(),
+            },
+            ProviderError::Unavailable {
+                provider: "okra".into(),
+                status: Some(500),
+                message: secret.into(),
+            },
+            ProviderError::Rejected {
+                provider: "okra".into(),
+                status: 400,
+                message: secret.into(),
+            },
+            ProviderError::NotFound {
+                provider: "okra".into(),
+                message: secret.into(),
+            },
+            ProviderError::BadPayload {
+                provider: "okra".into(),
+                status: Some(200),
+                message: secret.into(),
+            },
+            ProviderError::RateLimited {
+                provider: "okra".into(),
+                retry_after: Some(Duration::from_secs(7)),
+                message: secret.into(),
+            },
+            ProviderError::Config {
+                provider: "okra".into(),
+                message: secret.into(),
+            },
+        ];
+        for failure in failures {
+            let err = ApiError::Upstream(failure);
+            let detail = err.problem(None).detail;
+            assert!(!detail.contains("10.0.0.7"), "{detail}");
+            assert!(!detail.contains("refused"), "{detail}");
+            assert!(detail.contains("provider okra"), "{detail}");
+            assert!(err.has_hidden_cause());
+        }
+    }
+
+    #[test]
+    fn each_kind_of_401_says_what_is_wrong_and_nothing_else() {
+        let answers: Vec<(String, String)> = [
+            KeyProblem::Missing,
+            KeyProblem::Malformed,
+            KeyProblem::Unknown,
+        ]
+        .into_iter()
+        .map(|problem| {
+            let err = ApiError::Unauthorized(problem);
+            let response = err.to_response(None);
+            let challenge = response
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert_eq!(err.problem(None).code, "unauthorized");
+            (err.problem(None).detail, challenge)
+        })
+        .collect();
+        assert_eq!(answers[0].1, "Bearer");
+        assert_eq!(answers[1].1, "Bearer error=\"invalid_request\"");
+        assert_eq!(answers[2].1, "Bearer error=\"invalid_token\"");
+        assert!(answers[0].0.contains("required"), "{}", answers[0].0);
+        assert!(answers[1].0.contains("malformed"), "{}", answers[1].0);
+        assert!(answers[2].0.contains("not valid"), "{}", answers[2].0);
+    }
+
+    #[test]
     fn rate_limits_carry_retry_after() {
         let err = ApiError::RateLimited {
             retry_after: Duration::from_millis(1500),
         };
         assert_eq!(err.problem(None).retry_after, Some(2));
+        assert!(err.problem(None).detail.ends_with("retry after 2 s"));
+        // Under a second to wait: the header says 1, and so does the detail.
+        let soon = ApiError::RateLimited {
+            retry_after: Duration::from_millis(300),
+        };
+        assert_eq!(soon.problem(None).retry_after, Some(1));
+        assert!(soon.problem(None).detail.ends_with("retry after 1 s"));
         let upstream = ApiError::Upstream(ProviderError::RateLimited {
             provider: "okra".into(),
             retry_after: Some(Duration::from_secs(30)),

@@ -90,8 +90,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::policy::Policy;
     use crate::clients::Client;
+    use crate::policy::Policy;
 
     fn keys(pairs: &[(&str, &str)]) -> Keys {
         Keys::new(

@@ -48,6 +48,50 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
+/// What the start-up log tells about the embedded sandbox: the key to use, ids to try (with the
+/// `?provider=` each needs), and a curl that works as printed against the default provider.
+fn demo_lines(demo: &gateway::state::DemoInfo, addr: std::net::SocketAddr) -> Vec<String> {
+    let (key_line, key) = match &demo.api_key {
+        Some(key) => (
+            format!("embedded sandbox: demo API key {key:?} (Authorize in Swagger UI with it)"),
+            key.as_str(),
+        ),
+        None => (
+            "embedded sandbox: no demo client configured; use one of your clients' keys".to_owned(),
+            "YOUR_API_KEY",
+        ),
+    };
+    let with = |instance: Option<&str>| match demo.provider_hint(instance) {
+        hint if hint.is_empty() => String::new(),
+        hint => format!(" (with {hint})"),
+    };
+    let mut lines = vec![
+        key_line,
+        format!(
+            "try: okra account ids {:?}{}",
+            demo.okra_accounts,
+            with(demo.okra_instance.as_deref())
+        ),
+        format!(
+            "try: mono account ids {:?}{}",
+            demo.mono_accounts,
+            with(demo.mono_instance.as_deref())
+        ),
+        format!(
+            "try: customer ids {:?}, NUBANs {:?}{}",
+            demo.customers,
+            demo.nubans,
+            with(demo.okra_instance.as_deref())
+        ),
+    ];
+    if let Some(account) = demo.default_accounts().first() {
+        lines.push(format!(
+            "e.g. curl -H 'Authorization: Bearer {key}' 'http://{addr}/v1/accounts/{account}/transactions?limit=5'"
+        ));
+    }
+    lines
+}
+
 #[actix_web::main]
 async fn main() -> ExitCode {
     let args = match parse_args() {
@@ -98,29 +142,9 @@ async fn main() -> ExitCode {
     }
     tracing::info!("Swagger UI: http://{addr}/swagger-ui/  (OpenAPI: http://{addr}/openapi.json)");
     if let Some(demo) = app.demo() {
-        let key = demo
-            .api_key
-            .as_deref()
-            .unwrap_or("<a configured client's key>");
-        tracing::info!("embedded sandbox: demo API key {key:?} (Authorize in Swagger UI with it)");
-        tracing::info!("try: okra account ids {:?}", demo.okra_accounts);
-        tracing::info!(
-            "try: mono account ids {:?} (with ?provider=mono)",
-            demo.mono_accounts
-        );
-        tracing::info!(
-            "try: customer ids {:?}, NUBANs {:?}",
-            demo.customers,
-            demo.nubans
-        );
-        tracing::info!(
-            "e.g. curl -H 'Authorization: Bearer {}' 'http://{addr}/v1/accounts/{}/transactions?limit=5'",
-            key,
-            demo.okra_accounts
-                .first()
-                .map(String::as_str)
-                .unwrap_or("ACCOUNT_ID")
-        );
+        for line in demo_lines(demo, addr) {
+            tracing::info!("{line}");
+        }
     }
     match app.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,
@@ -128,5 +152,57 @@ async fn main() -> ExitCode {
             eprintln!("gateway: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gateway::state::DemoInfo;
+
+    use super::demo_lines;
+
+    fn demo(api_key: Option<&str>, default: &str) -> DemoInfo {
+        DemoInfo {
+            api_key: api_key.map(str::to_owned),
+            okra_accounts: vec!["okra-acct".into()],
+            mono_accounts: vec!["mono-acct".into()],
+            customers: vec!["cust".into()],
+            nubans: vec!["0123456789".into()],
+            transactions: Vec::new(),
+            okra_instance: Some("okra".into()),
+            mono_instance: Some("mono".into()),
+            default_provider: default.into(),
+        }
+    }
+
+    #[test]
+    fn the_example_curl_reads_an_account_of_the_default_provider() {
+        let addr = "127.0.0.1:8080".parse().unwrap();
+        let lines = demo_lines(&demo(Some("demo-key"), "mono"), addr);
+        let curl = lines.iter().find(|l| l.contains("curl")).unwrap();
+        assert!(
+            curl.contains("/v1/accounts/mono-acct/transactions"),
+            "{curl}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("okra-acct") && l.contains("?provider=okra"))
+        );
+        assert!(
+            !lines.iter().any(|l| l.contains("?provider=mono")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn without_the_demo_client_no_key_is_called_the_demo_key() {
+        let addr = "127.0.0.1:8080".parse().unwrap();
+        let lines = demo_lines(&demo(None, "okra"), addr);
+        assert!(
+            !lines.iter().any(|l| l.contains("demo API key")),
+            "{lines:?}"
+        );
+        assert!(lines.iter().any(|l| l.contains("Bearer YOUR_API_KEY")));
     }
 }

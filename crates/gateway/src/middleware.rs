@@ -31,7 +31,7 @@ use rand::Rng;
 use tracing::Instrument;
 
 use crate::audit::{Outcome, Record, Returned};
-use crate::error::{ApiError, PROBLEM_JSON};
+use crate::error::{ApiError, KeyProblem, PROBLEM_JSON};
 use crate::policy::{self, ProviderSource, Route, Subject};
 use crate::readiness::{Readiness, RequestGuard};
 use crate::state::{AppState, Client, KeyEntry};
@@ -241,7 +241,9 @@ fn generic_error(res: &ServiceResponse<BoxBody>) -> ApiError {
 }
 
 fn log_failure(span: &tracing::Span, err: &ApiError, status: u16) {
-    if status >= 500 {
+    // What the client was not told (a vendor's message, an upstream URL) is logged whatever the
+    // status, under the request's id, so the client's quoted id finds it.
+    if status >= 500 || err.has_hidden_cause() {
         // The full cause (provider, vendor message) goes to the log, never a secret.
         tracing::warn!(parent: span, status, error = %err, "request failed");
     } else {
@@ -256,10 +258,10 @@ pub async fn authenticate(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return Ok(req.error_response(ApiError::Unauthorized));
+        return Ok(req.error_response(ApiError::Unauthorized(KeyProblem::Missing)));
     };
     match key_for(&req, &state) {
-        Some(entry) if entry.is_expired_at(unix_now()) => {
+        Ok(entry) if entry.is_expired_at(unix_now()) => {
             // Once per request, so info (the audit trail has each one; the start-up log warns).
             tracing::info!(client = %entry.client.name, "a request used an expired API key");
             let err = ApiError::KeyExpired;
@@ -268,11 +270,11 @@ pub async fn authenticate(
             state.audit.submit(record);
             Ok(req.error_response(err))
         }
-        Some(entry) => {
+        Ok(entry) => {
             req.extensions_mut().insert(entry.client);
             Ok(next.call(req).await?.map_into_boxed_body())
         }
-        None => Ok(req.error_response(ApiError::Unauthorized)),
+        Err(problem) => Ok(req.error_response(ApiError::Unauthorized(problem))),
     }
 }
 
@@ -282,17 +284,25 @@ fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-fn key_for(req: &ServiceRequest, state: &AppState) -> Option<KeyEntry> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+fn key_for(req: &ServiceRequest, state: &AppState) -> Result<KeyEntry, KeyProblem> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or(KeyProblem::Missing)?;
+    let key = bearer_key(value.as_bytes()).ok_or(KeyProblem::Malformed)?;
+    state.clients.find(key).ok_or(KeyProblem::Unknown)
+}
+
+/// The key of an `Authorization: Bearer <key>` header value: one token of 1-256 visible ASCII
+/// characters after the scheme (any case).
+fn bearer_key(value: &[u8]) -> Option<&str> {
+    let value = std::str::from_utf8(value).ok()?;
     let (scheme, key) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
     let key = key.trim();
-    if key.is_empty() || key.len() > 256 {
-        return None;
-    }
-    state.clients.find(key)
+    let well_formed = scheme.eq_ignore_ascii_case("bearer")
+        && (1..=256).contains(&key.len())
+        && key.bytes().all(|b| b.is_ascii_graphic());
+    well_formed.then_some(key)
 }
 
 /// The route this request will reach, looked up in the resource map before routing (only on
@@ -321,7 +331,7 @@ pub async fn authorize(
     let client = req.extensions().get::<Arc<Client>>().cloned();
     let (Some(state), Some(client)) = (req.app_data::<web::Data<AppState>>().cloned(), client)
     else {
-        return Ok(req.error_response(ApiError::Unauthorized));
+        return Ok(req.error_response(ApiError::Unauthorized(KeyProblem::Missing)));
     };
     let mut provider = None;
     let mut verdict = client.policy.authorize(route.operation, None);
@@ -471,4 +481,26 @@ pub async fn rate_limit(
     };
     verdict.apply(res.headers_mut());
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_key;
+
+    #[test]
+    fn only_one_bearer_token_of_visible_characters_is_a_key() {
+        assert_eq!(bearer_key(b"Bearer abc"), Some("abc"));
+        assert_eq!(bearer_key(b"bearer  abc "), Some("abc"));
+        for malformed in [
+            &b"abc"[..],
+            b"Basic abc",
+            b"Bearer ",
+            b"Bearer a b",
+            b"Bearer \xff\xfe",
+        ] {
+            assert_eq!(bearer_key(malformed), None, "{malformed:?}");
+        }
+        let long = format!("Bearer {}", "k".repeat(257));
+        assert_eq!(bearer_key(long.as_bytes()), None);
+    }
 }

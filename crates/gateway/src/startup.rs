@@ -44,6 +44,33 @@ pub enum StartupError {
     /// Binding or serving failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// A listener's address cannot be bound.
+    #[error("cannot listen on {addr}: {source}{}", bind_hint(source))]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why not.
+        source: std::io::Error,
+    },
+}
+
+/// What to do about a bind failure, in words.
+fn bind_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " (another process listens there: stop it, or choose another address with --bind or server.bind)"
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            " (not an address of this host: use 127.0.0.1, 0.0.0.0 or one of its own)"
+        }
+        std::io::ErrorKind::PermissionDenied => " (ports below 1024 need privileges)",
+        _ => "",
+    }
+}
+
+/// Binds `addr`, or says which address could not be bound and why.
+fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr, source })
 }
 
 /// A built, bound gateway (and its embedded sandbox, when configured).
@@ -120,19 +147,23 @@ impl Application {
             .then(|| DEMO_API_KEY.to_owned());
         let demo = sandbox_running
             .as_ref()
-            .map(|(sb, _)| demo_info(sb, demo_key));
+            .map(|(sb, _)| demo_info(sb, demo_key, &config));
 
         let examples: Vec<(&str, String)> = match &demo {
             Some(demo) => vec![
                 (
                     "account_id",
-                    demo.okra_accounts.first().cloned().unwrap_or_default(),
+                    demo.default_accounts().first().cloned().unwrap_or_default(),
                 ),
                 (
                     "customer_id",
                     demo.customers.first().cloned().unwrap_or_default(),
                 ),
                 ("nuban", demo.nubans.first().cloned().unwrap_or_default()),
+                (
+                    "/v1/transactions/{id} id",
+                    demo.transactions.first().cloned().unwrap_or_default(),
+                ),
             ],
             None => Vec::new(),
         };
@@ -143,20 +174,44 @@ impl Application {
                     "Click **Authorize** and enter one of your configured clients' keys. ".into()
                 }
             };
+            let with = |instance: Option<&str>| match demo.provider_hint(instance) {
+                hint if hint.is_empty() => String::new(),
+                hint => format!(" (add `{}`)", &hint[1..]),
+            };
             format!(
                 "**Embedded sandbox.** {authorize}The examples are real sandbox ids, so *Try it \
-                 out* works as is. Okra accounts: {}. Mono-style accounts (add `provider=mono`): \
-                 {}. Customers: {}. NUBANs: {}.",
+                 out* works as is (a job id: from a refresh's answer). Okra accounts{}: {}. \
+                 Mono-style accounts{}: {}. Customers: {}. NUBANs: {}. Transactions: {}.",
+                with(demo.okra_instance.as_deref()),
                 code_list(&demo.okra_accounts),
+                with(demo.mono_instance.as_deref()),
                 code_list(&demo.mono_accounts),
                 code_list(&demo.customers),
                 code_list(&demo.nubans),
+                code_list(&demo.transactions),
             )
         });
-        let openapi = api::openapi_with_examples(&examples, note.as_deref());
+        let instances: Vec<(String, provider::Capabilities)> = registry
+            .iter()
+            .map(|entry| {
+                (
+                    entry.name.to_string(),
+                    entry.provider.capabilities().clone(),
+                )
+            })
+            .collect();
+        let openapi = api::openapi_with_examples(
+            &examples,
+            note.as_deref(),
+            registry.default_name(),
+            &instances,
+        );
 
         let clients = crate::keys::Keys::new(key_table(&config.clients));
         log_policies(&config.clients);
+        if let Some(warning) = no_clients_warning(&config.clients) {
+            tracing::warn!("{warning}");
+        }
         let today = time::OffsetDateTime::now_utc().date();
         for line in expiry_warnings(&config.clients, today, config.key_expiry_warning) {
             tracing::warn!("{line}");
@@ -188,7 +243,7 @@ impl Application {
             None => tracing::warn!("audit trail is off (audit.enabled = false)"),
         }
         // Bound first: webhook callback URLs name the bound address when no public_url is set.
-        let listener = TcpListener::bind(config.bind)?;
+        let listener = bind(config.bind)?;
         let addr = listener.local_addr()?;
         let state = web::Data::new(AppState {
             registry,
@@ -278,7 +333,7 @@ impl Application {
 
         let metrics = match config.metrics_bind {
             Some(bind) => {
-                let listener = TcpListener::bind(bind)?;
+                let listener = self::bind(bind)?;
                 let metrics_addr = listener.local_addr()?;
                 let metrics_state = state.clone();
                 let server = HttpServer::new(move || {
@@ -466,6 +521,13 @@ fn log_policies(clients: &[ClientConfig]) {
     }
 }
 
+/// The warning for a configuration without any client: it starts, and refuses every call.
+fn no_clients_warning(clients: &[ClientConfig]) -> Option<&'static str> {
+    clients.is_empty().then_some(
+        "no clients are configured: every /v1 request will be refused (401); add a [clients.NAME] section with its key",
+    )
+}
+
 /// The warnings due on `today` about keys whose `not_after` is at most `within` away, or past.
 pub fn expiry_warnings(
     clients: &[ClientConfig],
@@ -526,10 +588,20 @@ async fn redirect_to_swagger() -> HttpResponse {
         .finish()
 }
 
-fn demo_info(sb: &sandbox::Sandbox, api_key: Option<String>) -> DemoInfo {
+fn demo_info(sb: &sandbox::Sandbox, api_key: Option<String>, config: &Config) -> DemoInfo {
     let directory = sb.directory();
+    let instance = |kind: &str| {
+        config
+            .providers
+            .iter()
+            .find(|(_, p)| p.kind.name == kind)
+            .map(|(name, _)| name.clone())
+    };
     let mut info = DemoInfo {
         api_key,
+        okra_instance: instance("okra"),
+        mono_instance: instance("mono"),
+        default_provider: config.default_provider.clone(),
         ..Default::default()
     };
     // Prefer accounts with data, so the examples show something.
@@ -544,6 +616,10 @@ fn demo_info(sb: &sandbox::Sandbox, api_key: Option<String>) -> DemoInfo {
         info.okra_accounts.push(account.okra_account_id.clone());
         info.mono_accounts.push(account.mono_account_id.clone());
         info.nubans.push(account.nuban.clone());
+        if let (Some(okra), Some(id)) = (&info.okra_instance, &account.newest_okra_transaction_id) {
+            let id = provider::TransactionId::new(okra.as_str(), id.as_str());
+            info.transactions.push(id.to_string());
+        }
         if !info.customers.contains(&customer.okra_customer_id) {
             info.customers.push(customer.okra_customer_id.clone());
         }
@@ -607,6 +683,21 @@ mod tests {
             })
             .collect();
         config
+    }
+
+    #[test]
+    fn a_configuration_without_clients_is_warned_about() {
+        assert!(no_clients_warning(&[]).is_some_and(|w| w.contains("refused (401)")));
+        assert_eq!(no_clients_warning(&[client(&[None])]), None);
+    }
+
+    #[tokio::test]
+    async fn a_busy_port_names_the_address_and_what_to_do() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let error = bind(addr).unwrap_err().to_string();
+        assert!(error.contains(&addr.to_string()), "{error}");
+        assert!(error.contains("another process listens there"), "{error}");
     }
 
     #[test]

@@ -26,6 +26,33 @@ pub struct DemoInfo {
     pub customers: Vec<String>,
     /// A few NUBANs.
     pub nubans: Vec<String>,
+    /// Gateway ids of a few transactions (of the Okra instance, which can look one up).
+    pub transactions: Vec<String>,
+    /// The configured instance of the Okra kind, if any.
+    pub okra_instance: Option<String>,
+    /// The configured instance of the Mono-style kind, if any.
+    pub mono_instance: Option<String>,
+    /// The instance a request without `?provider=` goes to.
+    pub default_provider: String,
+}
+
+impl DemoInfo {
+    /// Account ids the default provider knows (so an example without `?provider=` works).
+    pub fn default_accounts(&self) -> &[String] {
+        if self.mono_instance.as_deref() == Some(self.default_provider.as_str()) {
+            &self.mono_accounts
+        } else {
+            &self.okra_accounts
+        }
+    }
+
+    /// What a request for `instance` adds: nothing for the default, else `?provider=NAME`.
+    pub fn provider_hint(&self, instance: Option<&str>) -> String {
+        match instance {
+            Some(name) if name != self.default_provider => format!("?provider={name}"),
+            _ => String::new(),
+        }
+    }
 }
 
 impl AppState {
@@ -36,9 +63,28 @@ impl AppState {
         work: impl std::future::Future<Output = Result<T, ApiError>>,
     ) -> Result<T, ApiError> {
         let deadline = tokio::time::Instant::now() + self.request_timeout;
-        tokio::time::timeout_at(deadline, crate::outbound::with_deadline(deadline, work))
-            .await
-            .unwrap_or(Err(ApiError::Timeout(self.request_timeout)))
+        let result =
+            tokio::time::timeout_at(deadline, crate::outbound::with_deadline(deadline, work))
+                .await
+                .unwrap_or(Err(ApiError::Timeout(self.request_timeout)));
+        timed_out_at(result, deadline, self.request_timeout)
+    }
+}
+
+/// An upstream call cut by the request's deadline (the lane answers "unreachable" at the same
+/// instant the deadline fires) is the request's timeout: 504 `timeout`, as documented.
+fn timed_out_at<T>(
+    result: Result<T, ApiError>,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+) -> Result<T, ApiError> {
+    match result {
+        Err(ApiError::Upstream(provider::ProviderError::Unavailable { status: None, .. }))
+            if tokio::time::Instant::now() >= deadline =>
+        {
+            Err(ApiError::Timeout(timeout))
+        }
+        other => other,
     }
 }
 

@@ -60,9 +60,15 @@ pub struct TransactionId {
 }
 
 /// Why a text is not a gateway transaction id.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a transaction id: {0}")]
-pub struct TransactionIdError(&'static str);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TransactionIdError {
+    /// Not `txn_` followed by base64url: malformed.
+    #[error("not a gateway transaction id: {0}")]
+    Malformed(&'static str),
+    /// Well formed, but naming no transaction of any provider (a cut or edited id).
+    #[error("it names no transaction (was it cut or changed?)")]
+    NamesNothing,
+}
 
 const ID_PREFIX: &str = "txn_";
 const ID_SEPARATOR: char = '\u{1f}';
@@ -105,16 +111,19 @@ impl FromStr for TransactionId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let body = s
             .strip_prefix(ID_PREFIX)
-            .ok_or(TransactionIdError("missing txn_ prefix"))?;
-        let bytes = URL_SAFE_NO_PAD
-            .decode(body)
-            .map_err(|_| TransactionIdError("not base64url"))?;
-        let raw = String::from_utf8(bytes).map_err(|_| TransactionIdError("not UTF-8"))?;
+            .ok_or(TransactionIdError::Malformed("it does not start with txn_"))?;
+        let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|_| {
+            TransactionIdError::Malformed(
+                "the part after txn_ is not base64url (A-Z, a-z, 0-9, - and _, a whole number of characters)",
+            )
+        })?;
+        // Decoded, it must be `provider \x1f id`; anything else is a damaged id.
+        let raw = String::from_utf8(bytes).map_err(|_| TransactionIdError::NamesNothing)?;
         let (provider, provider_id) = raw
             .split_once(ID_SEPARATOR)
-            .ok_or(TransactionIdError("no provider part"))?;
+            .ok_or(TransactionIdError::NamesNothing)?;
         if provider.is_empty() || provider_id.is_empty() {
-            return Err(TransactionIdError("empty part"));
+            return Err(TransactionIdError::NamesNothing);
         }
         Ok(TransactionId::new(provider, provider_id))
     }
@@ -260,6 +269,18 @@ mod tests {
             "txn_",
         ] {
             assert!(text.parse::<TransactionId>().is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn malformed_ids_say_what_is_wrong_in_the_callers_terms() {
+        let why = |text: &str| text.parse::<TransactionId>().unwrap_err();
+        assert!(why("abc").to_string().contains("does not start with txn_"));
+        assert!(why("txn_!!!").to_string().contains("not base64url"));
+        // "\xff\xee" (not UTF-8) and "oky" (no separator) both name nothing, in those words.
+        for damaged in ["txn__-4", "txn_b2t5"] {
+            assert_eq!(why(damaged), TransactionIdError::NamesNothing, "{damaged}");
+            assert!(!why(damaged).to_string().contains("UTF"), "{damaged}");
         }
     }
 

@@ -69,6 +69,9 @@ pub struct AccountInfo {
     pub first_date: Option<String>,
     /// Date of the newest transaction (`YYYY-MM-DD`), `None` when there are none.
     pub last_date: Option<String>,
+    /// The Okra id of the newest transaction, `None` when there are none.
+    #[serde(default)]
+    pub newest_okra_transaction_id: Option<String>,
 }
 
 impl AccountInfo {
@@ -105,6 +108,7 @@ pub(crate) fn build(shared: &Shared) -> Directory {
                         credit_total_kobo: 0,
                         first_date: a.txns.first().map(|t| ymd(t.date)),
                         last_date: a.txns.last().map(|t| ymd(t.date)),
+                        newest_okra_transaction_id: a.txns.last().map(|t| t.okra_id.clone()),
                     };
                     for t in &a.txns {
                         match t.direction {

@@ -4,6 +4,7 @@
 //! gathers them. `openapi/openapi.json` is [`ApiDoc`] rendered and checked in; a test fails when
 //! the two differ.
 
+pub mod doc;
 pub mod operations;
 pub mod params;
 pub mod refresh;
@@ -35,7 +36,7 @@ use crate::state::{AppState, Client};
 #[openapi(
     info(
         title = "Bank transactions gateway",
-        description = "One canonical, paginated API over several bank-data providers (Okra, a Mono-style provider).\n\nAmounts are exact: integer minor units (`minor`, kobo for NGN) plus a decimal string (`value`). Lists are newest first and served from consistent snapshots; walk them with `page` or with the opaque `next_cursor`.\n\nAuthenticate with `Authorization: Bearer <API key>` (the **Authorize** button). Errors are RFC 9457 `application/problem+json` with a stable `code`, the `request_id`, and for validation errors the `parameter` at fault.\n\nEach client has a request quota. Every authenticated `/v1` answer carries `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-09): `RateLimit-Policy: \"default\";q=6000;w=60` is the policy (`q` requests per `w` seconds), `RateLimit: \"default\";r=499;t=3` says `r` requests may be sent now and the full burst is back in `t` seconds. Over quota: 429 with `Retry-After`.\n\n**Scopes.** Each client may use only the operations its configuration grants (`transactions:read`, `transactions:refresh`, `transactions:sync`, `providers:read`, `jobs:read`; all by default) and only the provider instances it lists (all by default). Each operation below names the scope it needs (its security requirement). A call outside them is a 403 `insufficient_scope` problem whose `scope` names what is missing (`transactions:refresh`, or `provider:mono` with `parameter` saying where the provider came from); it counts against the quota and never reaches a provider. `GET /v1/providers` lists only the instances the client may use. A client may have several API keys (for rotation); a key past its last day answers 401 `key_expired`. When a provider is over the gateway's outbound quota for it (`provider_busy`), rate limiting the gateway (`upstream_rate_limited`), or failing so that its circuit breaker is open (`circuit_open`), the answer is 503 with `Retry-After`.",
+        description = "One canonical, paginated API over several bank-data providers (Okra, a Mono-style provider).\n\nAmounts are exact: integer minor units (`minor`, kobo for NGN) plus a decimal string (`value`). Lists are newest first and served from consistent snapshots; walk them with `page` or with the opaque `next_cursor`.\n\nAuthenticate with `Authorization: Bearer <API key>` (the **Authorize** button). Errors are RFC 9457 `application/problem+json` with a stable `code`, the `request_id`, and for validation errors the `parameter` at fault.\n\nEach client has a request quota. Every authenticated `/v1` answer carries `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-09): `RateLimit-Policy: \"default\";q=6000;w=60` is the policy (`q` requests per `w` seconds), `RateLimit: \"default\";r=499;t=3` says `r` requests may be sent now and the full burst is back in `t` seconds. Over quota: 429 with `Retry-After`.\n\n**Scopes.** Each client may use only the operations its configuration grants (`transactions:read`, `transactions:refresh`, `transactions:sync`, `providers:read`, `jobs:read`; all by default) and only the provider instances it lists (all by default). Each operation below names the scope it needs (its **Scope** line and `x-required-scopes`; the bearer requirement itself names none, as OpenAPI keeps scopes for OAuth2). A call outside them is a 403 `insufficient_scope` problem whose `scope` names what is missing (`transactions:refresh`, or `provider:mono` with `parameter` saying where the provider came from); it counts against the quota and never reaches a provider. `GET /v1/providers` lists only the instances the client may use. A client may have several API keys (for rotation); a key past its last day answers 401 `key_expired`. When a provider is over the gateway's outbound quota for it (`provider_busy`), rate limiting the gateway (`upstream_rate_limited`), or failing so that its circuit breaker is open (`circuit_open`), the answer is 503 with `Retry-After`.",
         version = env!("CARGO_PKG_VERSION")
     ),
     paths(
@@ -458,43 +459,99 @@ pub fn webhook_routes(cfg: &mut web::ServiceConfig) {
 
 /// The OpenAPI document as pretty JSON, exactly as checked in at `openapi/openapi.json`.
 pub fn openapi_pretty() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    serde_json::to_string_pretty(&document()).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// [`ApiDoc`] as JSON, finished ([`doc::finish`]): the document that is committed and served.
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    doc::finish(&mut doc);
+    doc
 }
 
 /// The document served at runtime: the generated one with the examples replaced by real values
-/// (e.g. the embedded sandbox's account ids, so "Try it out" works as is).
+/// (e.g. the embedded sandbox's account ids, so "Try it out" works as is), and each operation's
+/// `provider` limited to the configured instances that can serve it (`instances`).
 ///
-/// `note`, when given, is put at the top of the description (how to try the embedded sandbox).
-pub fn openapi_with_examples(examples: &[(&str, String)], note: Option<&str>) -> serde_json::Value {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+/// An example's key is a parameter's name, or `"PATH NAME"` for that path's parameter only.
+/// `provider`'s example is the `default` instance; where the default cannot serve an operation,
+/// `provider` is required there. `note`, when given, is put at the top of the description (how to
+/// try the embedded sandbox). The committed document's `servers` entry (a local default) is
+/// dropped: Swagger UI and clients of the served document call the gateway that served it.
+pub fn openapi_with_examples(
+    examples: &[(&str, String)],
+    note: Option<&str>,
+    default: &str,
+    instances: &[(String, provider::Capabilities)],
+) -> serde_json::Value {
+    let mut doc = document();
+    if let Some(doc) = doc.as_object_mut() {
+        doc.remove("servers");
+    }
     if let (Some(note), Some(description)) = (note, doc.pointer_mut("/info/description")) {
         let text = description.as_str().unwrap_or_default();
         *description = serde_json::Value::String(format!("{note}\n\n{text}"));
     }
-    if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
-        for item in paths.values_mut() {
-            let Some(ops) = item.as_object_mut() else {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return doc;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(ops) = item.as_object_mut() else {
+            continue;
+        };
+        let serving: Vec<&str> = instances
+            .iter()
+            .filter(|(_, capabilities)| can_serve(path, capabilities))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        for op in ops.values_mut() {
+            let Some(params) = op.get_mut("parameters").and_then(|p| p.as_array_mut()) else {
                 continue;
             };
-            for op in ops.values_mut() {
-                let Some(params) = op.get_mut("parameters").and_then(|p| p.as_array_mut()) else {
-                    continue;
-                };
-                for param in params {
-                    let name = param
-                        .get("name")
-                        .and_then(|n| n.as_str())
-                        .map(str::to_owned);
-                    if let Some((_, example)) =
-                        examples.iter().find(|(n, _)| Some(*n) == name.as_deref())
-                    {
-                        param["example"] = serde_json::Value::String(example.clone());
-                    }
+            for param in params {
+                let name = param
+                    .get("name")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                let scoped = format!("{path} {name}");
+                let example = examples
+                    .iter()
+                    .find(|(key, _)| *key == scoped)
+                    .or_else(|| examples.iter().find(|(key, _)| *key == name));
+                if let Some((_, example)) = example.filter(|(_, value)| !value.is_empty()) {
+                    param["example"] = serde_json::Value::String(example.clone());
+                }
+                let in_query = param.get("in").and_then(|i| i.as_str()) == Some("query");
+                if name == "provider" && in_query && !serving.is_empty() {
+                    let example = if serving.contains(&default) {
+                        default
+                    } else {
+                        param["required"] = serde_json::Value::Bool(true);
+                        serving[0]
+                    };
+                    param["schema"]["enum"] = serde_json::json!(serving);
+                    param["example"] = serde_json::Value::String(example.to_owned());
                 }
             }
         }
     }
     doc
+}
+
+/// Whether a provider with `capabilities` can serve the operations of `path`.
+fn can_serve(path: &str, capabilities: &provider::Capabilities) -> bool {
+    use provider::ScopeKind;
+    let scope = match path {
+        "/v1/accounts/{account_id}/transactions"
+        | "/v1/accounts/{account_id}/transactions/sync" => ScopeKind::Account,
+        "/v1/customers/{customer_id}/transactions" => ScopeKind::Customer,
+        "/v1/nubans/{nuban}/transactions" => ScopeKind::Nuban,
+        "/v1/transactions" => ScopeKind::All,
+        "/v1/accounts/{account_id}/transactions/refresh" => {
+            return capabilities.refresh != provider::RefreshStyle::None;
+        }
+        _ => return true,
+    };
+    capabilities.supports(scope)
 }

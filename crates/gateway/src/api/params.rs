@@ -1,6 +1,6 @@
 //! Request parameters: parsed strictly, each failure a 400 problem naming the parameter.
 
-use provider::{DateRange, Direction, TransactionId};
+use provider::{DateRange, Direction, TransactionId, TransactionIdError};
 use serde::Deserialize;
 use time::Date;
 use time::macros::format_description;
@@ -25,7 +25,7 @@ pub struct ListParams {
     /// First booking date included (`YYYY-MM-DD`).
     #[param(value_type = Option<String>, format = Date, example = "2025-01-01")]
     from: Option<String>,
-    /// Last booking date included (`YYYY-MM-DD`).
+    /// Last booking date included (`YYYY-MM-DD`), not before `from`.
     #[param(value_type = Option<String>, format = Date, example = "2026-10-31")]
     to: Option<String>,
     /// Only debits or only credits.
@@ -35,7 +35,7 @@ pub struct ListParams {
     #[param(minimum = 1, maximum = 100, default = 50)]
     limit: Option<u32>,
     /// 1-based page number (exclusive with `cursor`).
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 1000000)]
     page: Option<u32>,
     /// Opaque cursor from a previous response's `pagination.next_cursor` (exclusive with `page`).
     cursor: Option<String>,
@@ -152,30 +152,15 @@ pub fn parse_list(query: &str, require_range: bool) -> Result<ListRequest, ApiEr
     let page = get("page")
         .map(|v| parse_int("page", v, 1, MAX_PAGE))
         .transpose()?;
-    let cursor = get("cursor").map(str::to_owned);
+    // An empty cursor is no cursor (what a form or a generated client sends for "none").
+    let cursor = get("cursor").filter(|c| !c.is_empty()).map(str::to_owned);
     if cursor.is_some() && page.is_some() {
         return Err(ApiError::invalid(
             "cursor",
             "give either cursor or page, not both",
         ));
     }
-    if cursor.as_deref() == Some("") {
-        return Err(ApiError::invalid("cursor", "cursor is empty"));
-    }
-    let mut include_raw = false;
-    if let Some(include) = get("include") {
-        for part in include.split(',').map(str::trim) {
-            match part {
-                "raw" => include_raw = true,
-                other => {
-                    return Err(ApiError::invalid(
-                        "include",
-                        format!("include accepts only \"raw\", not {other:?}"),
-                    ));
-                }
-            }
-        }
-    }
+    let include_raw = parse_include(get("include"))?;
     let strict = match get("strict") {
         None | Some("false") => false,
         Some("true") => true,
@@ -200,6 +185,24 @@ pub fn parse_list(query: &str, require_range: bool) -> Result<ListRequest, ApiEr
         include_raw,
         strict,
     })
+}
+
+/// Parses `include`: `raw`, or nothing (absent or empty); a comma-separated list is accepted.
+pub fn parse_include(value: Option<&str>) -> Result<bool, ApiError> {
+    let mut include_raw = false;
+    for part in value.unwrap_or_default().split(',').map(str::trim) {
+        match part {
+            "raw" => include_raw = true,
+            "" => {}
+            other => {
+                return Err(ApiError::invalid(
+                    "include",
+                    format!("include accepts only \"raw\", not {other:?}"),
+                ));
+            }
+        }
+    }
+    Ok(include_raw)
 }
 
 /// Parses a query string allowing only `allowed` names, each at most once.
@@ -275,9 +278,17 @@ pub fn parse_nuban(value: &str) -> Result<String, ApiError> {
 
 /// Parses a gateway transaction id from the path.
 pub fn parse_transaction_id(value: &str) -> Result<TransactionId, ApiError> {
-    value
-        .parse()
-        .map_err(|e| ApiError::invalid("id", format!("{e}: use an id from a list response")))
+    value.parse().map_err(|e| match e {
+        TransactionIdError::Malformed(_) => ApiError::invalid(
+            "id",
+            format!("id is {e}; copy the whole id from a list response"),
+        ),
+        // Well formed: simply no such transaction.
+        TransactionIdError::NamesNothing => ApiError::NotFound {
+            detail: format!("no transaction {value}: {e}"),
+            provider: None,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -327,6 +338,34 @@ mod tests {
         assert_eq!(param_of("limti=5"), "limti");
         assert_eq!(param_of("limit=5&limit=6"), "limit");
         assert_eq!(param_of("provider="), "provider");
+    }
+
+    #[test]
+    fn empty_cursor_and_include_count_as_not_given() {
+        let r = parse_list("page=1&cursor=&include=", false).unwrap();
+        assert_eq!((r.page, r.cursor, r.include_raw), (Some(1), None, false));
+        assert!(parse_include(Some("raw")).unwrap());
+        assert!(!parse_include(Some("")).unwrap());
+        assert!(parse_include(Some("everything")).is_err());
+    }
+
+    #[test]
+    fn a_damaged_transaction_id_is_named_in_the_callers_terms() {
+        // Not base64url: a 400 naming `id`.
+        let ApiError::InvalidParameter { parameter, detail } =
+            parse_transaction_id("txn_!!!").unwrap_err()
+        else {
+            panic!("expected a parameter error");
+        };
+        assert_eq!(parameter, "id");
+        assert!(detail.contains("not base64url"), "{detail}");
+        // Well formed but naming nothing (it decodes to no provider and id): no such transaction.
+        let ApiError::NotFound { detail, .. } = parse_transaction_id("txn_b2t5").unwrap_err()
+        else {
+            panic!("expected not found");
+        };
+        assert!(detail.contains("cut or changed"), "{detail}");
+        assert!(!detail.contains("UTF"), "{detail}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::api::params;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, KeyProblem, Problem};
 use crate::jobs::{self, JobView};
 use crate::state::{AppState, Client};
 
@@ -50,7 +50,7 @@ fn client_of(req: &HttpRequest) -> Result<Arc<Client>> {
     req.extensions()
         .get::<Arc<Client>>()
         .cloned()
-        .ok_or(ApiError::Unauthorized)
+        .ok_or(ApiError::Unauthorized(KeyProblem::Missing))
 }
 
 /// The `Idempotency-Key` header: 1-255 visible ASCII characters, given at most once.
@@ -94,7 +94,7 @@ fn job_response(status: actix_web::http::StatusCode, job: &JobView) -> HttpRespo
     tag = "refresh",
     params(
         ("account_id" = String, Path, description = "The provider's account id.", example = "ACCOUNT_ID"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried POST return the same job: 1-255 visible ASCII characters, unique per request (e.g. a UUID). Kept as long as the job (`jobs.ttl_secs` after it finished).", example = "7d9f3c1e-6a2b-4e8f-9c0d-1b2a3c4d5e6f"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried POST return the same job: 1-255 visible ASCII characters, unique per request (e.g. a UUID such as `7d9f3c1e-6a2b-4e8f-9c0d-1b2a3c4d5e6f`; a new one for each new refresh). Kept as long as the job (`jobs.ttl_secs` after it finished). Optional: without it, each POST starts a refresh or joins the account's running one."),
         RefreshParams
     ),
     responses(
@@ -147,9 +147,10 @@ pub async fn start_refresh(
     get,
     path = "/v1/jobs/{id}",
     tag = "refresh",
-    params(("id" = String, Path, description = "The job's id (`job_...`).", example = "job_5f2b8c0e9a7d41c3b6e2f0a1d4c7e9b2")),
+    params(("id" = String, Path, description = "The job's id (`job_...`): the `id` of a refresh's answer (start one with the refresh operation above, then paste its `id` here).")),
     responses(
         (status = 200, description = "The job.", body = JobView),
+        (status = 400, description = "The id is not a job id (1-128 letters, digits, -, _, . and :).", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key, or one past its last day (`key_expired`).", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such job for this client (another client's jobs are not visible; finished jobs are kept `jobs.ttl_secs`).", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "With several replicas: the shared state (Redis) is unreachable, so no job can be recorded or read; retry after `Retry-After` (`coordination_unavailable`).", body = Problem, content_type = "application/problem+json",

@@ -20,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::api::params;
 use crate::api::views::{TransactionSchema, TxView};
 use crate::cursor::fingerprint;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, KeyProblem, Problem};
 use crate::snapshot::{FetchError, Snapshot, SnapshotKey};
 use crate::state::{AppState, Client};
 use crate::sync::{ChangeSet, HistoryError};
@@ -267,7 +267,7 @@ async fn sync(req: &HttpRequest, state: &AppState, account: String) -> Result<Ht
         .extensions()
         .get::<Arc<Client>>()
         .cloned()
-        .ok_or(ApiError::Unauthorized)?;
+        .ok_or(ApiError::Unauthorized(KeyProblem::Missing))?;
     let entry = state.registry.resolve(get("provider"))?;
     if !entry
         .provider

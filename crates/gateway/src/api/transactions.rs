@@ -11,7 +11,7 @@ use crate::api::params::{self, ListParams, ListRequest};
 use crate::api::views::{ListBody, PaginationSchema, TxView, WarningView};
 use crate::audit::Returned;
 use crate::cursor::{Cursor, fingerprint};
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, KeyProblem, Problem};
 use crate::outbound::for_client;
 use crate::snapshot::{CacheStatus, FetchError, RenderKey, Rendered, SnapshotKey};
 use crate::state::{AppState, Client, ProviderEntry};
@@ -175,7 +175,7 @@ pub async fn list_all(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
     tag = "transactions",
     params(
         ("id" = String, Path, description = "A gateway transaction id (`txn_...`) from a list response."),
-        ("include" = Option<String>, Query, description = "`raw` adds the vendor's record."),
+        ("include" = Option<params::IncludeParam>, Query, description = "`raw` adds the vendor's record (empty: not added)."),
     ),
     responses(
         (status = 200, description = "The transaction.", body = crate::api::views::ItemSchema),
@@ -183,6 +183,7 @@ pub async fn list_all(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
         (status = 401, description = "Missing or unknown API key, or one past its last day (`key_expired`).", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such transaction.", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The provider failed.", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "The request did not complete within the gateway's deadline.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["transactions:read"]))
 )]
@@ -199,16 +200,7 @@ pub async fn get_transaction(
 async fn get_one(req: &HttpRequest, path: &str, state: &AppState) -> Result<HttpResponse> {
     let id = params::parse_transaction_id(path)?;
     let pairs = params::parse_pairs(req.query_string(), &["include"])?;
-    let include_raw = match pairs.first().map(|(_, v)| v.as_str()) {
-        None => false,
-        Some("raw") => true,
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "include",
-                format!("include accepts only \"raw\", not {other:?}"),
-            ));
-        }
-    };
+    let include_raw = params::parse_include(pairs.first().map(|(_, v)| v.as_str()))?;
     let not_found = || ApiError::NotFound {
         detail: format!("no transaction {id}"),
         provider: Some(id.provider().to_owned()),
@@ -272,7 +264,7 @@ async fn list(
         .extensions()
         .get::<Arc<Client>>()
         .cloned()
-        .ok_or(ApiError::Unauthorized)?;
+        .ok_or(ApiError::Unauthorized(KeyProblem::Missing))?;
     let entry = state.registry.resolve(request.provider.as_deref())?;
     let kind = scope.kind();
     if !entry.provider.capabilities().supports(kind) {
@@ -314,6 +306,11 @@ async fn list(
         }
         None => match state.snapshots.get_or_fetch(entry, &query).await {
             Ok((snapshot, status)) => (snapshot, status, page_offset),
+            Err(FetchError::Provider(e @ provider::ProviderError::NotFound { .. }))
+                if request.provider.is_none() =>
+            {
+                return Err(not_found_at_default(state, entry, &query.scope, e));
+            }
             Err(FetchError::Provider(e)) => return Err(e.into()),
             Err(FetchError::TooLarge { .. }) => {
                 return passthrough(req, state, entry, &query, &request, fp, page_offset).await;
@@ -360,6 +357,34 @@ async fn list(
         Some(snapshot.age()),
         Some(snapshot.warnings.len()),
     ))
+}
+
+/// The default provider does not know the id: when other providers are configured, the id may
+/// be one of theirs (provider ids look alike, so which one is not guessed): say how to ask them.
+fn not_found_at_default(
+    state: &AppState,
+    entry: &ProviderEntry,
+    scope: &Scope,
+    error: provider::ProviderError,
+) -> ApiError {
+    let others: Vec<&str> = state
+        .registry
+        .iter()
+        .map(|other| &*other.name)
+        .filter(|name| *name != &*entry.name)
+        .collect();
+    let Some(first) = others.first() else {
+        return error.into();
+    };
+    ApiError::NotFound {
+        detail: format!(
+            "provider {} (the default, as no provider parameter was given) does not know this {}; if it is another provider's id, name that provider: ?provider={first} (configured: {})",
+            entry.name,
+            scope.kind().as_str(),
+            others.join(", ")
+        ),
+        provider: Some(entry.name.to_string()),
+    }
 }
 
 /// With `strict`, any warning refuses the listing (the 502 of before per-record tolerance);
@@ -519,6 +544,7 @@ fn render_window(
     fp: u64,
 ) -> Result<Rendered> {
     let limit = request.limit as usize;
+    let (page, total_pages) = page_numbers(offset, limit, total);
     let end = offset + window.len();
     let has_more = end < total;
     let next_cursor = has_more.then(|| {
@@ -538,9 +564,9 @@ fn render_window(
             .collect(),
         pagination: PaginationSchema {
             limit: request.limit,
-            page: u32::try_from(offset / limit + 1).unwrap_or(u32::MAX),
+            page: u32::try_from(page).unwrap_or(u32::MAX),
             total: total as u64,
-            total_pages: total.div_ceil(limit) as u64,
+            total_pages: total_pages as u64,
             has_more,
             next_cursor,
             excluded: excluded_count(warnings) as u64,
@@ -553,6 +579,20 @@ fn render_window(
     };
     let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Rendered::new(bytes).holding(window.len()))
+}
+
+/// The page number of the page starting at `offset`, and the number of pages, for pages of
+/// `limit` over `total` items. A cursor reused with another `limit` can start a page between
+/// two of that size: the walk from there counts every earlier part page as one, so `page` is
+/// never 1 past the start, and `page` = `total_pages` exactly when no page follows.
+fn page_numbers(offset: usize, limit: usize, total: usize) -> (usize, usize) {
+    let before = offset.div_ceil(limit);
+    let total_pages = if offset.is_multiple_of(limit) || offset >= total {
+        total.div_ceil(limit)
+    } else {
+        before + (total - offset).div_ceil(limit)
+    };
+    (before + 1, total_pages)
 }
 
 /// A 200 with the rendered body, or a 304 when the caller's `If-None-Match` names its tag; a
@@ -608,7 +648,22 @@ fn etag_matches(header_value: &str, etag: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::etag_matches;
+    use super::{etag_matches, page_numbers};
+
+    #[test]
+    fn page_numbers_agree_with_has_more_even_off_the_page_grid() {
+        // On the grid: the usual numbers, also past the end.
+        assert_eq!(page_numbers(0, 10, 25), (1, 3));
+        assert_eq!(page_numbers(20, 10, 25), (3, 3));
+        assert_eq!(page_numbers(90, 10, 25), (10, 3));
+        // A cursor from limit=50 (offset 50) reused with limit=100: the second page of the
+        // walk, and the last (floor division said "page 1").
+        assert_eq!(page_numbers(50, 100, 120), (2, 2));
+        // offset 10 with limit 3 over 14 items: 0-2, 3-5, 6-8 and the part page 9 before it,
+        // 13 after it.
+        assert_eq!(page_numbers(10, 3, 14), (5, 6));
+        assert_eq!(page_numbers(10, 3, 11), (5, 5));
+    }
 
     #[test]
     fn if_none_match() {

@@ -199,7 +199,15 @@ pub struct TransactionSchema {
 
 /// Where a page sits in the whole listing.
 #[derive(Debug, DeriveSerialize, ToSchema)]
-#[schema(as = Pagination)]
+#[schema(as = Pagination, example = json!({
+    "limit": 50,
+    "page": 1,
+    "total": 128,
+    "total_pages": 3,
+    "has_more": true,
+    "next_cursor": "AQAAAAAAAAAHAAAAMhLr0x5v1c2aH0e8kQ3b7LrT1wq9sN4mZ2XcYwE",
+    "excluded": 0
+}))]
 pub struct PaginationSchema {
     /// Items per page.
     pub limit: u32,
