@@ -88,6 +88,10 @@ struct Pool {
     /// The cluster's unspent burst and its refill time when the batch was taken.
     remaining: u32,
     until_full: Duration,
+    /// Redis refused this client (its cluster-wide bucket is empty) until then: requests before
+    /// it are refused here without asking again. Conservative: a cell another replica gives
+    /// back meanwhile is not seen before it.
+    refused_until: Option<Instant>,
 }
 
 /// The quota of every configured client: in-process, or shared by the replicas through Redis
@@ -169,6 +173,12 @@ impl InboundLimits {
                 let left = pool.remaining.saturating_add(pool.cells);
                 return Some(limiter.verdict(left, pool.until_full.saturating_sub(held), None));
             }
+            if let Some(until) = pool.refused_until {
+                if now < until {
+                    return Some(limiter.verdict(0, pool.until_full, Some(until - now)));
+                }
+                pool.refused_until = None;
+            }
             if pool.refilling {
                 (0, 1)
             } else {
@@ -208,7 +218,12 @@ impl InboundLimits {
                 let left = cells.remaining.saturating_add(pool.cells);
                 Some(limiter.verdict(left, cells.until_full, None))
             }
-            Ok(cells) => Some(limiter.verdict(0, cells.until_full, Some(cells.wait))),
+            Ok(cells) => {
+                let mut pool = limiter.pool.lock().unwrap_or_else(|e| e.into_inner());
+                pool.refused_until = Some(now + cells.wait);
+                pool.until_full = cells.until_full;
+                Some(limiter.verdict(0, cells.until_full, Some(cells.wait)))
+            }
             // Cells held for giving back are lost with the call: counted as spent (safe side).
             Err(_) => Some(limiter.share(cluster.replicas()).check()),
         }
@@ -258,6 +273,7 @@ impl ClientLimiter {
                 taken_at: Instant::now(),
                 batch: 1,
                 remaining: 0,
+                refused_until: None,
                 until_full: Duration::ZERO,
             }),
         }
