@@ -13,6 +13,7 @@ pub mod error;
 pub mod inbound;
 pub mod jobs;
 pub mod jobs_shared;
+pub mod memory;
 pub mod metrics;
 pub mod middleware;
 pub mod notify;

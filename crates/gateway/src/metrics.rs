@@ -240,13 +240,7 @@ pub fn render(state: &AppState) -> String {
             gauge!(CIRCUIT_STATE, "provider" => entry.name.to_string(), "state" => name).set(on);
         }
     }
-    let (current, retired, stale, rendered) = state.snapshots.weighted_sizes();
-    for (tier, bytes) in [
-        ("current", current),
-        ("retired", retired),
-        ("stale", stale),
-        ("rendered", rendered),
-    ] {
+    for (tier, bytes) in state.snapshots.weighted_sizes() {
         gauge!(CACHE_BYTES, "tier" => tier).set(bytes as f64);
         counter!(CACHE_EVICTIONS, "tier" => tier).increment(0);
     }

@@ -808,7 +808,10 @@ impl SyncHistory {
                         .await
                         .map(|_| ())
                         .map_err(|e| crate::error::ApiError::Internal(e.to_string())),
-                    Err(crate::snapshot::FetchError::Provider(e)) => Err(e.into()),
+                    Err(
+                        e @ (crate::snapshot::FetchError::Provider(_)
+                        | crate::snapshot::FetchError::Busy(_)),
+                    ) => Err(e.into_api()),
                     Err(crate::snapshot::FetchError::TooLarge { .. }) => Ok(()),
                 }
             });

@@ -314,7 +314,7 @@ async fn list(
         }
         None => match state.snapshots.get_or_fetch(entry, &query).await {
             Ok((snapshot, status)) => (snapshot, status, page_offset),
-            Err(FetchError::Provider(e)) => return Err(e.into()),
+            Err(e @ (FetchError::Provider(_) | FetchError::Busy(_))) => return Err(e.into_api()),
             Err(FetchError::TooLarge { .. }) => {
                 return passthrough(req, state, entry, &query, &request, fp, page_offset).await;
             }
