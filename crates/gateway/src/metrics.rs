@@ -49,12 +49,16 @@ pub const QUOTA_WAITING: &str = "gateway_provider_quota_waiting_requests";
 pub const LINE_WAITING: &str = "gateway_provider_fair_line_waiting_requests";
 /// The clients those callers belong to (each is admitted in turn), by `provider`.
 pub const LINE_CLIENTS: &str = "gateway_provider_fair_line_waiting_clients";
+/// Each configured client's weight in the providers' fair lines, by `client`; set when
+/// scraped.
+pub const CLIENT_WEIGHT: &str = "gateway_client_fair_share_weight";
 /// Circuit breaker state by `provider` and `state`: 1 for the current state, 0 for the others.
 pub const CIRCUIT_STATE: &str = "gateway_provider_circuit_state";
 /// Snapshot cache lookups by `provider` and `result` (`hit`, `miss`, `joined`, `stale`,
-/// `error`, `too_large`).
+/// `error`, `too_large`, `busy`, ...).
 pub const CACHE_LOOKUPS: &str = "gateway_cache_lookups_total";
-/// Estimated bytes held by each cache `tier` (`current`, `retired`, `stale`, `rendered`).
+/// Heap bytes held by each share of the cache's budget, by `tier` (`current`, `retired`,
+/// `stale`, `rendered`, `index`, `partials`, `fills`).
 pub const CACHE_BYTES: &str = "gateway_cache_bytes";
 /// Entries dropped for memory pressure, by cache `tier`.
 pub const CACHE_EVICTIONS: &str = "gateway_cache_evictions_total";
@@ -173,6 +177,10 @@ fn describe() {
         "Clients with callers in the provider lane's fair line now (each admitted in turn), by provider."
     );
     describe_gauge!(
+        CLIENT_WEIGHT,
+        "Each client's weight in the providers' fair lines (admissions while clients wait), by client."
+    );
+    describe_gauge!(
         CIRCUIT_STATE,
         "Circuit breaker state per provider: 1 for the current state."
     );
@@ -183,7 +191,7 @@ fn describe() {
     describe_gauge!(
         CACHE_BYTES,
         metrics::Unit::Bytes,
-        "Estimated bytes held by each cache tier."
+        "Heap bytes held by each share of the cache's memory budget, by tier."
     );
     describe_counter!(
         CACHE_EVICTIONS,
@@ -239,6 +247,10 @@ pub fn render(state: &AppState) -> String {
             let on = if name == current { 1.0 } else { 0.0 };
             gauge!(CIRCUIT_STATE, "provider" => entry.name.to_string(), "state" => name).set(on);
         }
+    }
+    for entry in state.clients.values() {
+        gauge!(CLIENT_WEIGHT, "client" => entry.client.name.clone())
+            .set(f64::from(entry.client.fair_share_weight));
     }
     for (tier, bytes) in state.snapshots.weighted_sizes() {
         gauge!(CACHE_BYTES, "tier" => tier).set(bytes as f64);
