@@ -308,6 +308,8 @@ pub struct PartialFill {
     total: Option<u64>,
     total_pages: u64,
     limit: u32,
+    /// Page 1, kept so that resuming costs no call for it.
+    first: Option<provider::Page<Transaction>>,
     /// Pages 2.. read so far, by number.
     pages: std::collections::BTreeMap<u32, provider::Page<Transaction>>,
     /// Their heap bytes.
@@ -919,11 +921,11 @@ impl Drop for KeepPartial<'_> {
 /// that could never fit is `TooLarge` (paged through); one that finds the budget taken waits,
 /// then is `Busy`.
 ///
-/// With `partials`, no page read is thrown away: every page from the second on is kept there
+/// With `partials`, no page read is thrown away: every page (the first included) is kept there
 /// as it arrives, so a fill that fails (or is dropped because its caller left) is resumed by
-/// the next fill of the key, which re-reads the first page and, when the provider's totals and
-/// page size are unchanged, reads only the pages still missing. Changed totals mean the data
-/// shifted between the pages: the kept pages are dropped and every page is read again.
+/// the next fill of the key, which reads only the pages still missing. When one of those
+/// reports other totals than the kept first page, the data shifted between the reads: the
+/// kept pages are dropped and every page is read again.
 pub async fn fetch_all(
     entry: &ProviderEntry,
     key: &SnapshotKey,
@@ -966,10 +968,19 @@ pub async fn fetch_all(
             reservation,
         });
     }
-    let first = provider
-        .list_page(&query.with_page(PageRequest::new(1, limit)))
-        .await
-        .map_err(FetchError::Provider)?;
+    // A fill resumed from kept pages starts from its kept page 1 (no call); whether the data
+    // shifted meanwhile is seen in the totals of the pages it still reads.
+    let kept_first = partials
+        .and_then(|partials| partials.get(key))
+        .and_then(|fill| fill.lock().unwrap_or_else(|e| e.into_inner()).first.clone());
+    let resumed = kept_first.is_some();
+    let first = match kept_first {
+        Some(first) => first,
+        None => provider
+            .list_page(&query.with_page(PageRequest::new(1, limit)))
+            .await
+            .map_err(FetchError::Provider)?,
+    };
     if let Some(total) = first.total.filter(|&t| t > max_items) {
         return Err(FetchError::TooLarge { total });
     }
@@ -997,6 +1008,10 @@ pub async fn fetch_all(
     let limit = first.limit.max(1);
     let mut items =
         Vec::with_capacity(usize::try_from(first.total.unwrap_or(0).min(max_items)).unwrap_or(0));
+    let first_total = first.total;
+    let first_next = first.next_page;
+    // Kept for a resumption (only when there are pages to keep with it).
+    let first_copy = (partials.is_some() && total_pages > 1).then(|| first.clone());
     items.extend(first.items);
     let mut all = Listing {
         items,
@@ -1008,7 +1023,7 @@ pub async fn fetch_all(
             reservation,
         })
     };
-    let Some(second) = first.next_page.filter(|&n| n > 1) else {
+    let Some(second) = first_next.filter(|&n| n > 1) else {
         return done(all, reservation);
     };
     if total_pages <= 1 {
@@ -1021,18 +1036,22 @@ pub async fn fetch_all(
         return done(all, reservation);
     }
     let last = u32::try_from(total_pages).unwrap_or(u32::MAX);
-    let fill = partials.map(|partials| {
+    let mut fill = partials.map(|partials| {
         let kept = partials.get(key).filter(|fill| {
             let fill = fill.lock().unwrap_or_else(|e| e.into_inner());
-            fill.total == first.total && fill.total_pages == total_pages && fill.limit == limit
+            fill.total == first_total && fill.total_pages == total_pages && fill.limit == limit
         });
         let fill = kept.unwrap_or_else(|| {
+            let bytes = first_copy
+                .as_ref()
+                .map_or(0, |page| u64::from(estimate_bytes(&page.items)));
             let fresh = Arc::new(std::sync::Mutex::new(PartialFill {
-                total: first.total,
+                total: first_total,
                 total_pages,
                 limit,
+                first: first_copy,
                 pages: Default::default(),
-                bytes: 0,
+                bytes,
             }));
             partials.insert(key.clone(), fresh.clone());
             fresh
@@ -1054,12 +1073,17 @@ pub async fn fetch_all(
         })
     };
     let missing: Vec<u32> = (2..=last).filter(|page| !have(page)).collect();
+    let shifted = std::sync::atomic::AtomicBool::new(false);
     let fetched: Vec<_> = futures_util::stream::iter(missing)
         .map(|page| {
             let q = query.with_page(PageRequest::new(page, limit));
             let fill = fill.as_ref().map(|keep| keep.fill.clone());
+            let shifted = &shifted;
             async move {
                 let got = provider.list_page(&q).await?;
+                if got.total.is_some() && got.total != first_total {
+                    shifted.store(true, Ordering::Relaxed);
+                }
                 match fill {
                     // Kept at once: a later failure or a dropped fill does not lose it.
                     Some(fill) => {
@@ -1077,12 +1101,23 @@ pub async fn fetch_all(
         .try_collect()
         .await
         .map_err(FetchError::Provider)?;
+    if resumed && shifted.load(Ordering::Relaxed) {
+        // The data shifted since the kept pages were read: they are dropped, and every page is
+        // read again (one fill, under this fill's reservation).
+        if let (Some(keep), Some(partials)) = (fill.as_mut(), partials) {
+            keep.finished = true;
+            partials.invalidate(key);
+        }
+        let again = Box::pin(fetch_all(entry, key, max_items, None, None)).await?;
+        return done(again.listing, reservation);
+    }
     let pages: Vec<provider::Page<Transaction>> = match (fill, partials) {
         (Some(mut keep), Some(partials)) => {
             keep.finished = true;
             partials.invalidate(key);
             let mut fill = keep.fill.lock().unwrap_or_else(|e| e.into_inner());
             fill.bytes = 0;
+            fill.first = None;
             std::mem::take(&mut fill.pages).into_values().collect()
         }
         _ => fetched.into_iter().flatten().collect(),
@@ -1504,8 +1539,8 @@ mod tests {
         );
     }
 
-    /// No wasted pages: a fill whose fifth page failed keeps pages 2-4; the next fill re-reads
-    /// page 1 (to see that the data did not shift) and then only page 5.
+    /// No wasted pages: a fill whose fifth page failed keeps pages 1-4; the next fill reads
+    /// only page 5 (whose totals say whether the data shifted meanwhile).
     #[tokio::test]
     async fn a_failed_fill_is_resumed_without_reading_its_pages_again() {
         let (fake, cache) = (Fake::new(), cache());
@@ -1516,13 +1551,13 @@ mod tests {
         fake.shape.lock().unwrap().1 = None;
         let (_, status) = cache.get_or_fetch(&entry, &query()).await.unwrap();
         assert_eq!(status, CacheStatus::Miss);
-        assert_eq!(fake.calls(), 5 + 2, "page 1 again, then page 5 only");
-        // When the totals changed meanwhile, everything is read again.
+        assert_eq!(fake.calls(), 5 + 1, "page 5 only");
+        // When the totals changed meanwhile (page 5 says so), everything is read again.
         cache.invalidate_local("fake", "A").unwrap();
         *fake.shape.lock().unwrap() = (5, Some(5));
         assert!(cache.get_or_fetch(&entry, &query()).await.is_err());
         *fake.shape.lock().unwrap() = (6, None);
         cache.get_or_fetch(&entry, &query()).await.unwrap();
-        assert_eq!(fake.calls(), 7 + 5 + 6);
+        assert_eq!(fake.calls(), 6 + 5 + 1 + 6);
     }
 }
