@@ -6,6 +6,9 @@
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 ENV CARGO_TERM_COLOR=never CARGO_INCREMENTAL=0
+# jemalloc (the gateway's allocator) is built from its C sources: it needs make.
+RUN apt-get update && apt-get install -y --no-install-recommends make \
+    && rm -rf /var/lib/apt/lists/*
 
 # --- dependency layer: manifests plus empty targets ---
 COPY Cargo.toml Cargo.lock ./
