@@ -6,6 +6,9 @@
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 ENV CARGO_TERM_COLOR=never CARGO_INCREMENTAL=0
+# jemalloc (the gateway's allocator) is built from its C sources: it needs make.
+RUN apt-get update && apt-get install -y --no-install-recommends make \
+    && rm -rf /var/lib/apt/lists/*
 
 # --- dependency layer: manifests plus empty targets ---
 COPY Cargo.toml Cargo.lock ./
@@ -45,6 +48,9 @@ COPY --from=build /usr/local/bin/gateway /usr/local/bin/sandbox /usr/local/bin/
 COPY gateway.example.toml /etc/gateway/gateway.example.toml
 USER 10001:10001
 ENV LOG_FORMAT=json GATEWAY_SERVER__BIND=0.0.0.0:8080
+# jemalloc gives freed pages back within a second (default: 10 s), so RSS follows the cache's
+# budget after a burst of fills (README: Memory; docs/performance.md section 5).
+ENV _RJEM_MALLOC_CONF=dirty_decay_ms:1000,muzzy_decay_ms:0
 EXPOSE 8080 9100
 # Liveness only: readiness (/readyz) is for load balancers, which take a replica out without
 # restarting it.

@@ -20,6 +20,7 @@ api_key_sha256 = "{reader}"
 scopes = ["transactions:read", "providers:read"]
 requests_per_minute = 60
 burst = 10
+fair_share_weight = 3
 
 [clients.okra-only]
 api_key_sha256 = "{okra_only}"
@@ -98,6 +99,8 @@ async fn a_client_without_refresh_gets_403_on_refresh_and_its_reads_still_work()
     assert_eq!(remaining(&read), 7);
     let providers = gw.get_as(Some(READER_KEY), "/v1/providers").await;
     assert_eq!(providers.status, 200);
+    // Its weight in the providers' fair lines, from its configuration.
+    assert_eq!(providers.json["data"][0]["outbound"]["your_weight"], 3);
 
     // A client whose configuration says nothing keeps every scope.
     let billing = post_as(

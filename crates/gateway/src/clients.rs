@@ -11,6 +11,8 @@ pub struct Client {
     pub name: String,
     /// What it may do and reach.
     pub policy: Policy,
+    /// Its weight in the providers' fair lines (`clients.NAME.fair_share_weight`).
+    pub fair_share_weight: u32,
 }
 
 /// One accepted API key (known by its SHA-256): whose it is, and until when.

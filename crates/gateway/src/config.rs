@@ -447,6 +447,10 @@ pub struct ClientSection {
     pub requests_per_minute: Option<u32>,
     /// This client's burst (default: `rate_limits.burst`).
     pub burst: Option<u32>,
+    /// This client's weight in the fair line of every provider lane (1 to 100, default 1): when
+    /// a provider's quota is contended, a client of weight 2 is admitted twice as often as one
+    /// of weight 1 while both have callers waiting.
+    pub fair_share_weight: Option<u32>,
 }
 
 /// One of a client's `keys = [...]`: the key (exactly one of the two forms) and its last day.
@@ -795,6 +799,8 @@ pub struct ClientConfig {
     pub webhook: Option<ClientWebhook>,
     /// Its inbound quota.
     pub rate_limit: ClientRateLimit,
+    /// Its weight in the providers' fair lines (1 to 100).
+    pub fair_share_weight: u32,
 }
 
 /// One API key of a client, known by its SHA-256 only.
@@ -1059,6 +1065,10 @@ impl Config {
                 policy,
                 webhook: validate_client_webhook(client, &key)?,
                 rate_limit,
+                fair_share_weight: match client.fair_share_weight {
+                    Some(n) => positive(n, 100, &format!("{key}.fair_share_weight"))?.get(),
+                    None => 1,
+                },
             });
         }
 

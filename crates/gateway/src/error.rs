@@ -154,6 +154,13 @@ pub enum ApiError {
     /// An `Idempotency-Key` already used by this client for a different request.
     #[error("{0}")]
     IdempotencyKeyReused(String),
+    /// The cache's memory for snapshot fills (`cache.max_bytes`) stayed taken by other fills
+    /// while this request waited for its share.
+    #[error("the gateway's memory for reading snapshots is taken by other reads; retry shortly")]
+    CacheBusy {
+        /// When to retry.
+        retry_after: Duration,
+    },
     /// State shared by the replicas (Redis) is unreachable, and this request needs it.
     #[error("shared state is unavailable right now ({0}); retry shortly")]
     CoordinationUnavailable(String),
@@ -338,6 +345,11 @@ impl ApiError {
                 "idempotency_key_reused",
                 "Idempotency key reused for another request",
             ),
+            ApiError::CacheBusy { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cache_busy",
+                "The cache's memory budget is taken by reads in progress",
+            ),
             ApiError::CoordinationUnavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "coordination_unavailable",
@@ -389,6 +401,7 @@ impl ApiError {
             }
             ApiError::Upstream(ProviderError::Unavailable { status: None, .. }) => Some(5),
             ApiError::CoordinationUnavailable(_) => Some(1),
+            ApiError::CacheBusy { retry_after } => Some(whole_secs(*retry_after).max(1)),
             _ => None,
         }
     }

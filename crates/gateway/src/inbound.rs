@@ -327,6 +327,7 @@ mod tests {
                     requests_per_minute: NonZeroU32::new(rpm).unwrap(),
                     burst: NonZeroU32::new(burst).unwrap(),
                 },
+                fair_share_weight: 1,
             }],
             None,
         )

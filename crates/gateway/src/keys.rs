@@ -55,6 +55,11 @@ impl Keys {
         self.by_digest.is_empty()
     }
 
+    /// Every accepted key's entry.
+    pub fn entries(&self) -> impl Iterator<Item = &KeyEntry> {
+        self.by_digest.values()
+    }
+
     /// The entry of a configured key's SHA-256.
     pub fn by_digest(&self, digest: &[u8; 32]) -> Option<&KeyEntry> {
         self.by_digest.get(digest)
@@ -104,6 +109,7 @@ mod tests {
                             client: Arc::new(Client {
                                 name: (*client).to_owned(),
                                 policy: Policy::unrestricted(),
+                                fair_share_weight: 1,
                             }),
                             expires_at: None,
                         },

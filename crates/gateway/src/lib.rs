@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod jobs_shared;
 pub mod keys;
 pub mod kinds;
+pub mod memory;
 pub mod metrics;
 pub mod middleware;
 pub mod notify;

@@ -7,6 +7,12 @@ use std::process::ExitCode;
 
 use gateway::{Application, Config, telemetry};
 
+/// jemalloc gives freed memory back to the system (glibc's malloc keeps most of it after a
+/// burst of fills): see `gateway::memory` and docs/performance.md section 5.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const USAGE: &str = "usage: gateway [--config FILE] [--bind ADDR]
        gateway --version
 
@@ -120,6 +126,10 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(config.log.format);
+    #[cfg(feature = "jemalloc")]
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(error = %e, "jemalloc: no background purging thread");
+    }
     tracing::info!(
         version = gateway::metrics::VERSION,
         revision = gateway::metrics::REVISION,

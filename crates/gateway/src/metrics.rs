@@ -47,12 +47,16 @@ pub const QUOTA_WAITING: &str = "gateway_provider_quota_waiting_requests";
 pub const LINE_WAITING: &str = "gateway_provider_fair_line_waiting_requests";
 /// The clients those callers belong to (each is admitted in turn), by `provider`.
 pub const LINE_CLIENTS: &str = "gateway_provider_fair_line_waiting_clients";
+/// Each configured client's weight in the providers' fair lines, by `client`; set when
+/// scraped.
+pub const CLIENT_WEIGHT: &str = "gateway_client_fair_share_weight";
 /// Circuit breaker state by `provider` and `state`: 1 for the current state, 0 for the others.
 pub const CIRCUIT_STATE: &str = "gateway_provider_circuit_state";
 /// Snapshot cache lookups by `provider` and `result` (`hit`, `miss`, `joined`, `stale`,
-/// `error`, `too_large`).
+/// `error`, `too_large`, `busy`, ...).
 pub const CACHE_LOOKUPS: &str = "gateway_cache_lookups_total";
-/// Estimated bytes held by each cache `tier` (`current`, `retired`, `stale`, `rendered`).
+/// Heap bytes held by each share of the cache's budget, by `tier` (`current`, `retired`,
+/// `stale`, `rendered`, `index`, `partials`, `fills`).
 pub const CACHE_BYTES: &str = "gateway_cache_bytes";
 /// Entries dropped for memory pressure, by cache `tier`.
 pub const CACHE_EVICTIONS: &str = "gateway_cache_evictions_total";
@@ -171,6 +175,10 @@ fn describe() {
         "Clients with callers in the provider lane's fair line now (each admitted in turn), by provider."
     );
     describe_gauge!(
+        CLIENT_WEIGHT,
+        "Each client's weight in the providers' fair lines (admissions while clients wait), by client."
+    );
+    describe_gauge!(
         CIRCUIT_STATE,
         "Circuit breaker state per provider: 1 for the current state."
     );
@@ -181,7 +189,7 @@ fn describe() {
     describe_gauge!(
         CACHE_BYTES,
         metrics::Unit::Bytes,
-        "Estimated bytes held by each cache tier."
+        "Heap bytes held by each share of the cache's memory budget, by tier."
     );
     describe_counter!(
         CACHE_EVICTIONS,

@@ -52,7 +52,7 @@ const BUSY_RETRY: Duration = Duration::from_secs(1);
 tokio::task_local! {
     static DEADLINE: Instant;
     static NO_RETRIES: ();
-    static CLIENT: Arc<str>;
+    static CLIENT: (Arc<str>, u32);
     static FILL: std::cell::Cell<Option<u64>>;
 }
 
@@ -64,25 +64,31 @@ pub async fn as_one_fill<F: Future>(work: F) -> F::Output {
     FILL.scope(std::cell::Cell::new(None), work).await
 }
 
-/// Runs `work` on behalf of `client`: the quota cells its upstream calls wait for are shared
-/// fairly with other clients' (see [`FairLine`]).
-pub async fn for_client<F: Future>(client: Arc<str>, work: F) -> F::Output {
+/// Runs `work` on behalf of `client` (its name and fair-share weight): the quota cells its
+/// upstream calls wait for are shared fairly with other clients' (see [`FairLine`]).
+pub async fn for_client<F: Future>(client: (Arc<str>, u32), work: F) -> F::Output {
     CLIENT.scope(client, work).await
 }
 
-/// The client the current work is for (background work: none, `""`).
-fn current_client() -> Arc<str> {
+/// The client the current work is for, and its weight (background work: none, `""`, 1).
+fn current_client() -> (Arc<str>, u32) {
     CLIENT
-        .try_with(Arc::clone)
-        .unwrap_or_else(|_| Arc::from(""))
+        .try_with(|(name, weight)| (name.clone(), *weight))
+        .unwrap_or_else(|_| (Arc::from(""), 1))
 }
+
+/// The virtual time one admission of a weight-1 client costs (divisible by every weight up
+/// to 16, so common weights step exactly).
+pub const FAIR_STEP: u64 = 720_720;
 
 /// The line of callers waiting to be admitted to a provider's lane (a concurrency slot, then a
 /// quota cell), served fairly per client.
 ///
 /// Start-time fair queuing: each waiter gets a tag one step after the later of the line's
-/// virtual time and its client's previous tag, and only the waiter with the smallest tag is
-/// admitted next (it holds its [`Turn`] while it takes a slot and a cell). A client with many
+/// virtual time and its client's previous tag, the step being [`FAIR_STEP`] divided by the
+/// client's weight (`clients.NAME.fair_share_weight`, default 1: a client of weight 3 gets
+/// three admissions for another's one while both wait), and only the waiter with the smallest
+/// tag is admitted next (it holds its [`Turn`] while it takes a slot and a cell). A client with many
 /// waiters (a flood of reads of unknown or new scopes) thus gets one admission per turn like
 /// any other client with waiters, instead of every one up to its last waiter: the others'
 /// reads are not pushed past their wait in line into `provider_busy`; the flood's own waiters
@@ -130,8 +136,13 @@ impl FairLine {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits until `client`'s caller is first in line (`None` if `line_end` comes first).
-    pub async fn turn(&self, client: Arc<str>, line_end: Instant) -> Option<Turn<'_>> {
+    /// Waits until `client`'s caller (of the client's `weight`) is first in line (`None` if
+    /// `line_end` comes first).
+    pub async fn turn(
+        &self,
+        (client, weight): (Arc<str>, u32),
+        line_end: Instant,
+    ) -> Option<Turn<'_>> {
         let fill_tag = FILL.try_with(std::cell::Cell::get).ok();
         let key = {
             let mut state = self.lock();
@@ -143,7 +154,7 @@ impl FairLine {
                 // A later call of a fill under way: the fill's place.
                 Some(Some(tag)) => tag,
                 _ => {
-                    entry.0 = entry.0.max(now) + 1;
+                    entry.0 = entry.0.max(now) + FAIR_STEP / u64::from(weight.max(1));
                     entry.0
                 }
             };
@@ -1447,6 +1458,44 @@ mod tests {
         assert_eq!(calls(), 6);
     }
 
+    async fn the_first_admissions_of_two_waiting_clients(weights: (u32, u32)) -> Vec<&'static str> {
+        let line = Arc::new(FairLine::default());
+        let far = Instant::now() + Duration::from_secs(60);
+        let blocker = line.turn((Arc::from("x"), 1), far).await.unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for (name, weight) in [("heavy", weights.0), ("light", weights.1)] {
+            for _ in 0..4 {
+                let (line, order) = (line.clone(), order.clone());
+                waiters.push(tokio::spawn(async move {
+                    let turn = line.turn((Arc::from(name), weight), far).await.unwrap();
+                    order.lock().unwrap().push(name);
+                    drop(turn);
+                }));
+                // Each waiter takes its place (and its tag) before the next arrives.
+                tokio::task::yield_now().await;
+            }
+        }
+        assert_eq!(line.waiting(), (9, 3));
+        drop(blocker);
+        for waiter in waiters {
+            waiter.await.unwrap();
+        }
+        order.lock().unwrap().clone()
+    }
+
+    /// Fair share with weights from config: while both wait, a client of weight 3 is admitted
+    /// three times for another's once; with equal weights they alternate.
+    #[tokio::test(start_paused = true)]
+    async fn a_clients_weight_is_its_share_of_the_admissions() {
+        let weighted = the_first_admissions_of_two_waiting_clients((3, 1)).await;
+        let heavy = |order: &[&str]| order[..4].iter().filter(|&&c| c == "heavy").count();
+        assert_eq!(heavy(&weighted), 3, "{weighted:?}");
+        assert_eq!(weighted.len(), 8);
+        let equal = the_first_admissions_of_two_waiting_clients((1, 1)).await;
+        assert_eq!(heavy(&equal), 2, "{equal:?}");
+    }
+
     /// Fair share: client A floods a lane of one slot (each call takes 1 s) with 20 reads, then
     /// client B sends 2. B's reads are admitted in turn with A's, within B's wait in line, and
     /// A's flood is what times out. (First in, first out, B would wait behind all of A's 20
@@ -1459,7 +1508,7 @@ mod tests {
         let lane = Arc::new(Lane::new("p", one));
         let call = |lane: Arc<Lane>, client: &str| {
             let client: Arc<str> = Arc::from(client);
-            tokio::spawn(for_client(client, async move {
+            tokio::spawn(for_client((client, 1), async move {
                 lane.once(async {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     Ok::<_, ProviderError>(())

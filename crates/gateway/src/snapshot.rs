@@ -6,9 +6,11 @@
 //! moka's: single-flight per key (any number of identical concurrent misses cause one fetch of
 //! each provider page), a TTL per provider, and weighers that bound memory in bytes.
 //!
-//! Memory budget (`cache.max_bytes`), split in four tiers, each evicting on its own:
-//! current snapshots 50 %, retired snapshots (kept for cursors) 15 %, stale snapshots (kept for
-//! stale-if-error) 15 %, rendered pages 20 %. A snapshot in several tiers is one allocation.
+//! Memory budget (`cache.max_bytes`), shared out as [`crate::memory`] says: current snapshots,
+//! retired snapshots (kept for cursors), stale snapshots (kept for stale-if-error), rendered
+//! pages, the transaction index and kept partial fills each evict on their own within their
+//! share; fills in flight reserve theirs before they read. A snapshot in several tiers is one
+//! allocation (weighed in each: the count errs on the safe side).
 //!
 //! * A snapshot replaced or expired is *retired*, not dropped: cursors that point into it keep
 //!   working for the cursor lifetime, so a page walk never sees a duplicate or a gap.
@@ -173,11 +175,27 @@ impl CacheStatus {
 pub enum FetchError {
     /// The provider failed.
     Provider(ProviderError),
-    /// The scope is larger than `max_snapshot_items`: page straight through to the provider.
+    /// The scope is larger than `max_snapshot_items`, or than the memory a fill may reserve:
+    /// page straight through to the provider.
     TooLarge {
         /// What the provider reported.
         total: u64,
     },
+    /// The memory fills may reserve stayed taken by other fills: 503, retry after this.
+    Busy(Duration),
+}
+
+impl FetchError {
+    /// The answer for a failure other than `TooLarge` (which each caller handles its way).
+    pub fn into_api(self) -> ApiError {
+        match self {
+            FetchError::Provider(e) => e.into(),
+            FetchError::Busy(retry_after) => ApiError::CacheBusy { retry_after },
+            FetchError::TooLarge { total } => ApiError::Internal(format!(
+                "a {total}-transaction scope too large to snapshot was not paged through"
+            )),
+        }
+    }
 }
 
 /// A page rendered to JSON once and served as is while its snapshot lives.
@@ -193,7 +211,9 @@ pub struct Rendered {
 
 impl Rendered {
     /// Wraps a body with its entity tag.
-    pub fn new(body: Vec<u8>) -> Rendered {
+    pub fn new(mut body: Vec<u8>) -> Rendered {
+        // Kept for a while: no spare capacity (the serializer's last doubling) kept with it.
+        body.shrink_to_fit();
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         body.hash(&mut hasher);
         Rendered {
@@ -264,7 +284,11 @@ pub struct SnapshotCache {
     stale: moka::sync::Cache<SnapshotKey, Arc<Snapshot>>,
     renders: moka::sync::Cache<RenderKey, Arc<Rendered>>,
     too_large: moka::sync::Cache<SnapshotKey, u64>,
-    index: moka::sync::Cache<TransactionId, SnapshotKey>,
+    /// Transaction id (its hash) -> the key of the snapshot it was seen in; weighed, so it
+    /// may have dropped ids of snapshots still cached (then `index_evicted` is set).
+    index: Index,
+    index_evicted: Arc<std::sync::atomic::AtomicBool>,
+    fills: crate::memory::FillBudget,
     shared: Option<Arc<SharedTier>>,
     /// Told of every snapshot fetched from a provider (delta sync records versions).
     observer: Option<SnapshotObserver>,
@@ -284,8 +308,12 @@ pub struct PartialFill {
     total: Option<u64>,
     total_pages: u64,
     limit: u32,
+    /// Page 1, kept so that resuming costs no call for it.
+    first: Option<provider::Page<Transaction>>,
     /// Pages 2.. read so far, by number.
     pages: std::collections::BTreeMap<u32, provider::Page<Transaction>>,
+    /// Their heap bytes.
+    bytes: u64,
 }
 
 /// Unfinished fills by key (bounded; each kept for the snapshot TTL at most).
@@ -298,24 +326,61 @@ fn evicted(tier: &'static str, cause: RemovalCause) {
     }
 }
 
+/// What one cache entry costs besides its value: moka's entry, its key and its bookkeeping
+/// (measured with the allocator's count: `tests/weigher.rs`).
+pub const ENTRY_BYTES: u32 = 320;
+
+/// What one entry of the transaction index costs (measured like [`ENTRY_BYTES`]).
+pub const INDEX_ENTRY_BYTES: u32 = 288;
+
 fn weigh(bytes: u32) -> u32 {
-    bytes.max(1)
+    bytes.saturating_add(ENTRY_BYTES)
+}
+
+/// The transaction index: a transaction id's hash -> the key of the snapshot it was seen in.
+pub type Index = moka::sync::Cache<u64, Arc<SnapshotKey>>;
+
+/// An index of `capacity` bytes ([`INDEX_ENTRY_BYTES`] an entry) whose entries live `ttl`;
+/// `evicted` is set once it drops an entry for its capacity.
+pub fn new_index(
+    capacity: u64,
+    ttl: Duration,
+    evicted: Arc<std::sync::atomic::AtomicBool>,
+) -> Index {
+    moka::sync::Cache::builder()
+        .max_capacity(capacity)
+        .weigher(|_, _| INDEX_ENTRY_BYTES)
+        .time_to_live(ttl)
+        .eviction_listener(move |_, _, cause| {
+            if cause == RemovalCause::Size {
+                evicted.store(true, Ordering::Relaxed);
+            }
+        })
+        .build()
+}
+
+/// The index's key for a transaction id (a hash: a collision only costs a lookup that
+/// finds nothing and falls back to a scan; the snapshot is always checked).
+pub fn index_key(id: &TransactionId) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut hasher);
+    hasher.finish()
 }
 
 impl SnapshotCache {
     /// A cache with the configured lifetimes and memory budget.
     pub fn new(config: &CacheSection) -> SnapshotCache {
-        let budget = config.max_bytes;
+        let shares = crate::memory::Shares::of(config.max_bytes);
         let cursor_lifetime = Duration::from_secs(config.cursor_lifetime_secs);
         let stale_grace = Duration::from_secs(config.stale_if_error_secs);
         let retired: moka::sync::Cache<u64, Arc<Snapshot>> = moka::sync::Cache::builder()
-            .max_capacity(budget / 100 * 15)
+            .max_capacity(shares.retired)
             .weigher(|_, s: &Arc<Snapshot>| weigh(s.bytes))
             .time_to_live(cursor_lifetime)
             .eviction_listener(|_, _, cause| evicted("retired", cause))
             .build();
         let stale: moka::sync::Cache<SnapshotKey, Arc<Snapshot>> = moka::sync::Cache::builder()
-            .max_capacity(budget / 100 * 15)
+            .max_capacity(shares.stale)
             .weigher(|_, s: &Arc<Snapshot>| weigh(s.bytes))
             .time_to_live(stale_grace.max(Duration::from_secs(1)))
             .support_invalidation_closures()
@@ -323,7 +388,7 @@ impl SnapshotCache {
             .build();
         let retire = retired.clone();
         let current = moka::future::Cache::builder()
-            .max_capacity(budget / 2)
+            .max_capacity(shares.current)
             .weigher(|_, s: &Arc<Snapshot>| weigh(s.bytes))
             .expire_after(PerSnapshotTtl {
                 keep: cursor_lifetime.max(stale_grace),
@@ -344,8 +409,13 @@ impl SnapshotCache {
             })
             .build();
         let renders = moka::sync::Cache::builder()
-            .max_capacity(budget / 100 * 20)
-            .weigher(|_, r: &Arc<Rendered>| u32::try_from(r.body.len() + 128).unwrap_or(u32::MAX))
+            .max_capacity(shares.rendered)
+            .weigher(|_, r: &Arc<Rendered>| {
+                let heap = crate::memory::alloc(r.body.len())
+                    + crate::memory::string(&r.etag)
+                    + crate::memory::arc(std::mem::size_of::<Rendered>());
+                weigh(u32::try_from(heap).unwrap_or(u32::MAX))
+            })
             .time_to_live(cursor_lifetime.max(Duration::from_secs(config.ttl_secs)))
             .eviction_listener(|_, _, cause| evicted("rendered", cause))
             .build();
@@ -353,10 +423,12 @@ impl SnapshotCache {
             .max_capacity(10_000)
             .time_to_live(Duration::from_secs(config.ttl_secs))
             .build();
-        let index = moka::sync::Cache::builder()
-            .max_capacity(1_000_000)
-            .time_to_live(Duration::from_secs(config.ttl_secs) + cursor_lifetime)
-            .build();
+        let index_evicted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let index = new_index(
+            shares.index,
+            Duration::from_secs(config.ttl_secs) + cursor_lifetime,
+            index_evicted.clone(),
+        );
         SnapshotCache {
             current,
             retired,
@@ -364,6 +436,8 @@ impl SnapshotCache {
             renders,
             too_large,
             index,
+            index_evicted,
+            fills: crate::memory::FillBudget::new(shares.fills),
             shared: None,
             observer: None,
             renders_made: AtomicU64::new(0),
@@ -372,7 +446,11 @@ impl SnapshotCache {
             cursor_lifetime,
             max_items: config.max_snapshot_items,
             partials: moka::sync::Cache::builder()
-                .max_capacity(1_000)
+                .max_capacity(shares.partials)
+                .weigher(|_, fill: &Arc<std::sync::Mutex<PartialFill>>| {
+                    let bytes = fill.lock().unwrap_or_else(|e| e.into_inner()).bytes;
+                    weigh(u32::try_from(bytes).unwrap_or(u32::MAX))
+                })
                 .time_to_live(Duration::from_secs(config.ttl_secs))
                 .build(),
         }
@@ -476,12 +554,19 @@ impl SnapshotCache {
                             return Ok((stale, CacheStatus::Stale));
                         }
                     }
+                    // No memory to read it again now: the stale copy is the better answer.
+                    FetchError::Busy(_) => {
+                        if let Some(stale) = self.stale_for(&key) {
+                            crate::metrics::cache_lookup(&key.provider, "stale");
+                            return Ok((stale, CacheStatus::Stale));
+                        }
+                    }
                     FetchError::Provider(_) => {}
                 }
-                let result = if matches!(err, FetchError::TooLarge { .. }) {
-                    "too_large"
-                } else {
-                    "error"
+                let result = match err {
+                    FetchError::TooLarge { .. } => "too_large",
+                    FetchError::Busy(_) => "busy",
+                    FetchError::Provider(_) => "error",
                 };
                 crate::metrics::cache_lookup(&entry.name, result);
                 Err(err)
@@ -506,9 +591,7 @@ impl SnapshotCache {
             .max(Duration::from_millis(100));
         match shared.lookup(&key, budget, budget).await {
             Ok(Lookup::Found(snapshot)) => {
-                for tx in &snapshot.items {
-                    self.index.insert(tx.id.clone(), snapshot.key.clone());
-                }
+                self.index_items(&snapshot);
                 Ok(Arc::new(snapshot))
             }
             Ok(Lookup::Fetch(lease)) => match self.fetch(entry, key).await {
@@ -531,22 +614,32 @@ impl SnapshotCache {
         key: SnapshotKey,
     ) -> Result<Arc<Snapshot>, FetchError> {
         let started = Instant::now();
-        let (fetched, pages) =
-            crate::telemetry::counting_upstream_calls(crate::outbound::as_one_fill(Box::pin(
-                fetch_all(entry, &key, self.max_items, Some(&self.partials)),
-            )))
-            .await;
+        let (fetched, pages) = crate::telemetry::counting_upstream_calls(
+            crate::outbound::as_one_fill(Box::pin(fetch_all(
+                entry,
+                &key,
+                self.max_items,
+                Some(&self.partials),
+                Some(&self.fills),
+            ))),
+        )
+        .await;
         crate::metrics::snapshot_fetch(
             &entry.name,
             match &fetched {
                 Ok(_) => "ok",
                 Err(FetchError::TooLarge { .. }) => "too_large",
+                Err(FetchError::Busy(_)) => "busy",
                 Err(_) => "error",
             },
             started.elapsed(),
             pages,
         );
-        let fetched = fetched?;
+        // The reservation is held until the snapshot is built (then the current tier weighs it).
+        let Filled {
+            listing: fetched,
+            reservation: _reservation,
+        } = fetched?;
         let warnings = fetched.warnings;
         for warning in &warnings {
             crate::metrics::record_warning(&entry.name, warning.code.as_str());
@@ -564,9 +657,7 @@ impl SnapshotCache {
             bytes,
             shared: false,
         });
-        for tx in &snapshot.items {
-            self.index.insert(tx.id.clone(), snapshot.key.clone());
-        }
+        self.index_items(&snapshot);
         tracing::info!(
             provider = %snapshot.key.provider,
             scope = ?snapshot.key.scope,
@@ -604,12 +695,34 @@ impl SnapshotCache {
         Some(snapshot)
     }
 
-    /// A transaction seen in a snapshot that is still cached.
+    /// Indexes a snapshot's transactions by id (one key shared by all of them).
+    fn index_items(&self, snapshot: &Snapshot) {
+        let key = Arc::new(snapshot.key.clone());
+        for tx in &snapshot.items {
+            self.index.insert(index_key(&tx.id), key.clone());
+        }
+    }
+
+    /// A transaction seen in a snapshot that is still cached. When the index had to drop ids
+    /// for its memory share, an id it does not know is looked for in the current snapshots.
     pub async fn find(&self, id: &TransactionId) -> Option<(Transaction, Arc<Snapshot>)> {
-        let key = self.index.get(id)?;
-        let snapshot = self.current.get(&key).await.filter(|s| s.is_fresh())?;
-        let tx = snapshot.items.iter().find(|t| &t.id == id)?.clone();
-        Some((tx, snapshot))
+        let in_snapshot = |snapshot: Arc<Snapshot>| {
+            let tx = snapshot.items.iter().find(|t| &t.id == id)?.clone();
+            Some((tx, snapshot))
+        };
+        if let Some(key) = self.index.get(&index_key(id)) {
+            let found = self.current.get(&*key).await.filter(|s| s.is_fresh());
+            if let Some(found) = found.and_then(in_snapshot) {
+                return Some(found);
+            }
+        }
+        if !self.index_evicted.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.current
+            .iter()
+            .filter(|(key, snapshot)| *key.provider == *id.provider() && snapshot.is_fresh())
+            .find_map(|(_, snapshot)| in_snapshot(snapshot))
     }
 
     /// A page rendered earlier.
@@ -734,16 +847,68 @@ impl SnapshotCache {
         self.retired.run_pending_tasks();
         self.stale.run_pending_tasks();
         self.renders.run_pending_tasks();
+        self.index.run_pending_tasks();
+        self.partials.run_pending_tasks();
     }
 
-    /// Every tier's estimated weight in bytes: (current, retired, stale, rendered).
-    pub fn weighted_sizes(&self) -> (u64, u64, u64, u64) {
-        (
-            self.current.weighted_size(),
-            self.retired.weighted_size(),
-            self.stale.weighted_size(),
-            self.renders.weighted_size(),
-        )
+    /// Every share's weight in bytes, by name (see [`crate::memory`]): current, retired,
+    /// stale, rendered, index, partials (kept pages of unfinished fills), fills (reserved by
+    /// fills in flight).
+    pub fn weighted_sizes(&self) -> [(&'static str, u64); 7] {
+        [
+            ("current", self.current.weighted_size()),
+            ("retired", self.retired.weighted_size()),
+            ("stale", self.stale.weighted_size()),
+            ("rendered", self.renders.weighted_size()),
+            ("index", self.index.weighted_size()),
+            ("partials", self.partials.weighted_size()),
+            ("fills", self.fills.reserved()),
+        ]
+    }
+}
+
+/// A fill's pages, and the memory reserved for them until the snapshot is built.
+pub struct Filled {
+    /// Every record and warning read.
+    pub listing: Listing,
+    /// The fill's reservation ([`crate::memory`]), when it had a budget.
+    pub reservation: Option<crate::memory::Reservation>,
+}
+
+fn refused(refusal: crate::memory::Refused, total: u64) -> FetchError {
+    match refusal {
+        crate::memory::Refused::TooLarge => FetchError::TooLarge { total },
+        crate::memory::Refused::Busy(retry_after) => FetchError::Busy(retry_after),
+    }
+}
+
+/// What a whole snapshot of `total` records is expected to take while it is read and once
+/// built, from the first page's records (`sample`): the records, and `concurrency` pages in
+/// flight at twice their records' size (response body and vendor structs).
+fn expected_bytes(sample: &[Transaction], total: u64, limit: u32, concurrency: usize) -> u64 {
+    let per_record = u64::from(estimate_bytes(sample))
+        .div_ceil(sample.len().max(1) as u64)
+        .max(std::mem::size_of::<Transaction>() as u64);
+    let in_flight = concurrency.max(1) as u64 * u64::from(limit) * 2;
+    // A tenth more: later pages' records may be larger than the first page's.
+    (per_record * (total + in_flight)).saturating_mul(11) / 10
+}
+
+/// Keeps the pages of a fill that did not finish (failed, or dropped because its caller left)
+/// in the partial fills' share, weighed as they are now.
+struct KeepPartial<'a> {
+    partials: &'a Partials,
+    key: &'a SnapshotKey,
+    fill: Arc<std::sync::Mutex<PartialFill>>,
+    finished: bool,
+}
+
+impl Drop for KeepPartial<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Re-inserted: moka weighs it again (it was empty when the fill started).
+            self.partials.insert(self.key.clone(), self.fill.clone());
+        }
     }
 }
 
@@ -751,35 +916,89 @@ impl SnapshotCache {
 /// else the first page and then the remaining pages `fetch_concurrency` at a time, each of the
 /// provider instance's configured page size. Every page's record warnings come along.
 ///
-/// With `partials`, no page read is thrown away: every page from the second on is kept there
+/// With `budget`, memory is reserved before reading ([`crate::memory`]): the first page's
+/// allowance, then the whole snapshot's expected size from the provider's total. A snapshot
+/// that could never fit is `TooLarge` (paged through); one that finds the budget taken waits,
+/// then is `Busy`.
+///
+/// With `partials`, no page read is thrown away: every page (the first included) is kept there
 /// as it arrives, so a fill that fails (or is dropped because its caller left) is resumed by
-/// the next fill of the key, which re-reads the first page and, when the provider's totals and
-/// page size are unchanged, reads only the pages still missing. Changed totals mean the data
-/// shifted between the pages: the kept pages are dropped and every page is read again.
+/// the next fill of the key, which reads only the pages still missing. When one of those
+/// reports other totals than the kept first page, the data shifted between the reads: the
+/// kept pages are dropped and every page is read again.
 pub async fn fetch_all(
     entry: &ProviderEntry,
     key: &SnapshotKey,
     max_items: u64,
     partials: Option<&Partials>,
-) -> Result<Listing, FetchError> {
+    budget: Option<&crate::memory::FillBudget>,
+) -> Result<Filled, FetchError> {
     let provider: &dyn Provider = entry.provider.as_ref();
     let concurrency = entry.fetch_concurrency;
     let caps = provider.capabilities();
     let query = key.fetch_query();
+    let limit = entry.page_size.clamp(1, caps.max_page_size.max(1));
+    let until = crate::memory::wait_until();
+    let probe = match budget {
+        Some(budget) => Some(
+            budget
+                .probe(limit, until)
+                .await
+                .map_err(|r| refused(r, 0))?,
+        ),
+        None => None,
+    };
     if caps.bulk_read {
-        return provider
+        let listing = provider
             .list_all(&query)
             .await
-            .map_err(FetchError::Provider);
+            .map_err(FetchError::Provider)?;
+        let total = listing.items.len() as u64;
+        let reservation = match budget {
+            Some(budget) => Some(
+                budget
+                    .fill(u64::from(estimate_bytes(&listing.items)), until)
+                    .await
+                    .map_err(|r| refused(r, total))?,
+            ),
+            None => None,
+        };
+        return Ok(Filled {
+            listing,
+            reservation,
+        });
     }
-    let limit = entry.page_size.clamp(1, caps.max_page_size.max(1));
-    let first = provider
-        .list_page(&query.with_page(PageRequest::new(1, limit)))
-        .await
-        .map_err(FetchError::Provider)?;
+    // A fill resumed from kept pages starts from its kept page 1 (no call); whether the data
+    // shifted meanwhile is seen in the totals of the pages it still reads.
+    let kept_first = partials
+        .and_then(|partials| partials.get(key))
+        .and_then(|fill| fill.lock().unwrap_or_else(|e| e.into_inner()).first.clone());
+    let resumed = kept_first.is_some();
+    let first = match kept_first {
+        Some(first) => first,
+        None => provider
+            .list_page(&query.with_page(PageRequest::new(1, limit)))
+            .await
+            .map_err(FetchError::Provider)?,
+    };
     if let Some(total) = first.total.filter(|&t| t > max_items) {
         return Err(FetchError::TooLarge { total });
     }
+    let reservation = match budget {
+        Some(budget) => {
+            let total = first.total.unwrap_or(first.items.len() as u64);
+            let expected = expected_bytes(&first.items, total, first.limit.max(1), concurrency);
+            Some(
+                budget
+                    .fill(expected, until)
+                    .await
+                    .map_err(|r| refused(r, total))?,
+            )
+        }
+        None => None,
+    };
+    // The whole snapshot's reservation covers the first page from here on.
+    drop(probe);
     let page_size = u64::from(first.limit.max(1));
     let total_pages = first
         .total_pages
@@ -787,12 +1006,25 @@ pub async fn fetch_all(
         .or_else(|| first.total.map(|t| t.div_ceil(page_size)))
         .unwrap_or(1);
     let limit = first.limit.max(1);
+    let mut items =
+        Vec::with_capacity(usize::try_from(first.total.unwrap_or(0).min(max_items)).unwrap_or(0));
+    let first_total = first.total;
+    let first_next = first.next_page;
+    // Kept for a resumption (only when there are pages to keep with it).
+    let first_copy = (partials.is_some() && total_pages > 1).then(|| first.clone());
+    items.extend(first.items);
     let mut all = Listing {
-        items: first.items,
+        items,
         warnings: first.warnings,
     };
-    let Some(second) = first.next_page.filter(|&n| n > 1) else {
-        return Ok(all);
+    let done = |listing: Listing, reservation: Option<crate::memory::Reservation>| {
+        Ok(Filled {
+            listing,
+            reservation,
+        })
+    };
+    let Some(second) = first_next.filter(|&n| n > 1) else {
+        return done(all, reservation);
     };
     if total_pages <= 1 {
         // The provider gives no totals: follow `next_page` one page at a time.
@@ -801,47 +1033,64 @@ pub async fn fetch_all(
             .map_err(FetchError::Provider)?;
         all.items.extend(rest.items);
         all.warnings.extend(rest.warnings);
-        return Ok(all);
+        return done(all, reservation);
     }
     let last = u32::try_from(total_pages).unwrap_or(u32::MAX);
-    let fill = partials.map(|partials| {
+    let mut fill = partials.map(|partials| {
         let kept = partials.get(key).filter(|fill| {
             let fill = fill.lock().unwrap_or_else(|e| e.into_inner());
-            fill.total == first.total && fill.total_pages == total_pages && fill.limit == limit
+            fill.total == first_total && fill.total_pages == total_pages && fill.limit == limit
         });
-        kept.unwrap_or_else(|| {
+        let fill = kept.unwrap_or_else(|| {
+            let bytes = first_copy
+                .as_ref()
+                .map_or(0, |page| u64::from(estimate_bytes(&page.items)));
             let fresh = Arc::new(std::sync::Mutex::new(PartialFill {
-                total: first.total,
+                total: first_total,
                 total_pages,
                 limit,
+                first: first_copy,
                 pages: Default::default(),
+                bytes,
             }));
             partials.insert(key.clone(), fresh.clone());
             fresh
-        })
+        });
+        KeepPartial {
+            partials,
+            key,
+            fill,
+            finished: false,
+        }
     });
     let have = |page: &u32| {
-        fill.as_ref().is_some_and(|fill| {
-            fill.lock()
+        fill.as_ref().is_some_and(|keep| {
+            keep.fill
+                .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .pages
                 .contains_key(page)
         })
     };
     let missing: Vec<u32> = (2..=last).filter(|page| !have(page)).collect();
+    let shifted = std::sync::atomic::AtomicBool::new(false);
     let fetched: Vec<_> = futures_util::stream::iter(missing)
         .map(|page| {
             let q = query.with_page(PageRequest::new(page, limit));
-            let fill = fill.clone();
+            let fill = fill.as_ref().map(|keep| keep.fill.clone());
+            let shifted = &shifted;
             async move {
                 let got = provider.list_page(&q).await?;
+                if got.total.is_some() && got.total != first_total {
+                    shifted.store(true, Ordering::Relaxed);
+                }
                 match fill {
                     // Kept at once: a later failure or a dropped fill does not lose it.
                     Some(fill) => {
-                        fill.lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .pages
-                            .insert(page, got);
+                        let bytes = u64::from(estimate_bytes(&got.items));
+                        let mut fill = fill.lock().unwrap_or_else(|e| e.into_inner());
+                        fill.bytes += bytes;
+                        fill.pages.insert(page, got);
                         Ok(None)
                     }
                     None => Ok(Some(got)),
@@ -852,10 +1101,23 @@ pub async fn fetch_all(
         .try_collect()
         .await
         .map_err(FetchError::Provider)?;
-    let pages: Vec<provider::Page<Transaction>> = match (&fill, partials) {
-        (Some(fill), Some(partials)) => {
+    if resumed && shifted.load(Ordering::Relaxed) {
+        // The data shifted since the kept pages were read: they are dropped, and every page is
+        // read again (one fill, under this fill's reservation).
+        if let (Some(keep), Some(partials)) = (fill.as_mut(), partials) {
+            keep.finished = true;
             partials.invalidate(key);
-            let mut fill = fill.lock().unwrap_or_else(|e| e.into_inner());
+        }
+        let again = Box::pin(fetch_all(entry, key, max_items, None, None)).await?;
+        return done(again.listing, reservation);
+    }
+    let pages: Vec<provider::Page<Transaction>> = match (fill, partials) {
+        (Some(mut keep), Some(partials)) => {
+            keep.finished = true;
+            partials.invalidate(key);
+            let mut fill = keep.fill.lock().unwrap_or_else(|e| e.into_inner());
+            fill.bytes = 0;
+            fill.first = None;
             std::mem::take(&mut fill.pages).into_values().collect()
         }
         _ => fetched.into_iter().flatten().collect(),
@@ -874,47 +1136,56 @@ pub async fn fetch_all(
         all.items.extend(rest.items);
         all.warnings.extend(rest.warnings);
     }
-    Ok(all)
+    done(all, reservation)
 }
 
 fn estimate_warning_bytes(warnings: &[RecordWarning]) -> u32 {
+    use crate::memory::{alloc, string};
     let heap: usize = warnings
         .iter()
         .map(|w| {
-            w.record.len()
-                + w.field.len()
-                + w.reason.len()
-                + w.raw_value.as_ref().map_or(0, String::len)
-                + std::mem::size_of::<RecordWarning>()
+            string(&w.record)
+                + string(&w.field)
+                + string(&w.reason)
+                + w.raw_value.as_ref().map_or(0, string)
         })
         .sum();
-    u32::try_from(heap).unwrap_or(u32::MAX)
+    u32::try_from(alloc(std::mem::size_of_val(warnings)) + heap).unwrap_or(u32::MAX)
 }
 
-/// Newest booking date first; the provider's own order within a day; duplicates dropped.
+/// Newest booking date first; the provider's own order within a day; duplicates dropped; no
+/// spare capacity kept.
 fn normalize(mut items: Vec<Transaction>) -> Vec<Transaction> {
     let mut seen = std::collections::HashSet::with_capacity(items.len());
     items.retain(|t| seen.insert(t.id.clone()));
+    drop(seen);
     items.sort_by_key(|t| std::cmp::Reverse(t.booked_on));
+    items.shrink_to_fit();
     items
 }
 
-fn estimate_bytes(items: &[Transaction]) -> u32 {
+/// The heap bytes of a snapshot's records as the allocator hands them out: the array, and
+/// each record's strings, ids and raw record.
+pub fn estimate_bytes(items: &[Transaction]) -> u32 {
+    use crate::memory::{alloc, arc, string};
     let heap: usize = items
         .iter()
         .map(|t| {
-            t.provider.len()
-                + t.provider_transaction_id.len() * 2
-                + t.account_id.len()
-                + t.customer_id.as_ref().map_or(0, String::len)
-                + t.narration.len()
-                + t.reference.as_ref().map_or(0, String::len)
-                + t.bank.as_ref().map_or(0, String::len)
-                + t.raw.as_ref().map_or(0, |r| r.get().len())
-                + 64
+            arc(t.id.provider().len())
+                + arc(t.id.provider_id().len())
+                + string(&t.provider)
+                + string(&t.provider_transaction_id)
+                + string(&t.account_id)
+                + t.customer_id.as_ref().map_or(0, string)
+                + string(&t.narration)
+                + t.reference.as_ref().map_or(0, string)
+                + t.bank.as_ref().map_or(0, string)
+                + t.raw.as_ref().map_or(0, |r| arc(r.get().len()))
         })
         .sum();
-    u32::try_from(std::mem::size_of_val(items) + heap + 256).unwrap_or(u32::MAX)
+    let array = alloc(std::mem::size_of_val(items));
+    let snapshot = crate::memory::arc(std::mem::size_of::<Snapshot>());
+    u32::try_from(array + heap + snapshot).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -1228,8 +1499,48 @@ mod tests {
         assert_eq!(fake.calls(), 2);
     }
 
-    /// No wasted pages: a fill whose fifth page failed keeps pages 2-4; the next fill re-reads
-    /// page 1 (to see that the data did not shift) and then only page 5.
+    /// The memory budget: a scope whose snapshot could never fit in the fills' share is paged
+    /// through after its first page; one that fits but finds the share taken waits, then is
+    /// refused (503 `cache_busy`) without reading further; once the share is free it is read.
+    #[tokio::test(start_paused = true)]
+    async fn a_fill_reserves_its_memory_before_reading_its_pages() {
+        let fake = Fake::new();
+        let cache = SnapshotCache::new(&CacheSection {
+            max_bytes: 1024 * 1024,
+            ..CacheSection::default()
+        });
+        let entry = entry(&fake, FRESH);
+        // 1,000 records expected: more than the fills' share (about 160 KiB) could ever hold.
+        *fake.shape.lock().unwrap() = (100, None);
+        let too_large = cache.get_or_fetch(&entry, &query()).await;
+        assert!(matches!(
+            too_large,
+            Err(FetchError::TooLarge { total: 1000 })
+        ));
+        assert_eq!(fake.calls(), 1, "only the first page was read");
+        // 300 records fit, but not while another fill holds the whole share.
+        *fake.shape.lock().unwrap() = (30, None);
+        let other = TransactionQuery::new(Scope::Account("B".into()));
+        let far = Instant::now() + Duration::from_secs(3600);
+        let held = cache.fills.fill(cache.fills.largest(), far).await.unwrap();
+        let started = Instant::now();
+        let busy = cache.get_or_fetch(&entry, &other).await;
+        assert!(matches!(busy, Err(FetchError::Busy(_))));
+        assert_eq!(started.elapsed(), crate::memory::RESERVE_WAIT);
+        assert_eq!(fake.calls(), 2, "the first page, then nothing more");
+        drop(held);
+        let (_, status) = cache.get_or_fetch(&entry, &other).await.unwrap();
+        assert_eq!(status, CacheStatus::Miss);
+        assert_eq!(fake.calls(), 2 + 30);
+        assert_eq!(
+            cache.fills.reserved(),
+            0,
+            "given back once the snapshot is built"
+        );
+    }
+
+    /// No wasted pages: a fill whose fifth page failed keeps pages 1-4; the next fill reads
+    /// only page 5 (whose totals say whether the data shifted meanwhile).
     #[tokio::test]
     async fn a_failed_fill_is_resumed_without_reading_its_pages_again() {
         let (fake, cache) = (Fake::new(), cache());
@@ -1240,14 +1551,14 @@ mod tests {
         fake.shape.lock().unwrap().1 = None;
         let (_, status) = cache.get_or_fetch(&entry, &query()).await.unwrap();
         assert_eq!(status, CacheStatus::Miss);
-        assert_eq!(fake.calls(), 5 + 2, "page 1 again, then page 5 only");
-        // When the totals changed meanwhile, everything is read again.
+        assert_eq!(fake.calls(), 5 + 1, "page 5 only");
+        // When the totals changed meanwhile (page 5 says so), everything is read again.
         cache.invalidate_local("fake", "A").unwrap();
         *fake.shape.lock().unwrap() = (5, Some(5));
         assert!(cache.get_or_fetch(&entry, &query()).await.is_err());
         *fake.shape.lock().unwrap() = (6, None);
         cache.get_or_fetch(&entry, &query()).await.unwrap();
-        assert_eq!(fake.calls(), 7 + 5 + 6);
+        assert_eq!(fake.calls(), 6 + 5 + 1 + 6);
     }
     /// A fresh snapshot answers again without a provider call; a multi-page scope is read page
     /// by page once (every page, in order) and then served whole.

@@ -490,6 +490,7 @@ fn key_table(clients: &[ClientConfig]) -> HashMap<[u8; 32], KeyEntry> {
         let client = Arc::new(Client {
             name: c.name.clone(),
             policy: c.policy.clone(),
+            fair_share_weight: c.fair_share_weight,
         });
         for key in &c.keys {
             table.insert(

@@ -131,8 +131,8 @@ impl crate::jobs::RunHost for AppState {
 impl crate::metrics::Scraped for AppState {
     fn set_gauges(&self) {
         use crate::metrics::{
-            CACHE_BYTES, CACHE_EVICTIONS, CIRCUIT_STATE, LINE_CLIENTS, LINE_WAITING, QUOTA_WAITING,
-            UPSTREAM_IN_FLIGHT,
+            CACHE_BYTES, CACHE_EVICTIONS, CIRCUIT_STATE, CLIENT_WEIGHT, LINE_CLIENTS, LINE_WAITING,
+            QUOTA_WAITING, UPSTREAM_IN_FLIGHT,
         };
         use ::metrics::{counter, gauge};
         for entry in self.registry.iter() {
@@ -152,13 +152,11 @@ impl crate::metrics::Scraped for AppState {
                     .set(on);
             }
         }
-        let (current, retired, stale, rendered) = self.snapshots.weighted_sizes();
-        for (tier, bytes) in [
-            ("current", current),
-            ("retired", retired),
-            ("stale", stale),
-            ("rendered", rendered),
-        ] {
+        for entry in self.clients.entries() {
+            gauge!(CLIENT_WEIGHT, "client" => entry.client.name.clone())
+                .set(f64::from(entry.client.fair_share_weight));
+        }
+        for (tier, bytes) in self.snapshots.weighted_sizes() {
             gauge!(CACHE_BYTES, "tier" => tier).set(bytes as f64);
             counter!(CACHE_EVICTIONS, "tier" => tier).increment(0);
         }
@@ -190,7 +188,10 @@ impl crate::sync::AccountReader for AppState {
                         .await
                         .map(|_| ())
                         .map_err(|e| ApiError::Internal(e.to_string())),
-                    Err(crate::snapshot::FetchError::Provider(e)) => Err(e.into()),
+                    Err(
+                        e @ (crate::snapshot::FetchError::Provider(_)
+                        | crate::snapshot::FetchError::Busy(_)),
+                    ) => Err(e.into_api()),
                     Err(crate::snapshot::FetchError::TooLarge { .. }) => Ok(()),
                 }
             });

@@ -705,6 +705,11 @@ async fn metrics_after_real_traffic_agree_with_the_sandbox_and_pass_promtool() {
         okra_calls
     );
     assert_eq!(sum(&m, "gateway_provider_quota_waiting_requests", &[]), 0.0);
+    // Each configured client's weight in the fair lines (1 by default).
+    assert!(
+        sum(&m, "gateway_client_fair_share_weight", &[]) >= 1.0,
+        "{text}"
+    );
     // The fair line's gauges exist per provider, and nobody waits once the traffic is over.
     for name in [
         "gateway_provider_fair_line_waiting_requests",

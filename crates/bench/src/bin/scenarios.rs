@@ -57,7 +57,6 @@ struct Running {
     base: String,
     http: reqwest::Client,
     sandbox: sandbox::Sandbox,
-    state: actix_web::web::Data<gateway::state::AppState>,
 }
 
 async fn start(extra: &str) -> Running {
@@ -68,13 +67,11 @@ async fn start_with(config: Config) -> Running {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let app = Application::build(config).await.unwrap();
     let sandbox = app.sandbox().unwrap().clone();
-    let state = app.state();
     let addr = app.spawn();
     Running {
         base: format!("http://{addr}"),
         http: reqwest::Client::new(),
         sandbox,
-        state,
     }
 }
 
@@ -358,58 +355,221 @@ fn provider_secret(sandbox: &sandbox::Sandbox) -> provider::Secret {
     provider::Secret::new(sandbox.config().okra_secret.clone())
 }
 
-/// Figure 5: resident memory with the cache filled past its budget.
+/// Figure 5: resident memory against `cache.max_bytes`. The gateway binary runs as its own
+/// process (its RSS is then the gateway's alone), against a sandbox in this one, at budgets of
+/// 8 and 64 MiB: bursts of 16, 48 and 96 concurrent misses on distinct keys (all of the
+/// client's transactions from a distinct date, `limit=1`), then 60 distinct snapshots read one
+/// after another (`include=raw`), its RSS sampled every 20 ms; then 15 s idle. Every query
+/// starts earlier than all before it, so none is answered from a covering snapshot: each is a
+/// miss. The rule checked: RSS <= `max_bytes` + 30 MiB at every sample.
+///
+/// The binary is `BENCH_GATEWAY_BIN`, else `gateway` next to this one (build both:
+/// `cargo build --release -p gateway -p bench`).
 async fn memory() {
-    let budget: u64 = 64 * 1024 * 1024;
-    let gw = start(&format!("[cache]\nmax_bytes = {budget}\nttl_secs = 3600\n")).await;
-    let _ = gw.get("/v1/providers").await;
-    let before = resident_kib().unwrap_or(0);
-    let end = sandbox::END_DATE;
-    let fill = |rounds: std::ops::Range<i64>| {
-        let gw = &gw;
-        async move {
-            for k in rounds {
-                // All of the client's transactions from a different day each time: a new
-                // snapshot key per request (Okra filters this scope by date itself).
-                let from = end - time::Duration::days(700 - k * 5);
-                let (status, _, _) = gw
-                    .get(&format!(
-                        "/v1/transactions?from={from}&to={end}&limit=50&include=raw"
-                    ))
-                    .await;
-                assert_eq!(status, 200);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sandbox = sandbox::start(
+        sandbox::SandboxConfig::default(),
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .unwrap();
+    let binary = std::env::var("BENCH_GATEWAY_BIN").map_or_else(
+        |_| std::env::current_exe().unwrap().with_file_name("gateway"),
+        std::path::PathBuf::from,
+    );
+    for budget_mib in [8u64, 64] {
+        memory_at(&binary, &sandbox, budget_mib).await;
+    }
+    sandbox.stop().await;
+}
+
+/// The resident set of process `pid`, in KiB (0 once it is gone).
+fn rss_kib(pid: u32) -> u64 {
+    resident_kib(pid).unwrap_or(0)
+}
+
+async fn memory_at(binary: &std::path::Path, sandbox: &sandbox::Sandbox, budget_mib: u64) {
+    let budget = budget_mib * 1024 * 1024;
+    let dir = std::env::temp_dir().join(format!("bench-memory-{}", rand_u64()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let hash = hex::encode(Sha256::digest(KEY.as_bytes()));
+    let toml = format!(
+        r#"
+[server]
+bind = "127.0.0.1:{port}"
+workers = 2
+request_timeout_ms = 30000
+
+[clients.bench]
+api_key_sha256 = "{hash}"
+
+[providers.okra]
+kind = "okra"
+base_url = "{okra}"
+secret_key = {{ env = "BENCH_OKRA_SECRET" }}
+
+[routing]
+default = "okra"
+
+[cache]
+max_bytes = {budget}
+ttl_secs = 3600
+
+[audit]
+path = "/dev/null"
+"#,
+        okra = sandbox.okra_base_url()
+    );
+    let config = dir.join("gateway.toml");
+    std::fs::write(&config, toml).unwrap();
+    let mut child = std::process::Command::new(binary)
+        .arg("--config")
+        .arg(&config)
+        .env("BENCH_OKRA_SECRET", &sandbox.config().okra_secret)
+        // As the Dockerfile runs it: freed pages given back within a second.
+        .env("_RJEM_MALLOC_CONF", "dirty_decay_ms:1000,muzzy_decay_ms:0")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (build it: cargo build --release -p gateway)",
+                binary.display()
+            )
+        });
+    let pid = child.id();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The peak of the samples since the last reset.
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            gw.state.snapshots.run_pending_tasks().await;
+        })
+    };
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let limit_kib = (budget + 30 * 1024 * 1024) / 1024;
+    let mut worst = 0u64;
+    let end = sandbox::END_DATE;
+    let next_day = std::sync::atomic::AtomicI64::new(1);
+    let get = |path: String| {
+        let (http, base) = (&http, &base);
+        async move {
+            let res = http
+                .get(format!("{base}{path}"))
+                .bearer_auth(KEY)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let body = res.bytes().await.unwrap_or_default();
+            let busy = body.windows(10).any(|w| w == b"cache_busy");
+            (status, busy)
         }
     };
-    fill(0..60).await;
-    let (c1, r1, s1, p1) = gw.state.snapshots.weighted_sizes();
-    let after = resident_kib().unwrap_or(0);
-    fill(60..120).await;
-    let (c2, r2, s2, p2) = gw.state.snapshots.weighted_sizes();
-    let again = resident_kib().unwrap_or(0);
-    let mib = |b: u64| b as f64 / 1048576.0;
-    println!("memory: budget {:.0} MiB", mib(budget));
+    let _ = get("/v1/providers".into()).await;
     println!(
-        "  RSS at start (gateway + embedded sandbox): {:.1} MiB",
-        before as f64 / 1024.0
+        "memory: budget {budget_mib} MiB (rule: RSS <= {:.0} MiB); RSS at start {:.1} MiB",
+        mib(limit_kib),
+        mib(rss_kib(pid))
+    );
+    for burst in [16usize, 48, 96] {
+        peak.store(0, std::sync::atomic::Ordering::Relaxed);
+        let started = Instant::now();
+        let answers = futures_util::future::join_all((0..burst).map(|_| {
+            let day = next_day.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let from = end - time::Duration::days(day);
+            get(format!("/v1/transactions?from={from}&to={end}&limit=1"))
+        }))
+        .await;
+        let took = started.elapsed();
+        peak.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
+        let p = peak.load(std::sync::atomic::Ordering::Relaxed);
+        worst = worst.max(p);
+        let count = |f: &dyn Fn(&(u16, bool)) -> bool| answers.iter().filter(|a| f(a)).count();
+        println!(
+            "  {burst} concurrent distinct misses: {} x 200, {} x 503 cache_busy, {} other, in {}; peak RSS {:.1} MiB, right after {:.1} MiB",
+            count(&|a| a.0 == 200),
+            count(&|a| a.0 == 503 && a.1),
+            count(&|a| a.0 != 200 && !(a.0 == 503 && a.1)),
+            ms(took),
+            mib(p),
+            mib(rss_kib(pid))
+        );
+    }
+    // Sequential: 60 distinct snapshots, raw records included.
+    peak.store(0, std::sync::atomic::Ordering::Relaxed);
+    let mut ok = 0;
+    for k in 0..60i64 {
+        let from = end - time::Duration::days(161 + k * 9);
+        let (status, _) = get(format!(
+            "/v1/transactions?from={from}&to={end}&limit=50&include=raw"
+        ))
+        .await;
+        ok += usize::from(status == 200);
+    }
+    peak.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
+    let p = peak.load(std::sync::atomic::Ordering::Relaxed);
+    worst = worst.max(p);
+    println!(
+        "  60 snapshots one after another: {ok} x 200; peak RSS {:.1} MiB, now {:.1} MiB",
+        mib(p),
+        mib(rss_kib(pid))
+    );
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap_or_default();
+    let tiers: Vec<String> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("gateway_cache_bytes{tier=\""))
+        .filter_map(|l| {
+            let (tier, bytes) = l.split_once("\"} ")?;
+            Some(format!(
+                "{tier} {:.1}",
+                bytes.parse::<f64>().ok()? / 1048576.0
+            ))
+        })
+        .collect();
+    println!(
+        "  after 15 s idle: RSS {:.1} MiB; weights (MiB): {}",
+        mib(rss_kib(pid)),
+        tiers.join(", ")
     );
     println!(
-        "  after 60 snapshots : RSS {:.1} MiB; cache weights current {:.1} / retired {:.1} / stale {:.1} / rendered {:.1} MiB",
-        after as f64 / 1024.0,
-        mib(c1),
-        mib(r1),
-        mib(s1),
-        mib(p1)
+        "  highest sample {:.1} MiB: {}",
+        mib(worst),
+        if worst <= limit_kib {
+            "within max_bytes + 30 MiB"
+        } else {
+            "OVER max_bytes + 30 MiB"
+        }
     );
-    println!(
-        "  after 120 snapshots: RSS {:.1} MiB; cache weights current {:.1} / retired {:.1} / stale {:.1} / rendered {:.1} MiB",
-        again as f64 / 1024.0,
-        mib(c2),
-        mib(r2),
-        mib(s2),
-        mib(p2)
-    );
+    sampler.abort();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Figure 7: a saturated quota. A Mono-style provider read page by page (pages of 50), 30

@@ -36,7 +36,7 @@ use crate::state::{AppState, Client};
 #[openapi(
     info(
         title = "Bank transactions gateway",
-        description = "One canonical, paginated API over several bank-data providers (Okra, a Mono-style provider).\n\nAmounts are exact: integer minor units (`minor`, kobo for NGN) plus a decimal string (`value`). Lists are newest first and served from consistent snapshots; walk them with `page` or with the opaque `next_cursor`.\n\nAuthenticate with `Authorization: Bearer <API key>` (the **Authorize** button). Errors are RFC 9457 `application/problem+json` with a stable `code`, the `request_id`, and for validation errors the `parameter` at fault.\n\nEach client has a request quota. Every authenticated `/v1` answer carries `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-09): `RateLimit-Policy: \"default\";q=6000;w=60` is the policy (`q` requests per `w` seconds), `RateLimit: \"default\";r=499;t=3` says `r` requests may be sent now and the full burst is back in `t` seconds. Over quota: 429 with `Retry-After`.\n\n**Scopes.** Each client may use only the operations its configuration grants (`transactions:read`, `transactions:refresh`, `transactions:sync`, `providers:read`, `jobs:read`; all by default) and only the provider instances it lists (all by default). Each operation below names the scope it needs (its **Scope** line and `x-required-scopes`; the bearer requirement itself names none, as OpenAPI keeps scopes for OAuth2). A call outside them is a 403 `insufficient_scope` problem whose `scope` names what is missing (`transactions:refresh`, or `provider:mono` with `parameter` saying where the provider came from); it counts against the quota and never reaches a provider. `GET /v1/providers` lists only the instances the client may use. A client may have several API keys (for rotation); a key past its last day answers 401 `key_expired`. When a provider is over the gateway's outbound quota for it (`provider_busy`), rate limiting the gateway (`upstream_rate_limited`), or failing so that its circuit breaker is open (`circuit_open`), the answer is 503 with `Retry-After`.",
+        description = "One canonical, paginated API over several bank-data providers (Okra, a Mono-style provider).\n\nAmounts are exact: integer minor units (`minor`, kobo for NGN) plus a decimal string (`value`). Lists are newest first and served from consistent snapshots; walk them with `page` or with the opaque `next_cursor`.\n\nAuthenticate with `Authorization: Bearer <API key>` (the **Authorize** button). Errors are RFC 9457 `application/problem+json` with a stable `code`, the `request_id`, and for validation errors the `parameter` at fault.\n\nEach client has a request quota. Every authenticated `/v1` answer carries `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-09): `RateLimit-Policy: \"default\";q=6000;w=60` is the policy (`q` requests per `w` seconds), `RateLimit: \"default\";r=499;t=3` says `r` requests may be sent now and the full burst is back in `t` seconds. Over quota: 429 with `Retry-After`.\n\n**Scopes.** Each client may use only the operations its configuration grants (`transactions:read`, `transactions:refresh`, `transactions:sync`, `providers:read`, `jobs:read`; all by default) and only the provider instances it lists (all by default). Each operation below names the scope it needs (its **Scope** line and `x-required-scopes`; the bearer requirement itself names none, as OpenAPI keeps scopes for OAuth2). A call outside them is a 403 `insufficient_scope` problem whose `scope` names what is missing (`transactions:refresh`, or `provider:mono` with `parameter` saying where the provider came from); it counts against the quota and never reaches a provider. `GET /v1/providers` lists only the instances the client may use. A client may have several API keys (for rotation); a key past its last day answers 401 `key_expired`. When a provider is over the gateway's outbound quota for it (`provider_busy`), rate limiting the gateway (`upstream_rate_limited`), or failing so that its circuit breaker is open (`circuit_open`), or when the gateway's memory for reading snapshots is taken by other reads (`cache_busy`), the answer is 503 with `Retry-After`.",
         version = env!("CARGO_PKG_VERSION")
     ),
     paths(
@@ -288,6 +288,7 @@ impl Modify for RateLimitDocs {
     "in_flight": 1,
     "paused_for_ms": null,
     "sharing": "fair_per_client",
+    "your_weight": 1,
     "waiting": 0,
     "waiting_clients": 0
 }))]
@@ -303,8 +304,12 @@ pub struct OutboundInfo {
     /// After the provider answered 429: milliseconds until the gateway calls it again.
     paused_for_ms: Option<u64>,
     /// How waiting callers share the provider: `fair_per_client` (each client with callers
-    /// waiting is admitted in turn, so one client's flood cannot starve the others).
+    /// waiting is admitted in turn, in proportion to its weight, so one client's flood cannot
+    /// starve the others).
     sharing: &'static str,
+    /// The calling client's weight in that line (`clients.NAME.fair_share_weight`): admitted
+    /// this many times for a weight-1 client's once while both wait.
+    your_weight: u32,
     /// Callers waiting in line now for a slot and a quota cell (this replica).
     waiting: u32,
     /// The clients those callers belong to.
@@ -333,6 +338,7 @@ impl From<LaneStatus> for OutboundInfo {
             in_flight: status.in_flight,
             paused_for_ms: status.paused_for.map(|d| d.as_millis() as u64),
             sharing: "fair_per_client",
+            your_weight: 1,
             waiting: status.waiting_for_quota,
             waiting_clients: status.waiting_clients,
         }
@@ -407,7 +413,10 @@ pub async fn list_providers(req: HttpRequest, state: web::Data<AppState>) -> Htt
                 default: &*entry.name == state.registry.default_name(),
                 capabilities: serde_json::to_value(entry.provider.capabilities())
                     .unwrap_or(serde_json::Value::Null),
-                outbound: lane.into(),
+                outbound: OutboundInfo {
+                    your_weight: client.as_ref().map_or(1, |c| c.fair_share_weight),
+                    ..lane.into()
+                },
                 circuit: lane.into(),
             }
         })

@@ -289,7 +289,7 @@ async fn sync(req: &HttpRequest, state: &AppState, account: String) -> Result<Ht
     let current = || async {
         let (snapshot, status) = match state.snapshots.get_or_fetch(entry, &query).await {
             Ok(found) => found,
-            Err(FetchError::Provider(e)) => return Err(ApiError::from(e)),
+            Err(e @ (FetchError::Provider(_) | FetchError::Busy(_))) => return Err(e.into_api()),
             Err(FetchError::TooLarge { total }) => {
                 return Err(ApiError::ScopeTooLarge {
                     provider: entry.name.to_string(),

@@ -18,11 +18,13 @@ use crate::state::{AppState, Client, ProviderEntry};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-/// The authenticated client's name, for the fair share of provider quotas (`""` if none).
-fn client_of(req: &HttpRequest) -> Arc<str> {
-    req.extensions()
-        .get::<Arc<Client>>()
-        .map_or_else(|| Arc::from(""), |client| Arc::from(client.name.as_str()))
+/// The authenticated client's name and weight, for the fair share of provider quotas (`""`
+/// if none).
+fn client_of(req: &HttpRequest) -> (Arc<str>, u32) {
+    req.extensions().get::<Arc<Client>>().map_or_else(
+        || (Arc::from(""), 1),
+        |client| (Arc::from(client.name.as_str()), client.fair_share_weight),
+    )
 }
 
 /// What every transaction listing may answer besides its page (OpenAPI documentation).
@@ -311,7 +313,7 @@ async fn list(
             {
                 return Err(not_found_at_default(state, entry, &query.scope, e));
             }
-            Err(FetchError::Provider(e)) => return Err(e.into()),
+            Err(e @ (FetchError::Provider(_) | FetchError::Busy(_))) => return Err(e.into_api()),
             Err(FetchError::TooLarge { .. }) => {
                 return passthrough(req, state, entry, &query, &request, fp, page_offset).await;
             }
