@@ -62,6 +62,8 @@ gw_pid=${pids[0]}
 nginx_pids=""
 if command -v nginx >/dev/null; then
   mkdir -p "$work/nginx-cache" "$work/nginx-tmp"
+  # nginx's workers drop to an unprivileged user: let them read the page and write the cache.
+  chmod 755 "$work" && chmod 644 "$work/page.json" && chmod 777 "$work/nginx-cache" "$work/nginx-tmp"
   cat >"$work/nginx.conf" <<NGINX
 worker_processes 1;
 daemon off;
@@ -113,7 +115,8 @@ if command -v varnishd >/dev/null; then
   pids+=($!)
   for _ in $(seq 200); do curl -sf "http://127.0.0.1:$VARNISH_PORT/" -o /dev/null && break; sleep 0.1; done
   curl -sf "http://127.0.0.1:$VARNISH_PORT/" -o /dev/null
-  varnish_pids=$(pgrep -d, varnishd || true)
+  # The manager and its child (the cache process, which serves the hits).
+  varnish_pids="${pids[-1]},$(pgrep -d, -P "${pids[-1]}" || true)"
 else
   echo "bench: varnishd not installed (apt-get install varnish): its baseline is skipped"
 fi

@@ -25,7 +25,6 @@ pub mod outbound;
 pub mod policy;
 pub mod readiness;
 pub mod registry;
-pub mod shared_tier;
 pub mod signing;
 pub mod snapshot;
 pub mod startup;

@@ -19,6 +19,8 @@
 //! * A scope whose provider reports more than `max_snapshot_items` transactions is not
 //!   snapshotted: it pages straight through to the provider (see [`FetchError::TooLarge`]).
 
+pub mod shared_tier;
+
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,7 +40,7 @@ use tokio::time::Instant;
 use crate::config::CacheSection;
 use crate::error::ApiError;
 use crate::registry::ProviderEntry;
-use crate::shared_tier::{Lookup, SharedTier};
+use shared_tier::{Lookup, SharedTier};
 
 /// What a snapshot holds: provider, scope and the natively applied filters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -27,8 +27,8 @@ use crate::middleware::rate_limit;
 use crate::middleware::{AccessLog, authenticate, request_context};
 use crate::notify::{Notifier, RetryPolicy};
 use crate::readiness::Readiness;
-use crate::shared_tier::{SharedTier, parse_invalidation};
 use crate::snapshot::SnapshotCache;
+use crate::snapshot::shared_tier::{SharedTier, parse_invalidation};
 use crate::state::{AppState, Client, DemoInfo, KeyEntry, Registry, SandboxUpstream};
 use crate::sync::SyncHistory;
 

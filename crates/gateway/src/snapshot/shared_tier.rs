@@ -25,8 +25,8 @@ use provider::{RecordWarning, Scope, Transaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::{Snapshot, SnapshotKey};
 use crate::cluster::{Cluster, SharedError};
-use crate::snapshot::{Snapshot, SnapshotKey};
 
 /// How often a replica waiting for another's fetch looks for its result.
 const POLL: Duration = Duration::from_millis(25);
