@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 
 LOW=${LOW:-200}
 HIGH=${HIGH:-4200}
-TOLERANCE=${TOLERANCE:-8}
+TOLERANCE=${TOLERANCE:-10}
 BASELINE_FILE=docs/hit-instructions.baseline
 
 command -v valgrind >/dev/null || {
