@@ -129,8 +129,7 @@ impl Kind for MonoConnectKind {
             provider: common.name.clone(),
             message,
         };
-        let base_url = url::Url::parse(&common.base_url)
-            .map_err(|e| config_error(format!("base_url: {e}")))?;
+        let base_url = common.base_url()?;
         let currency = Currency::from_code(&settings.currency)
             .map_err(|e| config_error(format!("currency: {e}")))?;
         let webhook_secret = common.credentials.get("webhook_secret").cloned();

@@ -114,11 +114,7 @@ impl provider::kind::Kind for MonoKind {
         common: provider::kind::Common,
         settings: MonoSettings,
     ) -> Result<std::sync::Arc<dyn provider::Provider>, provider::ProviderError> {
-        let base_url =
-            url::Url::parse(&common.base_url).map_err(|e| provider::ProviderError::Config {
-                provider: common.name.clone(),
-                message: format!("base_url: {e}"),
-            })?;
+        let base_url = common.base_url()?;
         let app_id = common.credential("app_id")?;
         let mut config = MonoConfig::new(common.name, base_url, common.secret_key, app_id);
         config.connect_timeout = common.connect_timeout;

@@ -95,11 +95,7 @@ impl provider::kind::Kind for OkraKind {
         common: provider::kind::Common,
         _: OkraSettings,
     ) -> Result<std::sync::Arc<dyn provider::Provider>, provider::ProviderError> {
-        let base_url =
-            url::Url::parse(&common.base_url).map_err(|e| provider::ProviderError::Config {
-                provider: common.name.clone(),
-                message: format!("base_url: {e}"),
-            })?;
+        let base_url = common.base_url()?;
         let mut config = OkraConfig::new(common.name, base_url, common.secret_key);
         config.connect_timeout = common.connect_timeout;
         config.request_timeout = common.request_timeout;

@@ -35,6 +35,14 @@ pub struct Common {
 }
 
 impl Common {
+    /// `base_url`, parsed, or a configuration error naming it.
+    pub fn base_url(&self) -> Result<url::Url, ProviderError> {
+        url::Url::parse(&self.base_url).map_err(|e| ProviderError::Config {
+            provider: self.name.clone(),
+            message: format!("base_url: {e}"),
+        })
+    }
+
     /// The credential `key`, or a configuration error naming it.
     pub fn credential(&self, key: &'static str) -> Result<Secret, ProviderError> {
         self.credentials
