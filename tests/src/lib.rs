@@ -123,6 +123,18 @@ impl Reply {
 }
 
 impl TestGateway {
+    /// Waits until the gateway has no snapshot fill under way (a first page answered early
+    /// leaves its fill going on behind it): before counting provider calls or expecting a hit.
+    pub async fn settle(&self) {
+        let wait = std::time::Duration::from_secs(30);
+        if tokio::time::timeout(wait, self.state.snapshots.settled())
+            .await
+            .is_err()
+        {
+            panic!("the gateway's fills did not settle within {wait:?}");
+        }
+    }
+
     /// GET `path` with the billing client's key.
     pub async fn get(&self, path: &str) -> Reply {
         self.get_as(Some(BILLING_KEY), path).await

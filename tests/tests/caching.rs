@@ -23,6 +23,7 @@ async fn concurrent_identical_cold_requests_fetch_each_provider_page_once() {
     );
     let requests = (0..200).map(|_| gw.get(&path));
     let replies = futures_util::future::join_all(requests).await;
+    gw.settle().await;
     assert!(replies.iter().all(|r| r.status == 200));
     assert!(replies.iter().all(|r| r.json == replies[0].json));
     let misses = replies
@@ -143,6 +144,7 @@ async fn etags_give_304_and_cache_headers_tell_the_truth() {
 
     let first = gw.get(&path).await;
     assert_eq!(first.header("x-cache"), Some("miss"));
+    gw.settle().await;
     let etag = first.header("etag").unwrap().to_owned();
     let max_age: u64 = first
         .header("cache-control")
@@ -190,6 +192,9 @@ async fn a_repeated_page_is_served_without_rendering_it_again() {
         account.okra_account_id
     );
     let first = gw.get(&path).await;
+    gw.settle().await;
+    // The first page may have been answered before the snapshot was built: rendered anew once.
+    gw.get(&path).await;
     let renders = gw.state.snapshots.renders_made();
     for _ in 0..20 {
         let again = gw.get(&path).await;
@@ -225,6 +230,7 @@ async fn stale_if_error_serves_a_recent_snapshot_when_the_provider_fails() {
     );
     let fresh = gw.get(&path).await;
     assert_eq!(fresh.header("x-cache"), Some("miss"));
+    gw.settle().await;
 
     tokio::time::sleep(Duration::from_millis(1300)).await;
     gw.sandbox.set_faults(
@@ -267,6 +273,7 @@ async fn stale_if_error_can_be_turned_off() {
     let account = gw.accounts_with(10).remove(0);
     let path = format!("/v1/accounts/{}/transactions", account.okra_account_id);
     assert_eq!(gw.get(&path).await.status, 200);
+    gw.settle().await;
     tokio::time::sleep(Duration::from_millis(1300)).await;
     gw.sandbox.set_faults(
         Vendor::Okra,
@@ -454,4 +461,70 @@ async fn a_range_inside_a_fetched_range_is_served_from_that_snapshot() {
     assert_eq!(inside.json["pagination"]["total"], expected.len() as u64);
     let stats = gw.sandbox.stats();
     assert_eq!(stats.mono.get(MONO_LIST).copied(), Some(1), "{stats:?}");
+}
+
+/// Issue 16, first page fast: a Mono-style account read in provider pages of 10, one at a time,
+/// 20 ms each. The first page is answered as soon as the provider's first page is in (the
+/// rest of the snapshot still filling), and the walk from its cursor waits for the fill where
+/// it must: every transaction exactly once, the totals to the kobo, each provider page read once.
+#[tokio::test]
+async fn the_first_page_comes_before_the_whole_snapshot_and_the_walk_stays_whole() {
+    let config = base_config("okra", "").replace(
+        "[providers.mono]\nkind = \"mono\"\nbase_url = \"sandbox\"\n",
+        "[providers.mono]\nkind = \"mono\"\nbase_url = \"sandbox\"\nbulk_read = false\npage_size = 10\nfetch_concurrency = 1\n",
+    );
+    assert!(config.contains("fetch_concurrency = 1"));
+    let gw = spawn(&config).await;
+    let account = gw
+        .accounts_with(1)
+        .into_iter()
+        .find(|a| (200..=400).contains(&a.transaction_count))
+        .unwrap();
+    let pages = account.transaction_count.div_ceil(10);
+    gw.sandbox.set_faults(
+        Vendor::Mono,
+        Faults {
+            latency_ms: 20,
+            ..Default::default()
+        },
+    );
+    gw.sandbox.reset_stats();
+    let base = format!(
+        "/v1/accounts/{}/transactions?provider=mono&limit=10",
+        account.mono_account_id
+    );
+    let first = gw.get(&base).await;
+    assert_eq!(first.status, 200, "{}", first.json);
+    assert_eq!(first.header("x-cache"), Some("miss"));
+    let asked = gw.sandbox.stats().mono.get(MONO_LIST).copied().unwrap_or(0);
+    assert!(
+        asked < pages / 2,
+        "the first page waited for {asked} of {pages} provider pages"
+    );
+    assert_eq!(first.json["pagination"]["total"], account.transaction_count);
+
+    let mut walked = first.json["data"].as_array().unwrap().clone();
+    let mut next = first.json["pagination"]["next_cursor"]
+        .as_str()
+        .map(str::to_owned);
+    while let Some(cursor) = next {
+        let reply = gw.get(&format!("{base}&cursor={cursor}")).await;
+        assert_eq!(reply.status, 200, "{}", reply.json);
+        walked.extend(reply.json["data"].as_array().unwrap().iter().cloned());
+        next = reply.json["pagination"]["next_cursor"]
+            .as_str()
+            .map(str::to_owned);
+    }
+    let ids: std::collections::HashSet<_> = walked.iter().map(|t| t["id"].clone()).collect();
+    assert_eq!(ids.len(), walked.len(), "no duplicate");
+    assert_eq!(walked.len() as u64, account.transaction_count, "no gap");
+    assert_eq!(
+        sums(&walked),
+        (account.debit_total_kobo, account.credit_total_kobo)
+    );
+    assert_eq!(gw.sandbox.stats().mono.get(MONO_LIST).copied(), Some(pages));
+    // The same pages from the built snapshot: a hit, the same records.
+    let again = gw.get(&base).await;
+    assert_eq!(again.header("x-cache"), Some("hit"));
+    assert_eq!(again.json["data"], first.json["data"]);
 }

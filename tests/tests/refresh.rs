@@ -96,6 +96,8 @@ async fn read_account(gw: &TestGateway, account: &str, provider: &str) -> (u64, 
         ))
         .await;
     assert_eq!(reply.status, 200, "{}", reply.json);
+    // Its snapshot built (a first page may come before the rest of its pages).
+    gw.settle().await;
     (
         reply.json["pagination"]["total"].as_u64().unwrap(),
         reply.header("x-cache").unwrap_or_default().to_owned(),

@@ -206,6 +206,69 @@ async fn a_cursor_walk_hopping_between_replicas_sees_no_duplicate_and_no_gap() {
     assert_eq!(sandbox.stats().total(Vendor::Okra), 1);
 }
 
+/// First page fast across replicas: one replica answers the first page before its snapshot is
+/// built; the walk's next pages go to the other replica, whose cursor reads wait (through the
+/// shared tier) for the snapshot the filling replica stores. No duplicate, no gap, every
+/// provider page read once.
+#[tokio::test]
+async fn a_first_page_answered_early_is_walked_on_another_replica() {
+    let sandbox = standalone_sandbox().await;
+    let account = sandbox
+        .directory()
+        .customers
+        .into_iter()
+        .flat_map(|c| c.accounts)
+        .find(|a| (200..=400).contains(&a.transaction_count))
+        .expect("an account of 200 to 400 transactions");
+    let (url, prefix) = (redis_url(), unique_prefix("early"));
+    let toml = replica_toml(
+        Some((&url, &prefix)),
+        "page_size = 10\nfetch_concurrency = 1\n",
+        "",
+    );
+    let gws = replicas(2, &sandbox, &toml).await;
+    sandbox.set_faults(
+        Vendor::Okra,
+        sandbox::Faults {
+            latency_ms: 20,
+            ..Default::default()
+        },
+    );
+    sandbox.reset_stats();
+    let pages = account.transaction_count.div_ceil(10);
+    let base = format!(
+        "/v1/accounts/{}/transactions?limit=10",
+        account.okra_account_id
+    );
+    let first = gws[0].get(&base).await;
+    assert_eq!(first.status, 200, "{}", first.json);
+    assert_eq!(first.header("x-cache"), Some("miss"));
+    let asked = sandbox.stats().total(Vendor::Okra);
+    assert!(
+        asked < pages / 2,
+        "the first page waited for {asked} of {pages} pages"
+    );
+
+    let mut seen = ids(first.json["data"].as_array().map_or(&[][..], |v| v));
+    let mut next = first.json["pagination"]["next_cursor"]
+        .as_str()
+        .map(str::to_owned);
+    let mut page = 1;
+    while let Some(cursor) = next {
+        let reply = gws[page % 2].get(&format!("{base}&cursor={cursor}")).await;
+        assert_eq!(reply.status, 200, "page {page}: {}", reply.json);
+        seen.extend(ids(reply.json["data"].as_array().map_or(&[][..], |v| v)));
+        next = reply.json["pagination"]["next_cursor"]
+            .as_str()
+            .map(str::to_owned);
+        page += 1;
+    }
+    let unique: std::collections::HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no duplicate");
+    assert_eq!(seen.len() as u64, account.transaction_count, "no gap");
+    assert_eq!(sandbox.stats().total(Vendor::Okra), pages);
+}
+
 #[tokio::test]
 async fn identical_cold_requests_spread_over_three_replicas_fetch_each_provider_page_once() {
     let sandbox = standalone_sandbox().await;
@@ -218,6 +281,9 @@ async fn identical_cold_requests_spread_over_three_replicas_fetch_each_provider_
     let toml = replica_toml(Some((&url, &prefix)), "", "");
     let gws = replicas(3, &sandbox, &toml).await;
     let replies: Vec<Reply> = join_all((0..300).map(|i| gws[i % 3].get(&path))).await;
+    for gw in &gws {
+        gw.settle().await;
+    }
     assert!(replies.iter().all(|r| r.status == 200));
     let first = &replies[0].json["data"];
     assert!(replies.iter().all(|r| &r.json["data"] == first));
@@ -236,6 +302,7 @@ async fn a_refresh_on_one_replica_drops_every_replicas_copy_of_the_account() {
     let path = format!("/v1/accounts/{account}/transactions?limit=1");
     let before = gws[1].get(&path).await;
     assert_eq!(before.status, 200);
+    gws[1].settle().await;
     let total = before.json["pagination"]["total"]
         .as_u64()
         .unwrap_or_default();

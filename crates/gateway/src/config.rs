@@ -490,6 +490,10 @@ pub struct ProviderSection {
     /// Provider pages read at once when filling a snapshot.
     #[serde(default = "default_fetch_concurrency")]
     pub fetch_concurrency: usize,
+    /// Answer a listing's first page from the fill's first provider pages, before the whole
+    /// snapshot is built, where the provider's order allows it (see `snapshot::early`).
+    #[serde(default = "default_true")]
+    pub early_first_page: bool,
     /// Snapshot TTL for this provider (default: `cache.ttl_secs`).
     pub cache_ttl_secs: Option<u64>,
     /// How long the provider's "no such account / customer / NUBAN / transaction" is
@@ -535,6 +539,7 @@ impl ProviderSection {
             refresh_deadline_ms: default_refresh_deadline_ms(),
             page_size: None,
             fetch_concurrency: default_fetch_concurrency(),
+            early_first_page: true,
             cache_ttl_secs: None,
             negative_ttl_secs: default_negative_ttl_secs(),
             requests_per_minute: None,
@@ -562,6 +567,10 @@ fn default_request_timeout_ms() -> u64 {
 fn default_refresh_deadline_ms() -> u64 {
     120_000
 }
+fn default_true() -> bool {
+    true
+}
+
 fn default_fetch_concurrency() -> usize {
     4
 }
@@ -926,6 +935,8 @@ pub struct ProviderConfig {
     pub settings: serde_json::Value,
     /// Provider pages read at once when filling a snapshot.
     pub fetch_concurrency: usize,
+    /// Whether a first page may be answered before its snapshot is built.
+    pub early_first_page: bool,
     /// Snapshot TTL.
     pub cache_ttl: Duration,
     /// How long a "no such account / transaction" answer is remembered (zero: not at all).
@@ -1323,6 +1334,7 @@ fn validate_provider(
     }
     Ok(ProviderConfig {
         fetch_concurrency: section.fetch_concurrency,
+        early_first_page: section.early_first_page,
         cache_ttl: Duration::from_secs(cache_ttl_secs),
         negative_ttl: Duration::from_secs(section.negative_ttl_secs),
         kind,

@@ -70,6 +70,12 @@ pub async fn for_client<F: Future>(client: (Arc<str>, u32), work: F) -> F::Outpu
     CLIENT.scope(client, work).await
 }
 
+/// `work`, to be run later elsewhere (a task of its own), still on behalf of the client the
+/// current work is for.
+pub fn keeping_client<F: Future>(work: F) -> impl Future<Output = F::Output> {
+    for_client(current_client(), work)
+}
+
 /// The client the current work is for, and its weight (background work: none, `""`, 1).
 fn current_client() -> (Arc<str>, u32) {
     CLIENT
@@ -1350,6 +1356,7 @@ mod tests {
                 default_page_size: 10,
                 max_page_size: 10,
                 bulk_read: false,
+                newest_first: false,
                 refresh: provider::RefreshStyle::Polling,
             },
             polls: std::sync::atomic::AtomicU32::new(0),
@@ -1429,6 +1436,7 @@ mod tests {
                 default_page_size: 10,
                 max_page_size: 10,
                 bulk_read: false,
+                newest_first: false,
                 refresh: provider::RefreshStyle::None,
             },
             calls: std::sync::atomic::AtomicU32::new(0),
@@ -1594,6 +1602,7 @@ mod tests {
                 default_page_size: 10,
                 max_page_size: 10,
                 bulk_read: false,
+                newest_first: false,
                 refresh: provider::RefreshStyle::None,
             },
         });

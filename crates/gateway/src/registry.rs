@@ -25,6 +25,8 @@ pub struct ProviderEntry {
     pub provider: Arc<dyn Provider>,
     /// Provider pages read at once when filling a snapshot.
     pub fetch_concurrency: usize,
+    /// Whether a first page may be answered before its snapshot is built.
+    pub early_first_page: bool,
     /// Items asked per provider page when filling a snapshot (at most the provider's maximum).
     pub page_size: u32,
     /// How long its snapshots are fresh.
@@ -72,6 +74,7 @@ impl Registry {
                     kind: settings.kind.name,
                     provider,
                     fetch_concurrency: settings.fetch_concurrency,
+                    early_first_page: settings.early_first_page,
                     page_size: settings.page_size,
                     cache_ttl: settings.cache_ttl,
                     lane,

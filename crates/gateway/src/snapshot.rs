@@ -19,6 +19,7 @@
 //! * A scope whose provider reports more than `max_snapshot_items` transactions is not
 //!   snapshotted: it pages straight through to the provider (see [`FetchError::TooLarge`]).
 
+pub mod early;
 pub mod shared_tier;
 
 use std::hash::{Hash, Hasher};
@@ -279,6 +280,39 @@ impl Expiry<SnapshotKey, Arc<Snapshot>> for PerSnapshotTtl {
 /// Told of every snapshot fetched from a provider (see [`SnapshotCache::with_observer`]).
 pub type SnapshotObserver = Arc<dyn Fn(&Arc<Snapshot>) + Send + Sync>;
 
+/// Counts a fill under way until it is dropped (finished, failed or abandoned).
+struct FillUnderWay<'a>(&'a tokio::sync::watch::Sender<usize>);
+
+impl FillUnderWay<'_> {
+    fn start(filling: &tokio::sync::watch::Sender<usize>) -> FillUnderWay<'_> {
+        filling.send_modify(|n| *n += 1);
+        FillUnderWay(filling)
+    }
+}
+
+impl Drop for FillUnderWay<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// How often a cursor into another replica's fill in flight looks for its snapshot.
+const FILL_POLL: Duration = Duration::from_millis(50);
+
+/// What a fetch of a key resolves to: the snapshot moka holds for it, or the fill's error.
+pub type FetchResult = Result<moka::Entry<SnapshotKey, Arc<Snapshot>>, Arc<FetchError>>;
+
+/// A fill, or a wait on the one in flight, that can go on in a task of its own.
+pub type FetchFuture = dyn std::future::Future<Output = FetchResult> + Send;
+
+/// What [`SnapshotCache::first_records`] found.
+pub enum Found {
+    /// The whole snapshot, and how it was found.
+    Whole((Arc<Snapshot>, CacheStatus)),
+    /// The first records of a snapshot still filling (a miss).
+    Early(Arc<early::Progress>),
+}
+
 /// The snapshot cache and its companions (retired, stale, rendered).
 pub struct SnapshotCache {
     current: moka::future::Cache<SnapshotKey, Arc<Snapshot>>,
@@ -300,6 +334,12 @@ pub struct SnapshotCache {
     cursor_lifetime: Duration,
     max_items: u64,
     partials: Partials,
+    /// The first records of fills in flight, by key ([`early`]).
+    progress: moka::sync::Cache<SnapshotKey, Arc<early::Channel>>,
+    /// How long a fill may go on after the request that started it was answered early.
+    fill_timeout: Duration,
+    /// Fills under way on this replica.
+    filling: Arc<tokio::sync::watch::Sender<usize>>,
 }
 
 /// Pages already read for a snapshot whose fill did not finish (a later page failed, or the
@@ -455,7 +495,33 @@ impl SnapshotCache {
                 })
                 .time_to_live(Duration::from_secs(config.ttl_secs))
                 .build(),
+            progress: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_idle(Duration::from_secs(300))
+                .build(),
+            fill_timeout: Duration::from_secs(30),
+            filling: Arc::new(tokio::sync::watch::channel(0).0),
         }
+    }
+
+    /// Waits until no fill is under way on this replica (a first page answered early leaves
+    /// its fill going on: tests and benchmarks that count provider calls wait for it).
+    pub async fn settled(&self) {
+        let mut filling = self.filling.subscribe();
+        let _ = filling.wait_for(|n| *n == 0).await;
+    }
+
+    /// How long a fill may go on after the request that started it was answered early
+    /// (the server's request timeout, as for any fill; default 30 s).
+    pub fn with_fill_timeout(mut self, timeout: Duration) -> SnapshotCache {
+        self.fill_timeout = timeout;
+        self
+    }
+
+    /// The channel on which the fill of `key` publishes its first records.
+    fn channel(&self, key: &SnapshotKey) -> Arc<early::Channel> {
+        self.progress
+            .get_with_by_ref(key, || Arc::new(tokio::sync::watch::channel(None).0))
     }
 
     /// Puts the shared tier (Redis) behind this replica's cache.
@@ -478,39 +544,16 @@ impl SnapshotCache {
     /// The snapshot answering `query`: cached, fetched on a miss (one fetch per key at a time),
     /// or — when the provider fails — an expired one within the stale-if-error grace.
     pub async fn get_or_fetch(
-        &self,
+        self: &Arc<Self>,
         entry: &ProviderEntry,
         query: &TransactionQuery,
     ) -> Result<(Arc<Snapshot>, CacheStatus), FetchError> {
         let key = SnapshotKey::for_query(entry, query);
         let started = Instant::now();
-        // The hot path: a current snapshot, without building the fetch.
-        if let Some(snapshot) = self.current.get(&key).await {
-            if snapshot.is_fresh() {
-                crate::metrics::cache_lookup(&key.provider, "hit");
-                return Ok((snapshot, CacheStatus::Hit));
-            }
-            // Expired: retire it (cursors) and keep it as stale (stale-if-error) now, then make
-            // room for the fetch that replaces it.
-            self.keep_expired(&key, &snapshot);
-            self.remove_if_same(&key, snapshot.id).await;
+        if let Some(ready) = self.ready(&key).await {
+            return ready;
         }
-        if let Some(covering) = self.covering(&key) {
-            crate::metrics::cache_lookup(&key.provider, "covering");
-            return Ok((covering, CacheStatus::Hit));
-        }
-        if let Some(total) = self.too_large.get(&key) {
-            crate::metrics::cache_lookup(&key.provider, "too_large");
-            return Err(FetchError::TooLarge { total });
-        }
-        let init_key = key.clone();
-        // Boxed: the fill's future is large (page walk, lane, metrics), and actix's worker
-        // threads have small stacks.
-        let fetch = Box::pin(
-            self.current
-                .entry_by_ref(&key)
-                .or_try_insert_with(Box::pin(self.fetch_through(entry, init_key))),
-        );
+        let fetch = self.start_fetch(entry, &key);
         let result = if self.stale_for(&key).is_some() {
             // A stale answer is at hand: one attempt, bounded by `stale_wait`, then serve it
             // (the fetch's joiners share the key, so they have the same fallback).
@@ -520,6 +563,126 @@ impl SnapshotCache {
         } else {
             fetch.await
         };
+        self.fetched(entry, key, started, result)
+    }
+
+    /// Like [`get_or_fetch`](Self::get_or_fetch), for a listing that needs the first `needed`
+    /// records of the snapshot as they are (no gateway-side filter): on a miss, when the
+    /// provider's pages come in the listing's order, the answer is the fill's first records as
+    /// soon as they have arrived ([`early`]), and the fill goes on behind it.
+    pub async fn first_records(
+        self: &Arc<Self>,
+        entry: &ProviderEntry,
+        query: &TransactionQuery,
+        needed: usize,
+    ) -> Result<Found, FetchError> {
+        let key = SnapshotKey::for_query(entry, query);
+        let caps = entry.provider.capabilities();
+        if !entry.early_first_page
+            || !caps.newest_first
+            || caps.bulk_read
+            || needed > early::EARLY_ITEMS
+            || key.needs_gateway_filter(query)
+        {
+            return Ok(Found::Whole(self.get_or_fetch(entry, query).await?));
+        }
+        let started = Instant::now();
+        if let Some(ready) = self.ready(&key).await {
+            return ready.map(Found::Whole);
+        }
+        if self.stale_for(&key).is_some() {
+            // The stale copy's bounded wait applies (see `get_or_fetch`).
+            return Ok(Found::Whole(self.get_or_fetch(entry, query).await?));
+        }
+        let mut progress = self.channel(&key).subscribe();
+        let mut fetch = self.start_fetch(entry, &key);
+        let covered = tokio::select! {
+            biased;
+            result = &mut fetch => return self.fetched(entry, key, started, result).map(Found::Whole),
+            covered = progress.wait_for(|p| {
+                // Records the gateway would filter out (a provider's loose native filter) make
+                // the early offsets disagree with the snapshot's: not answered early.
+                p.as_ref().is_some_and(|p| {
+                    p.covers(needed) && p.items.iter().all(|t| query.matches(t))
+                })
+            }) => {
+                covered.ok().and_then(|p| p.clone())
+            }
+        };
+        let Some(covered) = covered else {
+            // The channel closed without covering the page: wait for the whole snapshot.
+            return self
+                .fetched(entry, key, started, fetch.await)
+                .map(Found::Whole);
+        };
+        covered.mark_served();
+        // The fill (or this request's wait on it) goes on without the request, on behalf of the
+        // same client, under a deadline of its own.
+        let deadline = Instant::now() + self.fill_timeout;
+        tokio::spawn(crate::outbound::with_deadline(
+            deadline,
+            crate::outbound::keeping_client(async move {
+                let _ = fetch.await;
+            }),
+        ));
+        crate::metrics::cache_lookup(&key.provider, "early");
+        Ok(Found::Early(covered))
+    }
+
+    /// A fresh snapshot (a hit, or a covering one), or what is known about `key` without
+    /// fetching (`TooLarge`); `None` when it must be fetched. An expired snapshot is retired and
+    /// kept as stale on the way.
+    async fn ready(
+        &self,
+        key: &SnapshotKey,
+    ) -> Option<Result<(Arc<Snapshot>, CacheStatus), FetchError>> {
+        // The hot path: a current snapshot, without building the fetch.
+        if let Some(snapshot) = self.current.get(key).await {
+            if snapshot.is_fresh() {
+                crate::metrics::cache_lookup(&key.provider, "hit");
+                return Some(Ok((snapshot, CacheStatus::Hit)));
+            }
+            // Expired: retire it (cursors) and keep it as stale (stale-if-error) now, then make
+            // room for the fetch that replaces it.
+            self.keep_expired(key, &snapshot);
+            self.remove_if_same(key, snapshot.id).await;
+        }
+        if let Some(covering) = self.covering(key) {
+            crate::metrics::cache_lookup(&key.provider, "covering");
+            return Some(Ok((covering, CacheStatus::Hit)));
+        }
+        if let Some(total) = self.too_large.get(key) {
+            crate::metrics::cache_lookup(&key.provider, "too_large");
+            return Some(Err(FetchError::TooLarge { total }));
+        }
+        None
+    }
+
+    /// The fill of `key`, or a wait on the one in flight (single flight per key), as a future
+    /// that owns what it needs (so it can go on in a task of its own).
+    fn start_fetch(
+        self: &Arc<Self>,
+        entry: &ProviderEntry,
+        key: &SnapshotKey,
+    ) -> std::pin::Pin<Box<FetchFuture>> {
+        let (this, entry, key) = (self.clone(), entry.clone(), key.clone());
+        // Boxed: the fill's future is large (page walk, lane, metrics), and actix's worker
+        // threads have small stacks.
+        Box::pin(async move {
+            let init = Box::pin(this.fetch_through(&entry, key.clone()));
+            this.current.entry(key).or_try_insert_with(init).await
+        })
+    }
+
+    /// The answer from a fetch's result: the snapshot and whether it counts as a hit or a miss,
+    /// or — the provider failing — a stale snapshot, or the error.
+    fn fetched(
+        &self,
+        entry: &ProviderEntry,
+        key: SnapshotKey,
+        started: Instant,
+        result: FetchResult,
+    ) -> Result<(Arc<Snapshot>, CacheStatus), FetchError> {
         match result {
             Ok(found) => {
                 // Fetched from the provider for this request, or by a fetch this request joined
@@ -616,14 +779,20 @@ impl SnapshotCache {
         key: SnapshotKey,
     ) -> Result<Arc<Snapshot>, FetchError> {
         let started = Instant::now();
+        let _filling = FillUnderWay::start(&self.filling);
+        // Unique across replicas: cursors name it, and the shared tier stores it by id.
+        let id = rand::random::<u64>().max(1);
+        let caps = entry.provider.capabilities();
+        let publisher = (caps.newest_first && !caps.bulk_read)
+            .then(|| early::Publisher::new(id, self.channel(&key)));
+        let fill = Fill {
+            max_items: self.max_items,
+            partials: Some(&self.partials),
+            budget: Some(&self.fills),
+            publisher: publisher.as_ref(),
+        };
         let (fetched, pages) = crate::telemetry::counting_upstream_calls(
-            crate::outbound::as_one_fill(Box::pin(fetch_all(
-                entry,
-                &key,
-                self.max_items,
-                Some(&self.partials),
-                Some(&self.fills),
-            ))),
+            crate::outbound::as_one_fill(Box::pin(fetch_all(entry, &key, fill))),
         )
         .await;
         crate::metrics::snapshot_fetch(
@@ -648,9 +817,23 @@ impl SnapshotCache {
         }
         let items = normalize(fetched.items);
         let bytes = estimate_bytes(&items).saturating_add(estimate_warning_bytes(&warnings));
+        // Early pages promised `id`: kept when the snapshot starts with what they showed.
+        let id = match &publisher {
+            Some(publisher) if !publisher.agrees_with(&items) => {
+                if publisher.served() {
+                    tracing::warn!(
+                        provider = %key.provider,
+                        scope = ?key.scope,
+                        "the provider's first pages changed while the snapshot filled: cursors \
+                         from the first page answered early restart the walk (410)"
+                    );
+                }
+                rand::random::<u64>().max(1)
+            }
+            _ => id,
+        };
         let snapshot = Arc::new(Snapshot {
-            // Unique across replicas: cursors name it, and the shared tier stores it by id.
-            id: rand::random::<u64>().max(1),
+            id,
             key,
             items,
             warnings,
@@ -660,6 +843,14 @@ impl SnapshotCache {
             shared: false,
         });
         self.index_items(&snapshot);
+        if publisher
+            .as_ref()
+            .is_some_and(|p| p.served() && p.id() == id)
+        {
+            // A cursor from an early page may come before moka holds the snapshot as current.
+            self.retired.insert(id, snapshot.clone());
+        }
+        drop(publisher);
         tracing::info!(
             provider = %snapshot.key.provider,
             scope = ?snapshot.key.scope,
@@ -677,7 +868,19 @@ impl SnapshotCache {
 
     /// The snapshot a cursor names: the current one for `key` if it is that one, else a retired
     /// one still within the cursor lifetime.
+    ///
+    /// A cursor from a first page answered early ([`early`]) may come while its snapshot is
+    /// still filling: it waits for the fill, here or (through the shared tier) on the replica
+    /// that answered it.
     pub async fn by_id(&self, key: &SnapshotKey, id: u64) -> Option<Arc<Snapshot>> {
+        if let Some(channel) = self.progress.get(key) {
+            let mut progress = channel.subscribe();
+            // Until the fill that promised `id` is over (it keeps its snapshot as retired
+            // before it says so).
+            let _ = progress
+                .wait_for(|p| p.as_ref().is_none_or(|p| p.id != id))
+                .await;
+        }
         match self.current.get(key).await {
             // Current, or expired but not replaced yet (and within the cursor lifetime).
             Some(snapshot)
@@ -691,8 +894,19 @@ impl SnapshotCache {
         if let Some(snapshot) = self.retired.get(&id) {
             return Some(snapshot);
         }
-        // Issued by another replica (or before a restart): the shared tier keeps it.
-        let snapshot = Arc::new(self.shared.as_ref()?.by_id(key, id).await?);
+        // Issued by another replica (or before a restart): the shared tier keeps it; while
+        // a replica fills the key, its snapshot may be the one an early page promised.
+        let shared = self.shared.as_ref()?;
+        let snapshot = loop {
+            if let Some(snapshot) = shared.by_id(key, id).await {
+                break snapshot;
+            }
+            if !shared.filling(key).await {
+                break shared.by_id(key, id).await?;
+            }
+            tokio::time::sleep(FILL_POLL).await;
+        };
+        let snapshot = Arc::new(snapshot);
         self.retired.insert(id, snapshot.clone());
         Some(snapshot)
     }
@@ -869,6 +1083,19 @@ impl SnapshotCache {
     }
 }
 
+/// How a fill reads ([`fetch_all`]).
+#[derive(Clone, Copy, Default)]
+pub struct Fill<'a> {
+    /// A scope reported larger than this is not snapshotted ([`FetchError::TooLarge`]).
+    pub max_items: u64,
+    /// Where pages of unfinished fills are kept, to be resumed.
+    pub partials: Option<&'a Partials>,
+    /// The fills' memory share, reserved before reading.
+    pub budget: Option<&'a crate::memory::FillBudget>,
+    /// Who publishes the first records while the fill goes on.
+    pub publisher: Option<&'a early::Publisher>,
+}
+
 /// A fill's pages, and the memory reserved for them until the snapshot is built.
 pub struct Filled {
     /// Every record and warning read.
@@ -928,13 +1155,19 @@ impl Drop for KeepPartial<'_> {
 /// the next fill of the key, which reads only the pages still missing. When one of those
 /// reports other totals than the kept first page, the data shifted between the reads: the
 /// kept pages are dropped and every page is read again.
+///
+/// With `publisher`, the pages are also handed to it as they arrive ([`early`]).
 pub async fn fetch_all(
     entry: &ProviderEntry,
     key: &SnapshotKey,
-    max_items: u64,
-    partials: Option<&Partials>,
-    budget: Option<&crate::memory::FillBudget>,
+    fill: Fill<'_>,
 ) -> Result<Filled, FetchError> {
+    let Fill {
+        max_items,
+        partials,
+        budget,
+        publisher,
+    } = fill;
     let provider: &dyn Provider = entry.provider.as_ref();
     let concurrency = entry.fetch_concurrency;
     let caps = provider.capabilities();
@@ -1001,6 +1234,9 @@ pub async fn fetch_all(
     };
     // The whole snapshot's reservation covers the first page from here on.
     drop(probe);
+    if let Some(publisher) = publisher {
+        publisher.page(1, &first);
+    }
     let page_size = u64::from(first.limit.max(1));
     let total_pages = first
         .total_pages
@@ -1075,6 +1311,13 @@ pub async fn fetch_all(
         })
     };
     let missing: Vec<u32> = (2..=last).filter(|page| !have(page)).collect();
+    if let (Some(publisher), Some(keep)) = (publisher, fill.as_ref()) {
+        // A resumed fill's kept pages count for its first records too.
+        let kept = keep.fill.lock().unwrap_or_else(|e| e.into_inner());
+        for (&number, page) in &kept.pages {
+            publisher.page(number, page);
+        }
+    }
     let shifted = std::sync::atomic::AtomicBool::new(false);
     let fetched: Vec<_> = futures_util::stream::iter(missing)
         .map(|page| {
@@ -1085,6 +1328,9 @@ pub async fn fetch_all(
                 let got = provider.list_page(&q).await?;
                 if got.total.is_some() && got.total != first_total {
                     shifted.store(true, Ordering::Relaxed);
+                }
+                if let Some(publisher) = publisher {
+                    publisher.page(page, &got);
                 }
                 match fill {
                     // Kept at once: a later failure or a dropped fill does not lose it.
@@ -1110,7 +1356,15 @@ pub async fn fetch_all(
             keep.finished = true;
             partials.invalidate(key);
         }
-        let again = Box::pin(fetch_all(entry, key, max_items, None, None)).await?;
+        let again = Box::pin(fetch_all(
+            entry,
+            key,
+            Fill {
+                max_items,
+                ..Fill::default()
+            },
+        ))
+        .await?;
         return done(again.listing, reservation);
     }
     let pages: Vec<provider::Page<Transaction>> = match (fill, partials) {
@@ -1225,6 +1479,10 @@ mod tests {
         gate: Semaphore,
         /// (pages of the scope, a page that fails with a 500).
         shape: Mutex<(u32, Option<u32>)>,
+        /// Pages hold records (newest first), else none.
+        records: std::sync::atomic::AtomicBool,
+        /// A page whose first record is newer than every other (pages out of order).
+        newer_on: Mutex<Option<u32>>,
     }
 
     use std::sync::Mutex;
@@ -1240,6 +1498,7 @@ mod tests {
                     default_page_size: 10,
                     max_page_size: 10,
                     bulk_read: false,
+                    newest_first: true,
                     refresh: RefreshStyle::None,
                 },
                 mode: Mutex::new(Mode::Answer),
@@ -1247,6 +1506,8 @@ mod tests {
                 entered: tokio::sync::Notify::new(),
                 gate: Semaphore::new(0),
                 shape: Mutex::new((1, None)),
+                records: Default::default(),
+                newer_on: Mutex::new(None),
             })
         }
 
@@ -1294,7 +1555,8 @@ mod tests {
                 Mode::Hang => std::future::pending::<()>().await,
                 Mode::Gated => {
                     self.entered.notify_one();
-                    let _ = self.gate.acquire().await.unwrap();
+                    // One permit per call.
+                    self.gate.acquire().await.unwrap().forget();
                 }
             }
             let (pages, failing) = *self.shape.lock().unwrap();
@@ -1302,8 +1564,24 @@ mod tests {
             if failing == Some(page) {
                 return Err(failure(500));
             }
+            let items = if self.records.load(Ordering::SeqCst) {
+                let newer_on = *self.newer_on.lock().unwrap();
+                (0..query.page.limit)
+                    .map(|i| {
+                        let position = (page - 1) * query.page.limit + i;
+                        let days = if newer_on == Some(page) && i == 0 {
+                            0
+                        } else {
+                            1 + i64::from(position / 3)
+                        };
+                        record(position, days)
+                    })
+                    .collect()
+            } else {
+                vec![]
+            };
             Ok(Page {
-                items: vec![],
+                items,
                 page,
                 limit: query.page.limit,
                 total: Some(u64::from(pages) * u64::from(query.page.limit)),
@@ -1311,6 +1589,27 @@ mod tests {
                 next_page: (page < pages).then_some(page + 1),
                 warnings: vec![],
             })
+        }
+    }
+
+    /// Record `position` of the fake scope, booked `days` before 2026-12-31.
+    fn record(position: u32, days: i64) -> Transaction {
+        let id = format!("t{position}");
+        Transaction {
+            id: TransactionId::new("fake", id.as_str()),
+            provider: "fake".into(),
+            provider_transaction_id: id,
+            account_id: "A".into(),
+            customer_id: None,
+            direction: Direction::Debit,
+            amount: provider::Money::from_minor(100, provider::Currency::from_code("NGN").unwrap()),
+            balance_after: None,
+            booked_on: time::macros::date!(2026 - 12 - 31) - time::Duration::days(days),
+            value_on: None,
+            narration: "N".into(),
+            reference: None,
+            bank: None,
+            raw: None,
         }
     }
 
@@ -1333,14 +1632,15 @@ mod tests {
             kind: "okra",
             provider: Arc::new(Guarded::new(fake.clone(), lane.clone(), None)),
             fetch_concurrency: 1,
+            early_first_page: true,
             page_size: 10,
             cache_ttl: ttl,
             lane,
         }
     }
 
-    fn cache() -> SnapshotCache {
-        SnapshotCache::new(&CacheSection::default())
+    fn cache() -> Arc<SnapshotCache> {
+        Arc::new(SnapshotCache::new(&CacheSection::default()))
     }
 
     fn query() -> TransactionQuery {
@@ -1507,10 +1807,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_fill_reserves_its_memory_before_reading_its_pages() {
         let fake = Fake::new();
-        let cache = SnapshotCache::new(&CacheSection {
+        let cache = Arc::new(SnapshotCache::new(&CacheSection {
             max_bytes: 1024 * 1024,
             ..CacheSection::default()
-        });
+        }));
         let entry = entry(&fake, FRESH);
         // 1,000 records expected: more than the fills' share (about 160 KiB) could ever hold.
         *fake.shape.lock().unwrap() = (100, None);
@@ -1578,11 +1878,111 @@ mod tests {
         assert_eq!(fake.calls(), 4);
     }
 
+    /// Issue 16, first page fast: the first page is answered from the fill's first provider
+    /// page while the rest is still unread; its cursor waits for the fill and continues into
+    /// the built snapshot, which starts with exactly the records that page showed.
+    #[tokio::test]
+    async fn a_first_page_is_answered_before_its_snapshot_is_built() {
+        let (fake, cache) = (Fake::new(), cache());
+        *fake.shape.lock().unwrap() = (5, None);
+        fake.records.store(true, Ordering::SeqCst);
+        fake.set(Mode::Gated);
+        let entry = entry(&fake, FRESH);
+        let first = {
+            let (cache, entry) = (cache.clone(), entry.clone());
+            tokio::spawn(async move { cache.first_records(&entry, &query(), 10).await })
+        };
+        // Only page 1 may answer.
+        fake.entered.notified().await;
+        fake.gate.add_permits(1);
+        let progress = match first.await.unwrap() {
+            Ok(Found::Early(progress)) => progress,
+            Ok(Found::Whole((s, st))) => panic!("whole {} {st:?}", s.items.len()),
+            Err(e) => panic!("{e:?}"),
+        };
+        assert_eq!((progress.items.len(), progress.total), (10, Some(50)));
+        assert!(
+            fake.calls() <= 2,
+            "pages 3-5 are not asked for yet (page 2 is held)"
+        );
+        // The next page's cursor names the promised snapshot: it waits for the fill.
+        let key = SnapshotKey::for_query(&entry, &query());
+        let next = {
+            let (cache, key, id) = (cache.clone(), key.clone(), progress.id);
+            tokio::spawn(async move { cache.by_id(&key, id).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!next.is_finished(), "the cursor waits for the fill");
+        fake.gate.add_permits(4);
+        let snapshot = next.await.unwrap().expect("the promised snapshot");
+        assert_eq!(snapshot.id, progress.id);
+        assert_eq!(snapshot.items.len(), 50);
+        let shown: Vec<_> = progress.items.iter().map(|t| &t.id).collect();
+        let built: Vec<_> = snapshot.items[..10].iter().map(|t| &t.id).collect();
+        assert_eq!(shown, built);
+        assert_eq!(fake.calls(), 5, "every page read once");
+        // And it is the current snapshot: the next read is a hit.
+        cache.run_pending_tasks().await;
+        let (again, status) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        assert_eq!((again.id, status), (progress.id, CacheStatus::Hit));
+    }
+
+    /// First page fast, when the built snapshot does not start with what the early page showed
+    /// (a later page held a newer record): the snapshot gets another id, so that page's cursor
+    /// answers 410 (the walk restarts) instead of a duplicate or a gap.
+    #[tokio::test]
+    async fn an_early_page_the_snapshot_disagrees_with_loses_its_cursor() {
+        let (fake, cache) = (Fake::new(), cache());
+        *fake.shape.lock().unwrap() = (3, None);
+        *fake.newer_on.lock().unwrap() = Some(3);
+        fake.records.store(true, Ordering::SeqCst);
+        fake.set(Mode::Gated);
+        let entry = entry(&fake, FRESH);
+        let first = {
+            let (cache, entry) = (cache.clone(), entry.clone());
+            tokio::spawn(async move { cache.first_records(&entry, &query(), 10).await })
+        };
+        fake.entered.notified().await;
+        fake.gate.add_permits(1);
+        let Ok(Ok(Found::Early(progress))) = first.await else {
+            panic!("expected the first records of the fill in flight");
+        };
+        let key = SnapshotKey::for_query(&entry, &query());
+        let next = {
+            let (cache, key, id) = (cache.clone(), key.clone(), progress.id);
+            tokio::spawn(async move { cache.by_id(&key, id).await })
+        };
+        fake.gate.add_permits(2);
+        assert!(next.await.unwrap().is_none(), "the cursor expired");
+        cache.run_pending_tasks().await;
+        let (built, _) = cache.get_or_fetch(&entry, &query()).await.unwrap();
+        assert_ne!(built.id, progress.id);
+        assert_eq!(built.items[0].id, TransactionId::new("fake", "t20"));
+        assert_eq!(fake.calls(), 3);
+    }
+
+    /// First page fast needs the records in the listing's order before the snapshot is built:
+    /// a page that is not (or a provider that does not promise it) waits for the whole fill.
+    #[tokio::test]
+    async fn a_page_beyond_the_first_records_waits_for_the_whole_snapshot() {
+        let (fake, cache) = (Fake::new(), cache());
+        *fake.shape.lock().unwrap() = (3, None);
+        fake.records.store(true, Ordering::SeqCst);
+        let entry = entry(&fake, FRESH);
+        // 30 records needed (offset 20, limit 10): the whole fill, answered as a whole.
+        match cache.first_records(&entry, &query(), 30).await {
+            Ok(Found::Whole((snapshot, CacheStatus::Miss))) => {
+                assert_eq!(snapshot.items.len(), 30)
+            }
+            _ => panic!("expected the whole snapshot, a miss"),
+        }
+    }
+
     /// Single flight: readers arriving while a fill is in flight wait for it; the provider
     /// sees one fill, whatever the number of readers.
     #[tokio::test]
     async fn concurrent_readers_share_one_fill() {
-        let (fake, cache) = (Fake::new(), Arc::new(cache()));
+        let (fake, cache) = (Fake::new(), cache());
         fake.set(Mode::Gated);
         let entry = entry(&fake, FRESH);
         let readers: Vec<_> = (0..5)
@@ -1609,10 +2009,10 @@ mod tests {
     async fn a_scope_over_the_item_limit_is_not_snapshotted() {
         let fake = Fake::new();
         *fake.shape.lock().unwrap() = (3, None);
-        let cache = SnapshotCache::new(&CacheSection {
+        let cache = Arc::new(SnapshotCache::new(&CacheSection {
             max_snapshot_items: 25,
             ..CacheSection::default()
-        });
+        }));
         let entry = entry(&fake, FRESH);
         match cache.get_or_fetch(&entry, &query()).await {
             Err(FetchError::TooLarge { total }) => assert_eq!(total, 30),

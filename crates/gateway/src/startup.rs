@@ -130,7 +130,9 @@ impl Application {
                     .map_err(std::io::Error::other)?,
             ),
         ));
-        let mut snapshots = SnapshotCache::new(&config.cache).with_observer(sync.observer());
+        let mut snapshots = SnapshotCache::new(&config.cache)
+            .with_observer(sync.observer())
+            .with_fill_timeout(config.request_timeout);
         if let Some(cluster) = &cluster {
             snapshots = snapshots.with_shared(SharedTier::new(
                 cluster.clone(),
@@ -248,7 +250,7 @@ impl Application {
         let state = web::Data::new(AppState {
             registry,
             clients,
-            snapshots,
+            snapshots: Arc::new(snapshots),
             request_timeout: config.request_timeout,
             cursors,
             jobs: match &cluster {

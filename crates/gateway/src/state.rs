@@ -95,7 +95,7 @@ pub struct AppState {
     /// Every accepted API key and its client.
     pub clients: crate::keys::Keys,
     /// Snapshots of provider data.
-    pub snapshots: SnapshotCache,
+    pub snapshots: Arc<SnapshotCache>,
     /// Upper bound on one request's handling.
     pub request_timeout: Duration,
     /// Issues and checks page cursors.

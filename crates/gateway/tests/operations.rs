@@ -169,6 +169,9 @@ api_key_sha256 = "{hash}"
 [providers.okra]
 kind = "okra"
 base_url = "sandbox"
+# The log and metrics checks count each request's upstream calls: a first read builds the
+# whole snapshot before it answers.
+early_first_page = false
 
 [providers.mono]
 kind = "mono"
@@ -205,6 +208,7 @@ api_key_sha256 = "{hash}"
 kind = "okra"
 base_url = "http://{sandbox}/v2"
 secret_key = {{ env = "OPS_OKRA_SECRET" }}
+early_first_page = false
 {okra}
 
 [providers.mono]

@@ -165,6 +165,8 @@ impl MonoConnectProvider {
             default_page_size: DEFAULT_PAGE_SIZE,
             max_page_size: MAX_PAGE_SIZE,
             bulk_read: config.bulk_read,
+            // "Without them Mono returns the most recent transactions": newest first.
+            newest_first: true,
             refresh: RefreshStyle::Polling,
         };
         Ok(MonoConnectProvider {

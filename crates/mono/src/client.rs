@@ -146,6 +146,8 @@ impl MonoProvider {
             default_page_size: DEFAULT_PAGE_SIZE,
             max_page_size: MAX_PAGE_SIZE,
             bulk_read: config.bulk_read,
+            // The contract's samples list the newest transaction first.
+            newest_first: true,
             refresh: RefreshStyle::Webhook,
         };
         Ok(MonoProvider {

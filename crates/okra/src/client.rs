@@ -344,6 +344,8 @@ fn okra_capabilities() -> Capabilities {
         default_page_size: DEFAULT_PAGE_SIZE,
         max_page_size: MAX_PAGE_SIZE,
         bulk_read: false,
+        // The contract's samples list the newest transaction first.
+        newest_first: true,
         refresh: RefreshStyle::Polling,
     }
 }

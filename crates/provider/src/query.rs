@@ -220,6 +220,10 @@ pub struct Capabilities {
     pub max_page_size: u32,
     /// Whether a whole scope can be read in one call.
     pub bulk_read: bool,
+    /// Whether the provider's pages list a scope's transactions newest booking date first (the
+    /// gateway's listing order), so the first provider pages hold the listing's first page.
+    #[serde(default)]
+    pub newest_first: bool,
     /// How refresh works.
     pub refresh: RefreshStyle,
 }

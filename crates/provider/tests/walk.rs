@@ -30,6 +30,7 @@ fn scripted(next: &[Option<u32>], policy: NonAdvancing) -> Scripted {
             default_page_size: 10,
             max_page_size: 10,
             bulk_read: false,
+            newest_first: false,
             refresh: RefreshStyle::None,
         },
     }

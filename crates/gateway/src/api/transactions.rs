@@ -13,10 +13,14 @@ use crate::audit::Returned;
 use crate::cursor::{Cursor, fingerprint};
 use crate::error::{ApiError, KeyProblem, Problem};
 use crate::outbound::for_client;
-use crate::snapshot::{CacheStatus, FetchError, RenderKey, Rendered, SnapshotKey};
+use crate::snapshot::early::{EARLY_ITEMS, Progress};
+use crate::snapshot::{CacheStatus, FetchError, Found, RenderKey, Rendered, SnapshotKey};
 use crate::state::{AppState, Client, ProviderEntry};
 
 type Result<T> = std::result::Result<T, ApiError>;
+
+// A first page of the largest size can be answered before its snapshot is built.
+const _: () = assert!(params::MAX_LIMIT as usize <= EARLY_ITEMS);
 
 /// The authenticated client's name and weight, for the fair share of provider quotas (`""`
 /// if none).
@@ -306,8 +310,11 @@ async fn list(
                 .ok_or(ApiError::CursorExpired)?;
             (snapshot, CacheStatus::Hit, cursor.offset as usize)
         }
-        None => match state.snapshots.get_or_fetch(entry, &query).await {
-            Ok((snapshot, status)) => (snapshot, status, page_offset),
+        None => match first_records(state, entry, &query, &request, page_offset).await {
+            Ok(Found::Whole((snapshot, status))) => (snapshot, status, page_offset),
+            Ok(Found::Early(progress)) => {
+                return early_page(req, state, entry, &request, &progress, page_offset, fp);
+            }
             Err(FetchError::Provider(e @ provider::ProviderError::NotFound { .. }))
                 if request.provider.is_none() =>
             {
@@ -358,6 +365,71 @@ async fn list(
         max_age,
         Some(snapshot.age()),
         Some(snapshot.warnings.len()),
+    ))
+}
+
+/// The snapshot for a listing's page at `offset`, or — first page fast — the first records of
+/// the fill in flight when they cover that page (not for `strict`: the pages still to come
+/// may hold unreadable records).
+async fn first_records(
+    state: &AppState,
+    entry: &ProviderEntry,
+    query: &TransactionQuery,
+    request: &ListRequest,
+    offset: usize,
+) -> std::result::Result<Found, FetchError> {
+    if request.strict {
+        return state
+            .snapshots
+            .get_or_fetch(entry, query)
+            .await
+            .map(Found::Whole);
+    }
+    let needed = offset.saturating_add(request.limit as usize);
+    state.snapshots.first_records(entry, query, needed).await
+}
+
+/// A page answered from the first records of a snapshot still filling: a miss, with the
+/// provider's totals, and a cursor into the snapshot (see [`crate::snapshot::early`]). Not
+/// kept in the rendered pages (the built snapshot renders its own).
+#[allow(clippy::too_many_arguments)]
+fn early_page(
+    req: &HttpRequest,
+    state: &AppState,
+    entry: &ProviderEntry,
+    request: &ListRequest,
+    progress: &Progress,
+    offset: usize,
+    fp: u64,
+) -> Result<HttpResponse> {
+    check_warnings(entry, &progress.warnings, false)?;
+    let end = offset
+        .saturating_add(request.limit as usize)
+        .min(progress.items.len());
+    let window: Vec<&Transaction> = progress.items[offset.min(end)..end].iter().collect();
+    let total = progress
+        .total
+        .map_or(progress.items.len(), |t| {
+            usize::try_from(t).unwrap_or(usize::MAX)
+        })
+        .max(end);
+    let rendered = render_window(
+        state,
+        &window,
+        total,
+        offset,
+        request,
+        &progress.warnings,
+        progress.id,
+        fp,
+    )?;
+    Ok(respond(
+        req,
+        &rendered,
+        CacheStatus::Miss,
+        entry.cache_ttl,
+        Some(Duration::ZERO),
+        Some(progress.warnings.len()),
     ))
 }
 

@@ -105,6 +105,10 @@ impl SharedTier {
         self.cluster.key(&format!("s:{hash}"), "cur")
     }
 
+    fn lock_key(&self, hash: &str) -> String {
+        self.cluster.key(&format!("s:{hash}"), "lock")
+    }
+
     fn data_key(&self, id: u64) -> String {
         self.cluster.key(&format!("snap:{id:016x}"), "data")
     }
@@ -130,6 +134,20 @@ impl SharedTier {
         decode(key, id, &bytes?)
     }
 
+    /// Whether a replica holds the lease to fetch `key` now (`false` when Redis cannot say).
+    pub async fn filling(&self, key: &SnapshotKey) -> bool {
+        let lock_key = self.lock_key(&Self::key_hash(key));
+        self.cluster
+            .call("snapshot_filling", |mut conn| async move {
+                redis::cmd("EXISTS")
+                    .arg(&lock_key)
+                    .query_async::<bool>(&mut conn)
+                    .await
+            })
+            .await
+            .unwrap_or(false)
+    }
+
     /// On a local miss: another replica's fresh snapshot, or the lease to fetch it. Waits
     /// (polling) while another replica fetches, up to `wait`; `Err` when Redis cannot help.
     pub async fn lookup(
@@ -139,10 +157,7 @@ impl SharedTier {
         wait: Duration,
     ) -> Result<Lookup, SharedError> {
         let hash = Self::key_hash(key);
-        let (current_key, lock_key) = (
-            self.current_key(&hash),
-            self.cluster.key(&format!("s:{hash}"), "lock"),
-        );
+        let (current_key, lock_key) = (self.current_key(&hash), self.lock_key(&hash));
         let token = format!("{}:{:x}", self.cluster.replica_id(), rand::random::<u64>());
         let give_up = Instant::now() + wait;
         // A pointer whose data is gone (evicted by Redis) is passed over: fetch anew.
