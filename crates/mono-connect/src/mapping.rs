@@ -446,6 +446,37 @@ mod tests {
     }
 
     #[test]
+    fn the_one_pass_reading_agrees_with_the_reading_in_parts() {
+        let with_bad_records = r#"{"data":[{"id":"a","type":"debit","amount":5,"date":"2024-01-02T00:00:00Z"},"oops",{}],"meta":{"total":3,"page":1,"next":null}}"#;
+        for body in [V2, V1, LEGACY, with_bad_records] {
+            let (fast, fast_paging) = read_in_one_pass(body.as_bytes()).unwrap();
+            let (slow, slow_paging) = read_in_parts(body.as_bytes(), 200, &ctx()).unwrap();
+            let texts = |records: Vec<&RawValue>| {
+                records
+                    .iter()
+                    .map(|r| r.get().to_owned())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(texts(fast), texts(slow));
+            let facts = |p: Option<MonoConnectPaging>| p.map(|p| (p.total, p.page, p.next));
+            assert_eq!(facts(fast_paging), facts(slow_paging));
+        }
+        // What the one pass does not read goes to the reading in parts, which names the fault.
+        for body in [
+            r#"{"status":"failed","message":"nope","data":[]}"#,
+            r#"{"data":"text"}"#,
+            r#"{"data":{"paging":{}}}"#,
+            r#"{"data":null}"#,
+        ] {
+            assert!(read_in_one_pass(body.as_bytes()).is_none(), "{body}");
+            assert!(
+                read_in_parts(body.as_bytes(), 200, &ctx()).is_err(),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
     fn the_docs_v2_example_maps_exactly() {
         let page = page(V2);
         assert!(page.warnings.is_empty(), "{:?}", page.warnings);

@@ -652,6 +652,53 @@ mod tests {
         SystemTime::UNIX_EPOCH + Duration::from_secs(NOW)
     }
 
+    /// The page the general reading (envelope, then `data`, then records) makes of a body.
+    fn read_in_parts(
+        okra: &OkraProvider,
+        body: &[u8],
+        requested: PageRequest,
+    ) -> Result<Page<Transaction>, ProviderError> {
+        let envelope = interpret(&okra.name, 200, None, body, now())?;
+        okra.read_page(&envelope, 200, "transactions", requested)
+    }
+
+    #[test]
+    fn the_one_pass_listing_agrees_with_the_reading_in_parts() {
+        let okra = OkraProvider::new(OkraConfig::new(
+            "okra",
+            "http://127.0.0.1:1".parse().unwrap(),
+            "sk".into(),
+        ))
+        .unwrap();
+        let requested = PageRequest::new(1, 50);
+        let with_bad_records = r#"{"status":"success","data":{"pagination":{"page":1},
+            "transaction":[{"id":"t1","debit":5,"trans_date":"2024-01-02","account":"a"},"oops",{},
+            {"id":"t2","credit":"1,200.50","trans_date":"02/01/2024","account":{"_id":"a"}}]}}"#;
+        let listings = [
+            include_str!("../tests/fixtures/getByAccount.json"),
+            include_str!("../tests/fixtures/getByNuban.json"),
+            include_str!("../tests/fixtures/getByDate.json"),
+            with_bad_records,
+        ];
+        for body in listings {
+            // These do take the one pass.
+            let one_pass =
+                serde_json::from_str::<OkraEnvelope<OkraTransactionsData<&RawValue>>>(body);
+            assert!(one_pass.is_ok_and(|e| e.data.is_some()), "{body}");
+        }
+        for body in listings.into_iter().chain([
+            // Not a listing: both readings fail, with the general reading's message.
+            r#"{"status":"error","message":"bad key","data":{"transaction":[]}}"#,
+            r#"{"status":"success"}"#,
+            r#"{"status":"success","data":{"transaction":{}}}"#,
+            "not json",
+        ]) {
+            let one_pass = okra.parse_transactions_body(body.as_bytes(), requested);
+            let in_parts = read_in_parts(&okra, body.as_bytes(), requested);
+            assert_eq!(format!("{one_pass:?}"), format!("{in_parts:?}"), "{body}");
+        }
+    }
+
     #[test]
     fn retry_after_seconds_and_http_dates() {
         assert_eq!(
