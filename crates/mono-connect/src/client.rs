@@ -254,6 +254,30 @@ impl MonoConnectProvider {
         })
     }
 
+    /// Reads a 200 transactions answer (any of the three shapes) for `account_id` exactly as
+    /// `list_page` does after the HTTP exchange: no network, for tools and benchmarks of the
+    /// normalization.
+    pub fn parse_transactions_body(
+        &self,
+        account_id: &str,
+        body: &[u8],
+        requested: PageRequest,
+    ) -> Result<Page<Transaction>, ProviderError> {
+        let ctx = MapContext {
+            provider: &self.name,
+            account_id,
+            currency: self.currency,
+        };
+        mapping::read_page(body, 200, &ctx).map(|page| canonical_page(page, requested))
+    }
+
+    /// The floor [`parse_transactions_body`](Self::parse_transactions_body) is measured against:
+    /// a v2 answer decoded by `serde_json` in one pass into the same wire types, with no mapping
+    /// and no raw record kept. Returns the number of records; for benchmarks.
+    pub fn decode_transactions_floor(body: &[u8]) -> Result<usize, serde_json::Error> {
+        crate::wire::decode_transactions_floor(body)
+    }
+
     /// Sends a request; a 2xx gives its status and body, anything else the mapped error.
     async fn send(
         &self,
@@ -333,6 +357,22 @@ impl MonoConnectProvider {
     }
 }
 
+/// A mapped answer as the canonical page `request` asked for.
+fn canonical_page(page: MappedPage, request: PageRequest) -> Page<Transaction> {
+    let total_pages = page
+        .total
+        .map(|total| u32::try_from(total.div_ceil(u64::from(request.limit))).unwrap_or(u32::MAX));
+    Page {
+        items: page.transactions,
+        page: page.page.unwrap_or(request.page),
+        limit: request.limit,
+        total: page.total,
+        total_pages,
+        next_page: page.next_page,
+        warnings: page.warnings,
+    }
+}
+
 #[async_trait]
 impl Provider for MonoConnectProvider {
     fn name(&self) -> &str {
@@ -358,18 +398,7 @@ impl Provider for MonoConnectProvider {
         let account_id = self.account(query)?;
         let request = PageRequest::new(query.page.page, query.page.limit.clamp(1, MAX_PAGE_SIZE));
         let page = self.fetch(account_id, query, Mode::Page(request)).await?;
-        let total_pages = page.total.map(|total| {
-            u32::try_from(total.div_ceil(u64::from(request.limit))).unwrap_or(u32::MAX)
-        });
-        Ok(Page {
-            items: page.transactions,
-            page: page.page.unwrap_or(request.page),
-            limit: request.limit,
-            total: page.total,
-            total_pages,
-            next_page: page.next_page,
-            warnings: page.warnings,
-        })
+        Ok(canonical_page(page, request))
     }
 
     async fn list_all(&self, query: &TransactionQuery) -> Result<Listing, ProviderError> {

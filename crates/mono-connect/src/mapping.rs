@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::wire::{
-    MonoConnectEnvelope, MonoConnectPaging, MonoConnectSync, MonoConnectTransaction,
-    MonoConnectV1Data, MonoConnectWebhook,
+    MonoConnectData, MonoConnectEnvelope, MonoConnectPaging, MonoConnectSync,
+    MonoConnectTransaction, MonoConnectV1Data, MonoConnectWebhook,
 };
 
 /// What a mapping needs to know besides the record.
@@ -54,7 +54,60 @@ pub(crate) fn read_page(
     status: u16,
     ctx: &MapContext<'_>,
 ) -> Result<MappedPage, ProviderError> {
-    let envelope: MonoConnectEnvelope<'_> = serde_json::from_slice(body)
+    let (records, paging) = match read_in_one_pass(body) {
+        Some(read) => read,
+        None => read_in_parts(body, status, ctx)?,
+    };
+    let mut page = MappedPage {
+        transactions: Vec::with_capacity(records.len()),
+        ..MappedPage::default()
+    };
+    if let Some(paging) = paging {
+        page.total =
+            number(paging.total.as_ref(), "total").map_err(|m| bad_payload(ctx, status, m))?;
+        page.page = number(paging.page.as_ref(), "page")
+            .map_err(|m| bad_payload(ctx, status, m))?
+            .and_then(|p| u32::try_from(p).ok());
+        page.next_page =
+            next_page(paging.next.as_ref()).map_err(|m| bad_payload(ctx, status, m))?;
+    }
+    for (index, raw) in records.into_iter().enumerate() {
+        match map_record(raw, index, ctx) {
+            Ok((transaction, ignored)) => {
+                page.transactions.push(transaction);
+                page.warnings.extend(ignored);
+            }
+            Err(error) => page.warnings.push(RecordWarning::skipped(error)),
+        }
+    }
+    Ok(page)
+}
+
+/// The common case in one pass over the body: a success answer whose `data` reads as records
+/// (or v1's object holding them), each borrowed from the body. `None` sends anything else to
+/// [`read_in_parts`], which says what is wrong.
+fn read_in_one_pass(body: &[u8]) -> Option<(Vec<&RawValue>, Option<MonoConnectPaging>)> {
+    let envelope: MonoConnectEnvelope<MonoConnectData<'_>> = serde_json::from_slice(body).ok()?;
+    if envelope.status.as_ref().and_then(Value::as_str) == Some("failed") {
+        return None;
+    }
+    match envelope.data? {
+        MonoConnectData::Records(records) => Some((records, envelope.meta.or(envelope.paging))),
+        MonoConnectData::V1(v1) => Some((
+            v1.transactions?,
+            v1.paging.or(envelope.meta).or(envelope.paging),
+        )),
+    }
+}
+
+/// The answer read in parts: the envelope, then its `data` by shape; every way it can be wrong
+/// is a bad payload saying so.
+fn read_in_parts<'a>(
+    body: &'a [u8],
+    status: u16,
+    ctx: &MapContext<'_>,
+) -> Result<(Vec<&'a RawValue>, Option<MonoConnectPaging>), ProviderError> {
+    let envelope: MonoConnectEnvelope<&RawValue> = serde_json::from_slice(body)
         .map_err(|e| bad_payload(ctx, status, format!("not a Mono transactions answer: {e}")))?;
     if envelope.status.as_ref().and_then(Value::as_str) == Some("failed") {
         let message = text(envelope.message.as_ref()).unwrap_or_else(|| "status: failed".into());
@@ -76,26 +129,7 @@ pub(crate) fn read_page(
                 .map_err(|e| bad_payload(ctx, status, format!("data must be an array: {e}")))?;
             (records, envelope.meta.or(envelope.paging))
         };
-    let mut page = MappedPage::default();
-    if let Some(paging) = paging {
-        page.total =
-            number(paging.total.as_ref(), "total").map_err(|m| bad_payload(ctx, status, m))?;
-        page.page = number(paging.page.as_ref(), "page")
-            .map_err(|m| bad_payload(ctx, status, m))?
-            .and_then(|p| u32::try_from(p).ok());
-        page.next_page =
-            next_page(paging.next.as_ref()).map_err(|m| bad_payload(ctx, status, m))?;
-    }
-    for (index, raw) in records.into_iter().enumerate() {
-        match map_record(raw, index, ctx) {
-            Ok((transaction, ignored)) => {
-                page.transactions.push(transaction);
-                page.warnings.extend(ignored);
-            }
-            Err(error) => page.warnings.push(RecordWarning::skipped(error)),
-        }
-    }
-    Ok(page)
+    Ok((records, paging))
 }
 
 /// A paging number: a JSON number or a numeric string; null, `""` or absent is unknown.
@@ -182,10 +216,11 @@ fn map_record(
     index: usize,
     ctx: &MapContext<'_>,
 ) -> Result<(Transaction, Vec<RecordWarning>), MappingError> {
-    let position = format!("#{}", index + 1);
+    // Written only when a record has to be named by its place.
+    let position = || format!("#{}", index + 1);
     let record: MonoConnectTransaction<'_> = serde_json::from_str(raw.get()).map_err(|e| {
         MappingError::new(
-            &position,
+            position(),
             "record",
             format!("not a transaction object: {e}"),
         )
@@ -193,7 +228,7 @@ fn map_record(
     })?;
     let id = text(record.id.as_ref())
         .or_else(|| text(record.legacy_id.as_ref()))
-        .ok_or_else(|| MappingError::new(&position, "id", "missing or blank"))?;
+        .ok_or_else(|| MappingError::new(position(), "id", "missing or blank"))?;
     let direction = match record.direction.as_ref() {
         Some(Value::String(s)) => s.parse::<Direction>().map_err(|e| {
             MappingError::new(&id, "type", e).with_raw_value(&Value::String(s.clone()).to_string())
@@ -287,7 +322,7 @@ fn map_record(
         narration,
         reference: None,
         bank: None,
-        raw: RawRecord::from_json(raw.get().to_owned()),
+        raw: Some(RawRecord::from_raw(raw)),
     };
     Ok((transaction, warnings))
 }
@@ -408,6 +443,37 @@ mod tests {
 
     fn date(y: i32, m: u8, d: u8) -> time::Date {
         time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d).unwrap()
+    }
+
+    #[test]
+    fn the_one_pass_reading_agrees_with_the_reading_in_parts() {
+        let with_bad_records = r#"{"data":[{"id":"a","type":"debit","amount":5,"date":"2024-01-02T00:00:00Z"},"oops",{}],"meta":{"total":3,"page":1,"next":null}}"#;
+        for body in [V2, V1, LEGACY, with_bad_records] {
+            let (fast, fast_paging) = read_in_one_pass(body.as_bytes()).unwrap();
+            let (slow, slow_paging) = read_in_parts(body.as_bytes(), 200, &ctx()).unwrap();
+            let texts = |records: Vec<&RawValue>| {
+                records
+                    .iter()
+                    .map(|r| r.get().to_owned())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(texts(fast), texts(slow));
+            let facts = |p: Option<MonoConnectPaging>| p.map(|p| (p.total, p.page, p.next));
+            assert_eq!(facts(fast_paging), facts(slow_paging));
+        }
+        // What the one pass does not read goes to the reading in parts, which names the fault.
+        for body in [
+            r#"{"status":"failed","message":"nope","data":[]}"#,
+            r#"{"data":"text"}"#,
+            r#"{"data":{"paging":{}}}"#,
+            r#"{"data":null}"#,
+        ] {
+            assert!(read_in_one_pass(body.as_bytes()).is_none(), "{body}");
+            assert!(
+                read_in_parts(body.as_bytes(), 200, &ctx()).is_err(),
+                "{body}"
+            );
+        }
     }
 
     #[test]

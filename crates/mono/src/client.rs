@@ -189,6 +189,13 @@ impl MonoProvider {
         mapping::read_entity(body, 200, &self.context(account_id)).map(|entity| entity.transactions)
     }
 
+    /// The floor [`parse_transactions_body`](Self::parse_transactions_body) is measured against:
+    /// the same body decoded by `serde_json` in one pass into the same wire types, with no
+    /// mapping and no raw record kept. Returns the number of records; for benchmarks.
+    pub fn decode_transactions_floor(body: &[u8]) -> Result<usize, serde_json::Error> {
+        crate::wire::decode_transactions_floor(body)
+    }
+
     /// One `account_transactions` call, mapped (not for webhook mode, whose body is ignored).
     async fn fetch(
         &self,

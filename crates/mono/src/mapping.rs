@@ -50,7 +50,7 @@ pub(crate) fn read_entity(
     ctx: &MapContext<'_>,
 ) -> Result<MappedEntity, ProviderError> {
     let bad = |message: String| bad_payload(ctx.provider, Some(status), message);
-    let envelope: MonoEnvelope = serde_json::from_slice(body)
+    let envelope: MonoEnvelope<&RawValue> = serde_json::from_slice(body)
         .map_err(|e| bad(format!("unreadable account_transactions body: {e}")))?;
     if let Some(error) = envelope.error.filter(|e| !e.is_null()) {
         return Err(bad(format!(
@@ -118,7 +118,10 @@ impl EntityError {
     }
 }
 
-fn map_entity(entity: MonoEntity, ctx: &MapContext<'_>) -> Result<MappedEntity, EntityError> {
+fn map_entity(
+    entity: MonoEntity<&RawValue>,
+    ctx: &MapContext<'_>,
+) -> Result<MappedEntity, EntityError> {
     let records = entity
         .transactions
         .ok_or_else(|| EntityError::Shape("entity has no transactions array".to_owned()))?;
@@ -281,7 +284,7 @@ pub(crate) fn map_transaction(
         narration: wire.narration.unwrap_or_default(),
         reference,
         bank,
-        raw: RawRecord::from_json(raw.get().to_owned()),
+        raw: Some(RawRecord::from_raw(raw)),
     })
 }
 
@@ -334,6 +337,21 @@ pub(crate) fn parse_date(text: &str) -> Result<Date, String> {
         Some(day) if matches!(text.as_bytes().get(10), Some(b'T' | b't' | b' ')) => day,
         _ => return Err(format!("expected YYYY-MM-DD, got {text:?}")),
     };
+    // Digits where digits belong make a date or not without the format machinery; the general
+    // parse below only names what is wrong.
+    if let [y1, y2, y3, y4, b'-', m1, m2, b'-', d1, d2] = *day.as_bytes()
+        && [y1, y2, y3, y4, m1, m2, d1, d2]
+            .iter()
+            .all(u8::is_ascii_digit)
+    {
+        let two = |tens: u8, units: u8| (tens - b'0') * 10 + (units - b'0');
+        let year = i32::from(two(y1, y2)) * 100 + i32::from(two(y3, y4));
+        if let Ok(month) = time::Month::try_from(two(m1, m2))
+            && let Ok(date) = Date::from_calendar_date(year, month, two(d1, d2))
+        {
+            return Ok(date);
+        }
+    }
     Date::parse(day, format_description!("[year]-[month]-[day]"))
         .map_err(|e| format!("expected YYYY-MM-DD, got {text:?}: {e}"))
 }
@@ -722,6 +740,27 @@ mod tests {
                 .collect::<Vec<_>>(),
             [("available_balance", provider::WarningCode::FieldIgnored)]
         );
+    }
+
+    #[test]
+    fn the_date_shortcut_reads_as_the_format_does() {
+        for text in [
+            "2020-09-22",
+            "2020-02-29",
+            "2021-02-29",
+            "0000-01-01",
+            "9999-12-31",
+            "2020-00-10",
+            "2020-12-00",
+            "2020-12-32",
+            "2020-13-01",
+            "2020-04-31",
+            "1900-02-29",
+            "2000-02-29",
+        ] {
+            let general = Date::parse(text, format_description!("[year]-[month]-[day]")).ok();
+            assert_eq!(parse_date(text).ok(), general, "{text}");
+        }
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! Normalization throughput: one 100-record Okra page (real sandbox output) to canonical.
+//! Normalization throughput: one 100-record Okra page (real sandbox output) to canonical, next
+//! to its floor: the same bytes decoded by bare `serde_json` into the same wire types (no
+//! mapping, no raw record kept), so the output shows what the mapping costs over decoding.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::hint::black_box;
@@ -44,9 +46,13 @@ fn normalize(c: &mut Criterion) {
         .parse_transactions_body(&body, PageRequest::new(1, 100))
         .unwrap();
     assert_eq!(page.items.len(), 100);
+    assert_eq!(OkraProvider::decode_transactions_floor(&body).unwrap(), 100);
 
     let mut group = c.benchmark_group("okra");
     group.throughput(Throughput::Elements(100));
+    group.bench_function("floor_serde_page_of_100", |b| {
+        b.iter(|| OkraProvider::decode_transactions_floor(black_box(&body)).unwrap())
+    });
     group.bench_function("normalize_page_of_100", |b| {
         b.iter(|| {
             provider

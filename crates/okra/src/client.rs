@@ -18,6 +18,7 @@ use provider::{
 use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use url::Url;
 
 use crate::mapping::{self, MapContext, RefreshState};
@@ -202,6 +203,21 @@ impl OkraProvider {
         request: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<(OkraEnvelope, u16), ProviderError> {
+        self.exchange(request, what, |status, retry_after, body| {
+            interpret(&self.name, status, retry_after, body, SystemTime::now())
+                .map(|envelope| (envelope, status))
+        })
+        .await
+    }
+
+    /// Sends a request with our credentials and reads the answer (status, `Retry-After`, body)
+    /// with `read`; a transport failure or an error `read` returns is logged and returned.
+    async fn exchange<T>(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+        read: impl FnOnce(u16, Option<&str>, &[u8]) -> Result<T, ProviderError>,
+    ) -> Result<T, ProviderError> {
         let result = async {
             let response = request
                 .header(AUTHORIZATION, self.auth.clone())
@@ -218,14 +234,7 @@ impl OkraProvider {
                 .bytes()
                 .await
                 .map_err(|e| transport_error(&self.name, &e))?;
-            interpret(
-                &self.name,
-                status,
-                retry_after.as_deref(),
-                &body,
-                SystemTime::now(),
-            )
-            .map(|envelope| (envelope, status))
+            read(status, retry_after.as_deref(), &body)
         }
         .await;
         if let Err(error) = &result {
@@ -253,8 +262,40 @@ impl OkraProvider {
         body: &[u8],
         requested: PageRequest,
     ) -> Result<Page<Transaction>, ProviderError> {
-        let envelope = interpret(&self.name, 200, None, body, SystemTime::now())?;
-        self.read_page(&envelope, 200, "transactions", requested)
+        self.read_transactions(200, None, body, "transactions", requested)
+    }
+
+    /// Reads the answer of a transactions listing: the canonical page, or the error its status
+    /// and envelope say.
+    fn read_transactions(
+        &self,
+        status: u16,
+        retry_after: Option<&str>,
+        body: &[u8],
+        what: &str,
+        requested: PageRequest,
+    ) -> Result<Page<Transaction>, ProviderError> {
+        // The common case in one pass over the body: a 2xx success envelope whose `data` reads
+        // as a listing, each record borrowed from the body (read once more, typed, by the
+        // mapping). Anything else takes the general reading, which names what is wrong in the
+        // words every endpoint uses.
+        if (200..300).contains(&status)
+            && let Ok(envelope) =
+                serde_json::from_slice::<OkraEnvelope<OkraTransactionsData<&RawValue>>>(body)
+            && !envelope.is_error()
+            && let Some(data) = &envelope.data
+        {
+            return Ok(mapping::map_page(self.ctx(), data, requested));
+        }
+        let envelope = interpret(&self.name, status, retry_after, body, SystemTime::now())?;
+        self.read_page(&envelope, status, what, requested)
+    }
+
+    /// The floor [`parse_transactions_body`](Self::parse_transactions_body) is measured against:
+    /// the same body decoded by `serde_json` in one pass into the same wire types, with no
+    /// mapping and no raw record kept. Returns the number of records; for benchmarks.
+    pub fn decode_transactions_floor(body: &[u8]) -> Result<usize, serde_json::Error> {
+        crate::wire::decode_transactions_floor(body)
     }
 
     /// The `data` of a success envelope, parsed as `T`.
@@ -539,8 +580,11 @@ impl Provider for OkraProvider {
     ) -> Result<Page<Transaction>, ProviderError> {
         let requested = PageRequest::new(query.page.page, query.page.limit.clamp(1, MAX_PAGE_SIZE));
         let (path, body) = list_request(&query.scope, &query.range, requested);
-        let (envelope, status) = self.post(path, &body).await?;
-        self.read_page(&envelope, status, path, requested)
+        let request = self.client.post(format!("{}{path}", self.root)).json(&body);
+        self.exchange(request, path, |status, retry_after, body| {
+            self.read_transactions(status, retry_after, body, path, requested)
+        })
+        .await
     }
 
     async fn get_transaction(&self, provider_id: &str) -> Result<Transaction, ProviderError> {
@@ -608,6 +652,53 @@ mod tests {
 
     fn now() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(NOW)
+    }
+
+    /// The page the general reading (envelope, then `data`, then records) makes of a body.
+    fn read_in_parts(
+        okra: &OkraProvider,
+        body: &[u8],
+        requested: PageRequest,
+    ) -> Result<Page<Transaction>, ProviderError> {
+        let envelope = interpret(&okra.name, 200, None, body, now())?;
+        okra.read_page(&envelope, 200, "transactions", requested)
+    }
+
+    #[test]
+    fn the_one_pass_listing_agrees_with_the_reading_in_parts() {
+        let okra = OkraProvider::new(OkraConfig::new(
+            "okra",
+            "http://127.0.0.1:1".parse().unwrap(),
+            "sk".into(),
+        ))
+        .unwrap();
+        let requested = PageRequest::new(1, 50);
+        let with_bad_records = r#"{"status":"success","data":{"pagination":{"page":1},
+            "transaction":[{"id":"t1","debit":5,"trans_date":"2024-01-02","account":"a"},"oops",{},
+            {"id":"t2","credit":"1,200.50","trans_date":"02/01/2024","account":{"_id":"a"}}]}}"#;
+        let listings = [
+            include_str!("../tests/fixtures/getByAccount.json"),
+            include_str!("../tests/fixtures/getByNuban.json"),
+            include_str!("../tests/fixtures/getByDate.json"),
+            with_bad_records,
+        ];
+        for body in listings {
+            // These do take the one pass.
+            let one_pass =
+                serde_json::from_str::<OkraEnvelope<OkraTransactionsData<&RawValue>>>(body);
+            assert!(one_pass.is_ok_and(|e| e.data.is_some()), "{body}");
+        }
+        for body in listings.into_iter().chain([
+            // Not a listing: both readings fail, with the general reading's message.
+            r#"{"status":"error","message":"bad key","data":{"transaction":[]}}"#,
+            r#"{"status":"success"}"#,
+            r#"{"status":"success","data":{"transaction":{}}}"#,
+            "not json",
+        ]) {
+            let one_pass = okra.parse_transactions_body(body.as_bytes(), requested);
+            let in_parts = read_in_parts(&okra, body.as_bytes(), requested);
+            assert_eq!(format!("{one_pass:?}"), format!("{in_parts:?}"), "{body}");
+        }
     }
 
     #[test]

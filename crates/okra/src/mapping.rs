@@ -28,9 +28,9 @@ pub(crate) struct MapContext<'a> {
 
 /// Maps one page of records. A record that cannot be mapped is left out and reported in the
 /// page's warnings, as is an ancillary field dropped from a kept record; neither fails the page.
-pub(crate) fn map_page(
+pub(crate) fn map_page<R: std::ops::Deref<Target = RawValue>>(
     ctx: MapContext<'_>,
-    data: &OkraTransactionsData,
+    data: &OkraTransactionsData<R>,
     requested: PageRequest,
 ) -> Page<Transaction> {
     let mut warnings = Vec::new();
@@ -108,8 +108,13 @@ pub(crate) fn map_record(
         )
         .with_raw_value(raw.get())
     })?;
-    let raw = RawRecord::from_json(raw.get().to_owned());
-    to_transaction(ctx, record, raw, position, warnings)
+    to_transaction(
+        ctx,
+        record,
+        Some(RawRecord::from_raw(raw)),
+        position,
+        warnings,
+    )
 }
 
 /// The id of a record that failed to deserialize, when one can still be read.

@@ -12,9 +12,11 @@ use serde_json::value::RawValue;
 
 /// Okra's response envelope: `{"status": "success" | "error", "message": "...", "data": ...}`.
 ///
-/// `data` is kept raw: its shape depends on the endpoint, and an error envelope has none.
+/// `data` is kept raw: its shape depends on the endpoint, and an error envelope has none. (`D` is
+/// only ever something else in [`decode_transactions_floor`].)
 #[derive(Debug, Deserialize)]
-pub(crate) struct OkraEnvelope {
+#[serde(bound(deserialize = "D: Deserialize<'de>"))]
+pub(crate) struct OkraEnvelope<D = Box<RawValue>> {
     /// `"success"` or `"error"` (absent is read as success when `data` is there).
     #[serde(default)]
     pub status: Option<String>,
@@ -23,10 +25,10 @@ pub(crate) struct OkraEnvelope {
     pub message: Option<String>,
     /// The endpoint's payload.
     #[serde(default)]
-    pub data: Option<Box<RawValue>>,
+    pub data: Option<D>,
 }
 
-impl OkraEnvelope {
+impl<D> OkraEnvelope<D> {
     /// Whether the envelope reports an error (`status: "error"`, any letter case).
     pub fn is_error(&self) -> bool {
         self.status
@@ -35,15 +37,26 @@ impl OkraEnvelope {
     }
 }
 
-/// The `data` of every transaction listing endpoint: pagination plus the records.
+/// The `data` of every transaction listing endpoint: pagination plus the records (`R` is only
+/// ever something else in [`decode_transactions_floor`]).
 #[derive(Debug, Deserialize)]
-pub(crate) struct OkraTransactionsData {
+#[serde(bound(deserialize = "R: Deserialize<'de>"))]
+pub(crate) struct OkraTransactionsData<R = Box<RawValue>> {
     /// Paging facts; absent is tolerated (one page is then assumed).
     #[serde(default)]
     pub pagination: Option<OkraPagination>,
     /// The records, each kept raw so that one bad record is reported by itself.
     #[serde(default, deserialize_with = "null_as_default")]
-    pub transaction: Vec<Box<RawValue>>,
+    pub transaction: Vec<R>,
+}
+
+/// The floor the normalization is measured against (`benches/normalize.rs`): a transactions body
+/// decoded by `serde_json` in one pass into these same wire types, records typed directly (no
+/// record read twice, no raw record kept, no mapping). Returns the number of records.
+pub(crate) fn decode_transactions_floor(body: &[u8]) -> Result<usize, serde_json::Error> {
+    let envelope: OkraEnvelope<OkraTransactionsData<OkraTransaction>> =
+        serde_json::from_str(std::str::from_utf8(body).map_err(serde::de::Error::custom)?)?;
+    Ok(envelope.data.map_or(0, |data| data.transaction.len()))
 }
 
 /// Okra's pagination object (mongoose-paginate style). Every number may come as a JSON number,

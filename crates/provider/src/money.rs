@@ -262,6 +262,9 @@ impl Money {
     /// module docs, exactly as for JSON numbers (a stringified float is still a float). Exponents
     /// are not accepted in strings.
     pub fn from_decimal_str(text: &str, currency: Currency) -> Result<Money, MoneyError> {
+        if let Some(minor) = plain_minor(text, currency.decimals) {
+            return Ok(Money::from_minor(minor, currency));
+        }
         let (found, number) = split_currency(text);
         if let Some(found) = found
             && found != currency
@@ -283,6 +286,9 @@ impl Money {
     /// double with the shortest text that reads back to it: the vendor's own text for every
     /// number the vendor computed in binary floating point.
     pub fn from_json_number(text: &str, currency: Currency) -> Result<Money, MoneyError> {
+        if let Some(minor) = plain_minor(text, currency.decimals) {
+            return Ok(Money::from_minor(minor, currency));
+        }
         let parsed = Decimal::parse(text, Syntax::JsonNumber)?;
         parsed.to_money(text, currency)
     }
@@ -313,6 +319,41 @@ impl fmt::Debug for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self, self.currency)
     }
+}
+
+/// The common amount read without allocating: `[-]digits[.digits]`, no leading zero, no more
+/// decimals than the currency has and fewer than 19 digits once scaled to minor units. Both
+/// syntaxes read such a text as exactly that many minor units (no separator, no currency, no
+/// float noise, no overflow), so this is only a shortcut; anything else is `None` and takes the
+/// general reading.
+fn plain_minor(text: &str, decimals: u8) -> Option<i64> {
+    let bytes = text.as_bytes();
+    let (negative, unsigned) = match bytes.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, bytes),
+    };
+    let (int, frac) = match unsigned.iter().position(|&b| b == b'.') {
+        Some(dot) if dot + 1 < unsigned.len() => (&unsigned[..dot], &unsigned[dot + 1..]),
+        Some(_) => return None,
+        None => (unsigned, &[][..]),
+    };
+    let decimals = usize::from(decimals);
+    if int.is_empty()
+        || (int.len() > 1 && int[0] == b'0')
+        || frac.len() > decimals
+        || int.len() + decimals > 18
+        || !int.iter().chain(frac).all(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    let mut minor: i64 = 0;
+    for &d in int.iter().chain(frac) {
+        minor = minor * 10 + i64::from(d - b'0');
+    }
+    for _ in frac.len()..decimals {
+        minor *= 10;
+    }
+    Some(if negative { -minor } else { minor })
 }
 
 /// Currency signs that statements put before amounts, and the currency each stands for.
@@ -618,6 +659,27 @@ mod tests {
     }
 
     #[test]
+    fn the_plain_shortcut_takes_only_plain_amounts() {
+        assert_eq!(plain_minor("1200.50", 2), Some(120_050));
+        assert_eq!(plain_minor("-7", 2), Some(-700));
+        assert_eq!(plain_minor("0.3", 2), Some(30));
+        for text in [
+            "0.30000000000000004",
+            "01",
+            "5.",
+            ".5",
+            "1e2",
+            "1,200",
+            " 5",
+            "+5",
+            "",
+        ] {
+            assert_eq!(plain_minor(text, 2), None, "{text:?}");
+        }
+        assert_eq!(plain_minor("99999999999999999", 2), None);
+    }
+
+    #[test]
     fn json_numbers_from_the_vendor_docs() {
         assert_eq!(json("0.01"), Ok(1));
         assert_eq!(json("52.5"), Ok(5250));
@@ -864,6 +926,26 @@ mod tests {
                 }
                 let text = format!("{grouped}.{frac}");
                 prop_assert_eq!(Money::from_decimal_str(&text, Currency::NGN).map(|m| m.minor()), Ok(minor));
+            }
+
+            #[test]
+            fn the_plain_shortcut_reads_as_the_general_reading(
+                negative in any::<bool>(),
+                int in "[0-9]{0,20}",
+                frac in proptest::option::of("[0-9]{0,4}"),
+                decimals in 0u8..=4,
+            ) {
+                let sign = if negative { "-" } else { "" };
+                let frac = frac.map(|f| format!(".{f}")).unwrap_or_default();
+                let text = format!("{sign}{int}{frac}");
+                let currency = Currency::new("ABC", decimals).unwrap();
+                if let Some(minor) = plain_minor(&text, decimals) {
+                    for syntax in [Syntax::DecimalString, Syntax::JsonNumber] {
+                        let general =
+                            Decimal::parse(&text, syntax).and_then(|d| d.to_money(&text, currency));
+                        prop_assert_eq!(general, Ok(Money::from_minor(minor, currency)));
+                    }
+                }
             }
 
             #[test]

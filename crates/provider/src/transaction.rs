@@ -41,10 +41,14 @@ impl FromStr for Direction {
     type Err = String;
     /// Reads `debit` / `credit` in any letter case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "debit" => Ok(Direction::Debit),
-            "credit" => Ok(Direction::Credit),
-            other => Err(format!("expected debit or credit, got {other:?}")),
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("debit") {
+            Ok(Direction::Debit)
+        } else if s.eq_ignore_ascii_case("credit") {
+            Ok(Direction::Credit)
+        } else {
+            let other = s.to_ascii_lowercase();
+            Err(format!("expected debit or credit, got {other:?}"))
         }
     }
 }
@@ -195,6 +199,12 @@ impl RawRecord {
             .map(|raw| RawRecord(Arc::from(raw)))
     }
 
+    /// Keeps a copy of a raw value the adapter already holds: no second validation of its text
+    /// (what [`RawRecord::from_json`] would do), only a copy of its text.
+    pub fn from_raw(raw: &serde_json::value::RawValue) -> RawRecord {
+        RawRecord(Arc::from(raw.to_owned()))
+    }
+
     /// The record's JSON text.
     pub fn get(&self) -> &str {
         self.0.get()
@@ -234,6 +244,15 @@ impl<'de> Deserialize<'de> for RawRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_raw_value_is_kept_exactly_as_from_its_text() {
+        let text = r#"{ "id": 1, "amount": 0.30000000000000004, "note": "caf\u00e9" }"#;
+        let raw: &serde_json::value::RawValue = serde_json::from_str(text).unwrap();
+        let kept = RawRecord::from_raw(raw);
+        assert_eq!(kept.get(), text);
+        assert_eq!(Some(kept), RawRecord::from_json(text.to_owned()));
+    }
 
     #[test]
     fn transaction_id_round_trips() {
