@@ -866,6 +866,12 @@ impl SnapshotCache {
         Ok(snapshot)
     }
 
+    /// Whether a snapshot answering `query` is held now (fresh or not), without fetching.
+    pub fn holds(&self, entry: &ProviderEntry, query: &TransactionQuery) -> bool {
+        self.current
+            .contains_key(&SnapshotKey::for_query(entry, query))
+    }
+
     /// The snapshot a cursor names: the current one for `key` if it is that one, else a retired
     /// one still within the cursor lifetime.
     ///

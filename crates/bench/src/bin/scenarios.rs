@@ -57,6 +57,7 @@ struct Running {
     base: String,
     http: reqwest::Client,
     sandbox: sandbox::Sandbox,
+    state: actix_web::web::Data<gateway::state::AppState>,
 }
 
 async fn start(extra: &str) -> Running {
@@ -67,11 +68,13 @@ async fn start_with(config: Config) -> Running {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let app = Application::build(config).await.unwrap();
     let sandbox = app.sandbox().unwrap().clone();
+    let state = app.state();
     let addr = app.spawn();
     Running {
         base: format!("http://{addr}"),
         http: reqwest::Client::new(),
         sandbox,
+        state,
     }
 }
 
@@ -658,6 +661,9 @@ page_size = 50
 requests_per_minute = 30
 burst = 5
 queue_timeout_ms = 10000
+
+[cache]
+ttl_secs = 3600
 "#,
         )
         .await,
@@ -707,15 +713,36 @@ queue_timeout_ms = 10000
             }
         }
     }
+    let in_window = gw.sandbox.stats().total(sandbox::Vendor::Mono);
+    // Fills still under way (a first page answered early leaves its fill going on) finish
+    // or fail; then the calls spent are counted against the snapshots built.
+    let settled =
+        tokio::time::timeout(Duration::from_secs(120), gw.state.snapshots.settled()).await;
     let calls = gw.sandbox.stats().total(sandbox::Vendor::Mono);
+    let entry = gw.state.registry.resolve(Some("mono")).unwrap();
+    let built: u64 = accounts
+        .iter()
+        .filter(|(id, _)| {
+            let query = provider::TransactionQuery::new(provider::Scope::Account(id.clone()));
+            gw.state.snapshots.holds(entry, &query)
+        })
+        .map(|(_, pages)| pages)
+        .sum();
     let useful: u64 = answered.iter().map(|&i| accounts[i].1).sum();
     println!(
         "saturation: {seconds} s, quota 30/min, 100 callers over {} accounts: {ok} of {all} \
-         requests answered 200 ({:.1} %); {calls} upstream calls, {useful} of them pages of \
-         accounts answered ({:.1} %)",
+         requests answered 200 ({:.1} %); {in_window} upstream calls in the window, {useful} \
+         of them pages of accounts answered with a fetch ({:.1} %); after the fills under way \
+         {} ({calls} calls in all): {built} pages in built snapshots ({:.1} % of all calls)",
         accounts.len(),
         100.0 * ok as f64 / all.max(1) as f64,
-        100.0 * useful as f64 / calls.max(1) as f64
+        100.0 * useful as f64 / in_window.max(1) as f64,
+        if settled.is_ok() {
+            "finished"
+        } else {
+            "ran past 120 s"
+        },
+        100.0 * built as f64 / calls.max(1) as f64
     );
 }
 
