@@ -385,7 +385,9 @@ fn okra_capabilities() -> Capabilities {
         default_page_size: DEFAULT_PAGE_SIZE,
         max_page_size: MAX_PAGE_SIZE,
         bulk_read: false,
-        // The contract's samples list the newest transaction first.
+        // Okra lists newest `trans_date` first (the contract's samples carry no dates; the
+        // sandbox models it so). The gateway checks the order of the first records it
+        // answers early, and that the built snapshot starts with them.
         newest_first: true,
         refresh: RefreshStyle::Polling,
     }
