@@ -35,7 +35,7 @@ use crate::error::{ApiError, KeyProblem, PROBLEM_JSON};
 use crate::policy::{self, ProviderSource, Route, Subject};
 use crate::readiness::{Readiness, RequestGuard};
 use crate::state::{AppState, Client, KeyEntry};
-use crate::telemetry::{ACCESS_TARGET, RequestFacts};
+use crate::telemetry::RequestFacts;
 
 /// Marks an error answer that carries its own body (e.g. `/readyz`'s 503), which
 /// `request_context` then leaves as it is instead of rendering a problem.
@@ -157,21 +157,19 @@ pub async fn request_context(
             .get("x-cache")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
-        tracing::info!(
-            target: ACCESS_TARGET,
-            request_id = %request_id,
-            method = %request.method(),
-            route = &*route,
-            path = %request.path(),
-            status = status.as_u16(),
-            duration_ms = elapsed.as_micros() as f64 / 1000.0,
+        crate::access_log::record(&crate::access_log::Line {
+            request_id: &request_id,
+            method: request.method().as_str(),
+            route: &route,
+            path: request.path(),
+            status: status.as_u16(),
+            elapsed,
             bytes,
             client,
-            provider = facts.provider().unwrap_or("-"),
+            provider: facts.provider().unwrap_or("-"),
             x_cache,
-            upstream_calls = facts.upstream_calls(),
-            "request"
-        );
+            upstream_calls: facts.upstream_calls(),
+        });
     }
     crate::metrics::http_request(
         route,

@@ -450,6 +450,7 @@ impl Application {
             // Spawned above, so it runs by itself.
             metrics_handle.stop(false).await;
         }
+        crate::telemetry::flush();
         tracing::info!("stopped");
         result
     }
