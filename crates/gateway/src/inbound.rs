@@ -1,10 +1,10 @@
 //! Inbound rate limits: each calling service's quota, and the `RateLimit` header fields.
 //!
 //! Every configured client has its own GCRA limiter (governor), built at start from its
-//! `[clients.NAME]` quota or the `[rate_limits]` default. The [`crate::middleware::rate_limit`] middleware runs
-//! on `/v1` *after* authentication: the key it charges is the client the API key resolved to,
-//! never anything else the caller sends, so no caller can spend another's quota, and a request
-//! that fails authentication spends nothing.
+//! `[clients.NAME]` quota or the `[rate_limits]` default. [`crate::middleware::authenticate`]
+//! charges it on `/v1` *after* authentication: the key it charges is the client the API key
+//! resolved to, never anything else the caller sends, so no caller can spend another's quota,
+//! and a request that fails authentication spends nothing.
 //!
 //! Headers follow draft-ietf-httpapi-ratelimit-headers-09 (the structured-field form with
 //! named policies, kept by later revisions):

@@ -6,8 +6,8 @@
 //! error answer — from a handler, an extractor or actix itself (404,
 //! 405) — into one problem+json body carrying the request id.
 //!
-//! `/v1` runs three layers, outermost first: `authenticate` (API key -> client; an unknown key
-//! or one past its `not_after` date is a 401), the client's quota (`rate_limit`, charging `inbound`), then,
+//! `/v1` runs two layers, outermost first: `authenticate` (API key -> client; an unknown key
+//! or one past its `not_after` date is a 401; then the client's quota, charging `inbound`), then,
 //! around each route, `authorize`: the route's operation and provider
 //! ([`crate::policy::ROUTES`]) checked against the client's [`crate::policy::Policy`] — a
 //! refusal is a 403 that has cost quota and never reaches a handler or a provider — and one
@@ -249,8 +249,11 @@ fn log_failure(span: &tracing::Span, err: &ApiError, status: u16) {
     }
 }
 
-/// Resolves `Authorization: Bearer <key>` to a configured client, or answers 401 (a key past
-/// its `not_after` date: `key_expired`, saying nothing else).
+/// The `/v1` gate, one layer (one boxed future per request, not two): resolves
+/// `Authorization: Bearer <key>` to a configured client, or answers 401 (a key past its
+/// `not_after` date: `key_expired`, saying nothing else); then charges the client's quota:
+/// over quota answers 429. Every answer past authentication carries `RateLimit-Policy` and
+/// `RateLimit`; a request that fails authentication spends nothing.
 pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -258,7 +261,7 @@ pub async fn authenticate(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(req.error_response(ApiError::Unauthorized(KeyProblem::Missing)));
     };
-    match key_for(&req, &state) {
+    let client = match key_for(&req, &state) {
         Ok(entry) if entry.is_expired_at(unix_now()) => {
             // Once per request, so info (the audit trail has each one; the start-up log warns).
             tracing::info!(client = %entry.client.name, "a request used an expired API key");
@@ -266,14 +269,22 @@ pub async fn authenticate(
             let route = matched_route(&req);
             let record = draft(&req, &entry.client, route, None).finish(401, Some(&err));
             state.audit.submit(record);
-            Ok(req.error_response(err))
+            return Ok(req.error_response(err));
         }
-        Ok(entry) => {
-            req.extensions_mut().insert(entry.client);
-            Ok(next.call(req).await?.map_into_boxed_body())
-        }
-        Err(problem) => Ok(req.error_response(ApiError::Unauthorized(problem))),
-    }
+        Ok(entry) => entry.client,
+        Err(problem) => return Ok(req.error_response(ApiError::Unauthorized(problem))),
+    };
+    let verdict = state.inbound.charge(&client.name).await;
+    req.extensions_mut().insert(client);
+    let Some(verdict) = verdict else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let mut res = match verdict.refused {
+        Some(retry_after) => req.error_response(ApiError::RateLimited { retry_after }),
+        None => next.call(req).await?.map_into_boxed_body(),
+    };
+    verdict.apply(res.headers_mut());
+    Ok(res)
 }
 
 fn unix_now() -> i64 {
@@ -459,28 +470,6 @@ impl Draft {
         self.record
     }
 }
-/// Charges each authenticated `/v1` request to its client; over quota answers 429. Every
-/// answer carries `RateLimit-Policy` and `RateLimit`. Must run inside `authenticate`.
-pub async fn rate_limit(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, Error> {
-    let client = req.extensions().get::<Arc<Client>>().cloned();
-    let verdict = match (req.app_data::<web::Data<AppState>>(), client) {
-        (Some(state), Some(client)) => state.inbound.charge(&client.name).await,
-        _ => None,
-    };
-    let Some(verdict) = verdict else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
-    };
-    let mut res = match verdict.refused {
-        Some(retry_after) => req.error_response(ApiError::RateLimited { retry_after }),
-        None => next.call(req).await?.map_into_boxed_body(),
-    };
-    verdict.apply(res.headers_mut());
-    Ok(res)
-}
-
 #[cfg(test)]
 mod tests {
     use super::bearer_key;
