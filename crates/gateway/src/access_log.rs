@@ -111,8 +111,7 @@ pub fn install(format: LogFormat) {
                 }
             });
         if let Err(e) = started {
-            // Nothing to take the lines: each request writes its own (`MAX_PENDING` of 0 is
-            // not needed: `push` sees no writer and writes at once).
+            // Nothing takes the lines away: each request writes its own.
             tracing::warn!(error = %e, "access log: no writer thread; lines written inline");
             if let Some(sink) = SINK.get() {
                 sink.lock_pending().inline = true;
