@@ -62,9 +62,16 @@ fn caller_request_id(req: &ServiceRequest) -> Option<Arc<str>> {
     sane.then(|| Arc::from(value))
 }
 
+/// 24 lowercase hex digits of 12 random bytes (as `hex::encode` writes them), built on the
+/// stack: one allocation, the id's own.
 fn new_request_id() -> Arc<str> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes: [u8; 12] = rand::rng().random();
-    Arc::from(hex::encode(bytes))
+    let mut text = [0u8; 24];
+    for (pair, byte) in text.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&[HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0x0f)]]);
+    }
+    Arc::from(std::str::from_utf8(&text).unwrap_or_default())
 }
 
 /// Request id, tracing span and problem rendering for every request.
@@ -472,7 +479,21 @@ impl Draft {
 }
 #[cfg(test)]
 mod tests {
-    use super::bearer_key;
+    use super::{bearer_key, new_request_id};
+
+    #[test]
+    fn request_ids_are_24_lowercase_hex_digits_and_differ() {
+        let (a, b) = (new_request_id(), new_request_id());
+        for id in [&a, &b] {
+            assert_eq!(id.len(), 24, "{id}");
+            assert!(
+                id.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')),
+                "{id}"
+            );
+            assert!(hex::decode(&**id).is_ok_and(|bytes| hex::encode(bytes) == **id));
+        }
+        assert_ne!(a, b);
+    }
 
     #[test]
     fn only_one_bearer_token_of_visible_characters_is_a_key() {
