@@ -26,6 +26,7 @@ command -v valgrind >/dev/null || {
   exit 1
 }
 cargo build --release -q -p bench --bin hit-instructions
+bin="${CARGO_TARGET_DIR:-target}/release/hit-instructions"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -33,7 +34,7 @@ count() {
   local hits=$1
   shift
   valgrind --tool=callgrind --callgrind-out-file="$work/cg.$hits" --log-file="$work/vg.$hits" \
-    target/release/hit-instructions --hits "$hits" "$@" >"$work/out.$hits" 2>/dev/null || {
+    "$bin" --hits "$hits" "$@" >"$work/out.$hits" 2>/dev/null || {
     echo "hit-instructions: the workload failed with --hits $hits" >&2
     cat "$work/out.$hits" "$work/vg.$hits" >&2
     exit 1

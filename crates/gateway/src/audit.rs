@@ -11,11 +11,13 @@
 //! A record never holds an amount, a narration, a reference or a key: only the identifiers
 //! the caller sent and the number of records it got back.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -23,7 +25,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::config::AuditSettings;
-use crate::policy::Route;
+use crate::policy::{ROUTES, Route};
 
 /// How many records a response carried, set by the handler on the response's extensions so
 /// the middleware can record it (handlers report what they returned; they decide nothing).
@@ -75,12 +77,9 @@ pub struct Record {
 impl Serialize for Record {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let time = OffsetDateTime::from(self.time)
-            .format(&Rfc3339)
-            .map_err(serde::ser::Error::custom)?;
-        let route = self
-            .route
-            .map(|r| format!("{} {}", r.method.as_str(), r.pattern));
+        let mut time = String::with_capacity(32);
+        rfc3339(self.time, &mut time).map_err(serde::ser::Error::custom)?;
+        let route = self.route.map(route_label);
         let mut out = s.serialize_struct("Record", 12)?;
         out.serialize_field("time", &time)?;
         out.serialize_field("client", &*self.client)?;
@@ -96,6 +95,71 @@ impl Serialize for Record {
         out.serialize_field("error", &self.error)?;
         out.end()
     }
+}
+
+thread_local! {
+    /// The second last written and its text up to the seconds (`2026-11-29T00:24:13`).
+    static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+}
+
+/// Appends `time` in RFC 3339 (UTC) exactly as `time`'s `Rfc3339` writes it (a fraction
+/// without trailing zeros, none when whole); the date and the time of day are formatted once
+/// a second, not for every record.
+fn rfc3339(time: SystemTime, out: &mut String) -> Result<(), String> {
+    let Ok(since) = time.duration_since(SystemTime::UNIX_EPOCH) else {
+        let text = OffsetDateTime::from(time)
+            .format(&Rfc3339)
+            .map_err(|e| e.to_string())?;
+        out.push_str(&text);
+        return Ok(());
+    };
+    let secs = i64::try_from(since.as_secs()).map_err(|e| e.to_string())?;
+    SECOND.with_borrow_mut(|(second, text)| {
+        if *second != secs {
+            let whole = OffsetDateTime::from_unix_timestamp(secs)
+                .map_err(|e| e.to_string())?
+                .format(&Rfc3339)
+                .map_err(|e| e.to_string())?;
+            text.clear();
+            text.push_str(whole.trim_end_matches('Z'));
+            *second = secs;
+        }
+        out.push_str(text);
+        Ok::<(), String>(())
+    })?;
+    let nanos = since.subsec_nanos();
+    if nanos != 0 {
+        let mut digits = [b'0'; 9];
+        let mut n = nanos;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        let len = 9 - digits.iter().rev().take_while(|d| **d == b'0').count();
+        out.push('.');
+        out.extend(digits.iter().take(len).map(|d| char::from(*d)));
+    }
+    out.push('Z');
+    Ok(())
+}
+
+/// `METHOD /v1/pattern`, rendered once per route of [`ROUTES`].
+fn route_label(route: &'static Route) -> Cow<'static, str> {
+    static LABELS: OnceLock<Vec<String>> = OnceLock::new();
+    let labels = LABELS.get_or_init(|| {
+        ROUTES
+            .iter()
+            .map(|r| format!("{} {}", r.method.as_str(), r.pattern))
+            .collect()
+    });
+    ROUTES
+        .iter()
+        .position(|r| std::ptr::eq(*r, route))
+        .and_then(|i| labels.get(i))
+        .map_or_else(
+            || Cow::Owned(format!("{} {}", route.method.as_str(), route.pattern)),
+            |label| Cow::Borrowed(label.as_str()),
+        )
 }
 
 enum Message {
@@ -349,6 +413,48 @@ mod tests {
             .map(|l| l["records"].as_u64().unwrap())
             .collect();
         assert!(counts.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn times_and_routes_are_written_as_time_and_format_wrote_them() {
+        // Whole seconds, every fraction length, a second apart in one thread (the cached part
+        // must follow), leap days and century rules.
+        let mut secs = 0u64;
+        while secs < 4_102_444_800 {
+            for nanos in [
+                0,
+                1,
+                10,
+                120,
+                123_000,
+                500_000_000,
+                999_999_999,
+                123_456_780,
+            ] {
+                for at in [secs, secs + 1] {
+                    let time = SystemTime::UNIX_EPOCH + std::time::Duration::new(at, nanos);
+                    let mut ours = String::new();
+                    rfc3339(time, &mut ours).unwrap();
+                    let theirs = OffsetDateTime::from(time).format(&Rfc3339).unwrap();
+                    assert_eq!(ours, theirs);
+                }
+            }
+            secs += 9_876_543;
+        }
+        for route in ROUTES {
+            assert_eq!(
+                route_label(route),
+                format!("{} {}", route.method.as_str(), route.pattern)
+            );
+        }
+        static OTHER: Route = Route {
+            method: actix_web::http::Method::GET,
+            pattern: "/v1/elsewhere",
+            operation: crate::policy::Operation::TransactionsRead,
+            provider: crate::policy::ProviderSource::None,
+            subject: crate::policy::Subject::All,
+        };
+        assert_eq!(route_label(&OTHER), "GET /v1/elsewhere");
     }
 
     #[tokio::test]

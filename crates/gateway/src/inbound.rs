@@ -1,10 +1,10 @@
 //! Inbound rate limits: each calling service's quota, and the `RateLimit` header fields.
 //!
 //! Every configured client has its own GCRA limiter (governor), built at start from its
-//! `[clients.NAME]` quota or the `[rate_limits]` default. The [`crate::middleware::rate_limit`] middleware runs
-//! on `/v1` *after* authentication: the key it charges is the client the API key resolved to,
-//! never anything else the caller sends, so no caller can spend another's quota, and a request
-//! that fails authentication spends nothing.
+//! `[clients.NAME]` quota or the `[rate_limits]` default. [`crate::middleware::authenticate`]
+//! charges it on `/v1` *after* authentication: the key it charges is the client the API key
+//! resolved to, never anything else the caller sends, so no caller can spend another's quota,
+//! and a request that fails authentication spends nothing.
 //!
 //! Headers follow draft-ietf-httpapi-ratelimit-headers-09 (the structured-field form with
 //! named policies, kept by later revisions):
@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::web::BytesMut;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
@@ -40,7 +41,8 @@ type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformati
 
 struct ClientLimiter {
     policy: HeaderValue,
-    name: String,
+    /// `"name";r=`: the start of each `RateLimit` value.
+    remaining_prefix: Vec<u8>,
     burst: u32,
     interval: Duration,
     limiter: Limiter,
@@ -260,7 +262,7 @@ impl ClientLimiter {
         ClientLimiter {
             policy: HeaderValue::from_str(&policy)
                 .unwrap_or_else(|_| HeaderValue::from_static("\"default\"")),
-            name: rate.policy.clone(),
+            remaining_prefix: format!("\"{}\";r=", rate.policy).into_bytes(),
             burst: rate.burst.get(),
             interval: quota.replenish_interval(),
             limiter: RateLimiter::direct(quota).with_middleware::<StateInformationMiddleware>(),
@@ -296,16 +298,18 @@ impl ClientLimiter {
     }
 
     fn verdict(&self, remaining: u32, until_full: Duration, refused: Option<Duration>) -> Verdict {
-        let value = format!(
-            "\"{}\";r={};t={}",
-            self.name,
-            remaining,
-            ceil_secs(until_full)
-        );
+        // `"name";r=N;t=T`, once per request: the quoted name is rendered at start, the two
+        // numbers by `itoa`, into the buffer the header value keeps (no `format!`, one copy).
+        let mut value = BytesMut::with_capacity(self.remaining_prefix.len() + 24);
+        value.extend_from_slice(&self.remaining_prefix);
+        value.extend_from_slice(itoa::Buffer::new().format(remaining).as_bytes());
+        value.extend_from_slice(b";t=");
+        value.extend_from_slice(itoa::Buffer::new().format(ceil_secs(until_full)).as_bytes());
+        let remaining = HeaderValue::from_maybe_shared(value.freeze()).ok();
         Verdict {
             policy: self.policy.clone(),
-            remaining: HeaderValue::from_str(&value)
-                .unwrap_or_else(|_| HeaderValue::from_static("\"default\";r=0;t=60")),
+            remaining: remaining
+                .unwrap_or_else(|| HeaderValue::from_static("\"default\";r=0;t=60")),
             refused,
         }
     }

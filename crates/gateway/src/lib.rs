@@ -3,6 +3,7 @@
 //! `main.rs` only parses arguments; everything else is here so tests can start the real server
 //! on a free port: [`Application::build`] binds, [`Application::addr`] tells where.
 
+pub mod access_log;
 pub mod api;
 pub mod audit;
 pub mod breaker;

@@ -156,7 +156,9 @@ async fn main() -> ExitCode {
             tracing::info!("{line}");
         }
     }
-    match app.run_until_stopped().await {
+    let result = app.run_until_stopped().await;
+    telemetry::flush();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gateway: {e}");

@@ -6,8 +6,8 @@
 //! error answer — from a handler, an extractor or actix itself (404,
 //! 405) — into one problem+json body carrying the request id.
 //!
-//! `/v1` runs three layers, outermost first: `authenticate` (API key -> client; an unknown key
-//! or one past its `not_after` date is a 401), the client's quota (`rate_limit`, charging `inbound`), then,
+//! `/v1` runs two layers, outermost first: `authenticate` (API key -> client; an unknown key
+//! or one past its `not_after` date is a 401; then the client's quota, charging `inbound`), then,
 //! around each route, `authorize`: the route's operation and provider
 //! ([`crate::policy::ROUTES`]) checked against the client's [`crate::policy::Policy`] — a
 //! refusal is a 403 that has cost quota and never reaches a handler or a provider — and one
@@ -35,7 +35,7 @@ use crate::error::{ApiError, KeyProblem, PROBLEM_JSON};
 use crate::policy::{self, ProviderSource, Route, Subject};
 use crate::readiness::{Readiness, RequestGuard};
 use crate::state::{AppState, Client, KeyEntry};
-use crate::telemetry::{ACCESS_TARGET, RequestFacts};
+use crate::telemetry::RequestFacts;
 
 /// Marks an error answer that carries its own body (e.g. `/readyz`'s 503), which
 /// `request_context` then leaves as it is instead of rendering a problem.
@@ -62,9 +62,16 @@ fn caller_request_id(req: &ServiceRequest) -> Option<Arc<str>> {
     sane.then(|| Arc::from(value))
 }
 
+/// 24 lowercase hex digits of 12 random bytes (as `hex::encode` writes them), built on the
+/// stack: one allocation, the id's own.
 fn new_request_id() -> Arc<str> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes: [u8; 12] = rand::rng().random();
-    Arc::from(hex::encode(bytes))
+    let mut text = [0u8; 24];
+    for (pair, byte) in text.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&[HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0x0f)]]);
+    }
+    Arc::from(std::str::from_utf8(&text).unwrap_or_default())
 }
 
 /// Request id, tracing span and problem rendering for every request.
@@ -157,21 +164,19 @@ pub async fn request_context(
             .get("x-cache")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
-        tracing::info!(
-            target: ACCESS_TARGET,
-            request_id = %request_id,
-            method = %request.method(),
-            route = &*route,
-            path = %request.path(),
-            status = status.as_u16(),
-            duration_ms = elapsed.as_micros() as f64 / 1000.0,
+        crate::access_log::record(&crate::access_log::Line {
+            request_id: &request_id,
+            method: request.method().as_str(),
+            route: &route,
+            path: request.path(),
+            status: status.as_u16(),
+            elapsed,
             bytes,
             client,
-            provider = facts.provider().unwrap_or("-"),
+            provider: facts.provider().unwrap_or("-"),
             x_cache,
-            upstream_calls = facts.upstream_calls(),
-            "request"
-        );
+            upstream_calls: facts.upstream_calls(),
+        });
     }
     crate::metrics::http_request(
         route,
@@ -251,8 +256,11 @@ fn log_failure(span: &tracing::Span, err: &ApiError, status: u16) {
     }
 }
 
-/// Resolves `Authorization: Bearer <key>` to a configured client, or answers 401 (a key past
-/// its `not_after` date: `key_expired`, saying nothing else).
+/// The `/v1` gate, one layer (one boxed future per request, not two): resolves
+/// `Authorization: Bearer <key>` to a configured client, or answers 401 (a key past its
+/// `not_after` date: `key_expired`, saying nothing else); then charges the client's quota:
+/// over quota answers 429. Every answer past authentication carries `RateLimit-Policy` and
+/// `RateLimit`; a request that fails authentication spends nothing.
 pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -260,7 +268,7 @@ pub async fn authenticate(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(req.error_response(ApiError::Unauthorized(KeyProblem::Missing)));
     };
-    match key_for(&req, &state) {
+    let client = match key_for(&req, &state) {
         Ok(entry) if entry.is_expired_at(unix_now()) => {
             // Once per request, so info (the audit trail has each one; the start-up log warns).
             tracing::info!(client = %entry.client.name, "a request used an expired API key");
@@ -268,14 +276,22 @@ pub async fn authenticate(
             let route = matched_route(&req);
             let record = draft(&req, &entry.client, route, None).finish(401, Some(&err));
             state.audit.submit(record);
-            Ok(req.error_response(err))
+            return Ok(req.error_response(err));
         }
-        Ok(entry) => {
-            req.extensions_mut().insert(entry.client);
-            Ok(next.call(req).await?.map_into_boxed_body())
-        }
-        Err(problem) => Ok(req.error_response(ApiError::Unauthorized(problem))),
-    }
+        Ok(entry) => entry.client,
+        Err(problem) => return Ok(req.error_response(ApiError::Unauthorized(problem))),
+    };
+    let verdict = state.inbound.charge(&client.name).await;
+    req.extensions_mut().insert(client);
+    let Some(verdict) = verdict else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let mut res = match verdict.refused {
+        Some(retry_after) => req.error_response(ApiError::RateLimited { retry_after }),
+        None => next.call(req).await?.map_into_boxed_body(),
+    };
+    verdict.apply(res.headers_mut());
+    Ok(res)
 }
 
 fn unix_now() -> i64 {
@@ -461,31 +477,23 @@ impl Draft {
         self.record
     }
 }
-/// Charges each authenticated `/v1` request to its client; over quota answers 429. Every
-/// answer carries `RateLimit-Policy` and `RateLimit`. Must run inside `authenticate`.
-pub async fn rate_limit(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, Error> {
-    let client = req.extensions().get::<Arc<Client>>().cloned();
-    let verdict = match (req.app_data::<web::Data<AppState>>(), client) {
-        (Some(state), Some(client)) => state.inbound.charge(&client.name).await,
-        _ => None,
-    };
-    let Some(verdict) = verdict else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
-    };
-    let mut res = match verdict.refused {
-        Some(retry_after) => req.error_response(ApiError::RateLimited { retry_after }),
-        None => next.call(req).await?.map_into_boxed_body(),
-    };
-    verdict.apply(res.headers_mut());
-    Ok(res)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::bearer_key;
+    use super::{bearer_key, new_request_id};
+
+    #[test]
+    fn request_ids_are_24_lowercase_hex_digits_and_differ() {
+        let (a, b) = (new_request_id(), new_request_id());
+        for id in [&a, &b] {
+            assert_eq!(id.len(), 24, "{id}");
+            assert!(
+                id.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')),
+                "{id}"
+            );
+            assert!(hex::decode(&**id).is_ok_and(|bytes| hex::encode(bytes) == **id));
+        }
+        assert_ne!(a, b);
+    }
 
     #[test]
     fn only_one_bearer_token_of_visible_characters_is_a_key() {

@@ -66,8 +66,12 @@ pub async fn as_one_fill<F: Future>(work: F) -> F::Output {
 
 /// Runs `work` on behalf of `client` (its name and fair-share weight): the quota cells its
 /// upstream calls wait for are shared fairly with other clients' (see [`FairLine`]).
-pub async fn for_client<F: Future>(client: (Arc<str>, u32), work: F) -> F::Output {
-    CLIENT.scope(client, work).await
+///
+/// `work` (a handler's whole request, kilobytes of future with the cache's fetch inside) is
+/// boxed here, once: the deadline, the task-locals and actix's handler box then move a pointer,
+/// not a copy of it each (a cache hit copied it about a dozen times).
+pub fn for_client<F: Future>(client: (Arc<str>, u32), work: F) -> impl Future<Output = F::Output> {
+    CLIENT.scope(client, Box::pin(work))
 }
 
 /// `work`, to be run later elsewhere (a task of its own), still on behalf of the client the

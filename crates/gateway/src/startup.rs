@@ -23,7 +23,6 @@ use crate::cursor::CursorCodec;
 use crate::inbound::InboundLimits;
 use crate::jobs::Jobs;
 use crate::jobs_shared::SharedJobs;
-use crate::middleware::rate_limit;
 use crate::middleware::{AccessLog, authenticate, request_context};
 use crate::notify::{Notifier, RetryPolicy};
 use crate::readiness::Readiness;
@@ -303,11 +302,10 @@ impl Application {
                 // catch-all pattern costs a regex match on every request it precedes.
                 .configure(api::webhook_routes)
                 .service(
-                    // The last `wrap` runs first: authenticate, then charge the client; each
-                    // route then checks its scopes (`api::v1_routes`), so a refused call has
-                    // cost quota like any other.
+                    // Authenticate, then charge the client (one layer); each route then checks
+                    // its scopes (`api::v1_routes`), so a refused call has cost quota like any
+                    // other.
                     web::scope("/v1")
-                        .wrap(from_fn(rate_limit))
                         .wrap(from_fn(authenticate))
                         .configure(api::v1_routes),
                 )
@@ -452,6 +450,7 @@ impl Application {
             // Spawned above, so it runs by itself.
             metrics_handle.stop(false).await;
         }
+        crate::telemetry::flush();
         tracing::info!("stopped");
         result
     }

@@ -18,8 +18,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-/// The target of the access log's lines (`RUST_LOG=info,gateway::access=off` silences them).
-pub const ACCESS_TARGET: &str = "gateway::access";
+pub use crate::access_log::ACCESS_TARGET;
 
 /// The format in effect: `LOG_FORMAT` when set to `json` or `text`, else `configured`.
 pub fn effective_format(configured: LogFormat) -> LogFormat {
@@ -30,19 +29,28 @@ pub fn effective_format(configured: LogFormat) -> LogFormat {
     }
 }
 
-/// Installs the global subscriber once; later calls do nothing.
+/// Installs the global subscriber once; later calls do nothing. The access log then writes
+/// its lines itself, in the same format ([`crate::access_log`]), unless they carry colours.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = match effective_format(format) {
+    let format = effective_format(format);
+    let ansi = std::io::stderr().is_terminal();
+    let installed = match format {
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
+        LogFormat::Text => builder.with_ansi(ansi).try_init(),
     };
+    if installed.is_ok() && (format == LogFormat::Json || !ansi) {
+        crate::access_log::install(format);
+    }
+}
+
+/// Writes the access-log lines not yet written (before the process ends).
+pub fn flush() {
+    crate::access_log::flush();
 }
 
 /// What one request did, for its access-log line.
