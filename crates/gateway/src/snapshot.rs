@@ -1240,7 +1240,8 @@ pub async fn fetch_all(
     };
     // The whole snapshot's reservation covers the first page from here on.
     drop(probe);
-    if let Some(publisher) = publisher {
+    // Only a fill with pages still to read has anything to answer early.
+    if let Some(publisher) = publisher.filter(|_| first.next_page.is_some_and(|n| n > 1)) {
         publisher.page(1, &first);
     }
     let page_size = u64::from(first.limit.max(1));

@@ -480,6 +480,7 @@ api_key_sha256 = "{hash}"
 kind = "okra"
 base_url = "{okra}"
 secret_key = {{ env = "BENCH_OKRA_SECRET" }}
+{early}
 
 [routing]
 default = "okra"
@@ -491,7 +492,11 @@ ttl_secs = 3600
 [audit]
 path = "/dev/null"
 "#,
-        okra = sandbox.okra_base_url()
+        okra = sandbox.okra_base_url(),
+        // `EARLY_FIRST_PAGE=false` compares with fills that answer only once built.
+        early = std::env::var("EARLY_FIRST_PAGE")
+            .map(|v| format!("early_first_page = {v}"))
+            .unwrap_or_default(),
     );
     let config = dir.join("gateway.toml");
     std::fs::write(&config, toml).unwrap();
@@ -500,7 +505,11 @@ path = "/dev/null"
         .arg(&config)
         .env("BENCH_OKRA_SECRET", &sandbox.config().okra_secret)
         // As the Dockerfile runs it: freed pages given back within a second.
-        .env("_RJEM_MALLOC_CONF", "dirty_decay_ms:1000,muzzy_decay_ms:0")
+        .env(
+            "_RJEM_MALLOC_CONF",
+            std::env::var("BENCH_MALLOC_CONF")
+                .unwrap_or_else(|_| "dirty_decay_ms:1000,muzzy_decay_ms:0".into()),
+        )
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
