@@ -12,19 +12,22 @@ RUN apt-get update && apt-get install -y --no-install-recommends make \
 
 # --- dependency layer: manifests plus empty targets ---
 COPY Cargo.toml Cargo.lock ./
+# jemalloc's built-in options (JEMALLOC_SYS_WITH_MALLOC_CONF).
+COPY .cargo .cargo
 COPY crates/provider/Cargo.toml crates/provider/
 COPY crates/okra/Cargo.toml crates/okra/
 COPY crates/mono/Cargo.toml crates/mono/
+COPY crates/mono-connect/Cargo.toml crates/mono-connect/
 COPY crates/sandbox/Cargo.toml crates/sandbox/
 COPY crates/gateway/Cargo.toml crates/gateway/build.rs crates/gateway/
 COPY crates/bench/Cargo.toml crates/bench/
 COPY tests/Cargo.toml tests/
-RUN for c in crates/provider crates/okra crates/mono crates/sandbox crates/gateway crates/bench tests; do \
+RUN for c in crates/provider crates/okra crates/mono crates/mono-connect crates/sandbox crates/gateway crates/bench tests; do \
       mkdir -p $c/src && echo '//! stub' > $c/src/lib.rs; \
     done \
  && echo 'fn main() {}' > crates/gateway/src/main.rs \
  && echo 'fn main() {}' > crates/sandbox/src/main.rs \
- && for c in okra mono; do mkdir -p crates/$c/benches && echo 'fn main() {}' > crates/$c/benches/normalize.rs; done \
+ && for c in okra mono mono-connect; do mkdir -p crates/$c/benches && echo 'fn main() {}' > crates/$c/benches/normalize.rs; done \
  && cargo build --release --locked -p gateway -p sandbox \
  && rm -rf crates tests
 
@@ -48,9 +51,8 @@ COPY --from=build /usr/local/bin/gateway /usr/local/bin/sandbox /usr/local/bin/
 COPY gateway.example.toml /etc/gateway/gateway.example.toml
 USER 10001:10001
 ENV LOG_FORMAT=json GATEWAY_SERVER__BIND=0.0.0.0:8080
-# jemalloc gives freed pages back within a second (default: 10 s), so RSS follows the cache's
-# budget after a burst of fills (README: Memory; docs/performance.md section 5).
-ENV _RJEM_MALLOC_CONF=dirty_decay_ms:1000,muzzy_decay_ms:0
+# jemalloc gives freed pages back at once (built in: .cargo/config.toml), so RSS follows the
+# cache's budget after a burst of fills (README: Memory; docs/performance.md section 5).
 EXPOSE 8080 9100
 # Liveness only: readiness (/readyz) is for load balancers, which take a replica out without
 # restarting it.

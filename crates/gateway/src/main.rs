@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use gateway::{Application, Config, telemetry};
 
 /// jemalloc gives freed memory back to the system (glibc's malloc keeps most of it after a
-/// burst of fills): see `gateway::memory` and docs/performance.md section 5.
+/// burst of fills): see `gateway::memory` and docs/performance.md section 5. Its options are
+/// built in (`.cargo/config.toml`: freed pages given back at once); `_RJEM_MALLOC_CONF`
+/// overrides them.
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -98,6 +100,35 @@ fn demo_lines(demo: &gateway::state::DemoInfo, addr: std::net::SocketAddr) -> Ve
     lines
 }
 
+/// Samples jemalloc's statistics every second into `gateway_allocator_bytes`, so that the
+/// memory the process holds can be told apart from what its cache weighs.
+#[cfg(feature = "jemalloc")]
+fn sample_allocator() {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    let spawned = std::thread::Builder::new()
+        .name("allocator-stats".into())
+        .spawn(|| {
+            loop {
+                if epoch::advance().is_ok() {
+                    let states = [
+                        ("allocated", stats::allocated::read()),
+                        ("resident", stats::resident::read()),
+                        ("retained", stats::retained::read()),
+                    ];
+                    for (state, bytes) in states {
+                        if let Ok(bytes) = bytes {
+                            gateway::metrics::allocator_bytes(state, bytes as u64);
+                        }
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "jemalloc: no statistics thread");
+    }
+}
+
 #[actix_web::main]
 async fn main() -> ExitCode {
     let args = match parse_args() {
@@ -127,8 +158,11 @@ async fn main() -> ExitCode {
     };
     telemetry::init(config.log.format);
     #[cfg(feature = "jemalloc")]
-    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
-        tracing::warn!(error = %e, "jemalloc: no background purging thread");
+    {
+        if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+            tracing::warn!(error = %e, "jemalloc: no background purging thread");
+        }
+        sample_allocator();
     }
     tracing::info!(
         version = gateway::metrics::VERSION,

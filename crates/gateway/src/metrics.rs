@@ -79,6 +79,9 @@ pub const RECORD_WARNINGS: &str = "gateway_record_warnings_total";
 pub const REDIS_COMMANDS: &str = "gateway_redis_commands_total";
 /// Always 1, labelled with the `version` and git `revision` of the running binary.
 pub const BUILD_INFO: &str = "gateway_build_info";
+/// Gauge: the allocator's bytes by `state` (`allocated`: live; `resident`: in RAM; `retained`:
+/// mapped but given back), sampled every second (the binary's jemalloc only).
+pub const ALLOCATOR_BYTES: &str = "gateway_allocator_bytes";
 
 /// Seconds: 1 ms to 30 s.
 const SECONDS_BUCKETS: &[f64] = &[
@@ -152,6 +155,10 @@ fn describe() {
     describe_gauge!(
         UPSTREAM_IN_FLIGHT,
         "Upstream requests being sent now, by provider."
+    );
+    describe_gauge!(
+        ALLOCATOR_BYTES,
+        "The allocator's bytes by state (allocated, resident, retained), sampled every second."
     );
     describe_counter!(
         UPSTREAM_RETRIES,
@@ -494,6 +501,11 @@ pub fn snapshot_fetch(provider: &str, outcome: &'static str, elapsed: Duration, 
     histogram!(SNAPSHOT_FETCH_DURATION, "provider" => provider.to_owned(), "outcome" => outcome)
         .record(elapsed.as_secs_f64());
     histogram!(SNAPSHOT_FETCH_PAGES, "provider" => provider.to_owned()).record(f64::from(pages));
+}
+
+/// The allocator's bytes in `state` (`allocated`, `resident`, `retained`).
+pub fn allocator_bytes(state: &'static str, bytes: u64) {
+    gauge!(ALLOCATOR_BYTES, "state" => state).set(bytes as f64);
 }
 
 /// A refresh job entering `state` (`created`, `succeeded`, `failed`).

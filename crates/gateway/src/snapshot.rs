@@ -280,6 +280,29 @@ impl Expiry<SnapshotKey, Arc<Snapshot>> for PerSnapshotTtl {
 /// Told of every snapshot fetched from a provider (see [`SnapshotCache::with_observer`]).
 pub type SnapshotObserver = Arc<dyn Fn(&Arc<Snapshot>) + Send + Sync>;
 
+/// How often the caches' pending bookkeeping is applied when no request does it.
+const HOUSEKEEPING: Duration = Duration::from_millis(200);
+
+/// Applies the caches' pending bookkeeping every [`HOUSEKEEPING`] for as long as `cache` lives.
+/// moka evicts lazily, when enough operations are pending or a later operation finds time has
+/// passed: without this, entries past a tier's share stay in memory (uncounted by the weights
+/// in `/metrics`, which settle first) until the next requests, and a burst of fills followed by
+/// quiet held tens of MiB above the budget (docs/performance.md section 5).
+pub fn spawn_housekeeping(cache: &Arc<SnapshotCache>) {
+    let cache = Arc::downgrade(cache);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(HOUSEKEEPING);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let Some(cache) = cache.upgrade() else {
+                return;
+            };
+            cache.run_pending_tasks().await;
+        }
+    });
+}
+
 /// Counts a fill under way until it is dropped (finished, failed or abandoned).
 struct FillUnderWay<'a>(&'a tokio::sync::watch::Sender<usize>);
 

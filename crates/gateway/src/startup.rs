@@ -281,6 +281,7 @@ impl Application {
             .sync
             .attach(std::sync::Arc::downgrade(&state.clone().into_inner()));
         crate::jobs::spawn_takeovers(state.clone());
+        crate::snapshot::spawn_housekeeping(&state.snapshots);
         // Installed before the first request, so every family is there from the start.
         crate::metrics::handle();
         let readiness = web::Data::new(Readiness::default());

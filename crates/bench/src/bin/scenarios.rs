@@ -504,11 +504,10 @@ path = "/dev/null"
         .arg("--config")
         .arg(&config)
         .env("BENCH_OKRA_SECRET", &sandbox.config().okra_secret)
-        // As the Dockerfile runs it: freed pages given back within a second.
+        // The binary's own jemalloc options unless `BENCH_MALLOC_CONF` says others.
         .env(
             "_RJEM_MALLOC_CONF",
-            std::env::var("BENCH_MALLOC_CONF")
-                .unwrap_or_else(|_| "dirty_decay_ms:1000,muzzy_decay_ms:0".into()),
+            std::env::var("BENCH_MALLOC_CONF").unwrap_or_default(),
         )
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
@@ -629,10 +628,22 @@ path = "/dev/null"
             ))
         })
         .collect();
+    let allocator: Vec<String> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("gateway_allocator_bytes{state=\""))
+        .filter_map(|l| {
+            let (state, bytes) = l.split_once("\"} ")?;
+            Some(format!(
+                "{state} {:.1}",
+                bytes.parse::<f64>().ok()? / 1048576.0
+            ))
+        })
+        .collect();
     println!(
-        "  after 15 s idle: RSS {:.1} MiB; weights (MiB): {}",
+        "  after 15 s idle: RSS {:.1} MiB; weights (MiB): {}; allocator (MiB): {}",
         mib(rss_kib(pid)),
-        tiers.join(", ")
+        tiers.join(", "),
+        allocator.join(", ")
     );
     println!(
         "  highest sample {:.1} MiB: {}",
