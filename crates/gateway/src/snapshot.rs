@@ -806,7 +806,7 @@ impl SnapshotCache {
         // Unique across replicas: cursors name it, and the shared tier stores it by id.
         let id = rand::random::<u64>().max(1);
         let caps = entry.provider.capabilities();
-        let publisher = (caps.newest_first && !caps.bulk_read)
+        let publisher = (entry.early_first_page && caps.newest_first && !caps.bulk_read)
             .then(|| early::Publisher::new(id, self.channel(&key)));
         let fill = Fill {
             max_items: self.max_items,
