@@ -1908,6 +1908,28 @@ mod tests {
         assert_eq!(fake.calls(), 4);
     }
 
+    /// Asks for the first 10 records of the fake scope (pages of 10 holding records, each
+    /// provider call held until let go), lets only page 1 answer, and returns the early answer.
+    async fn answered_early(
+        fake: &Arc<Fake>,
+        cache: &Arc<SnapshotCache>,
+        entry: &ProviderEntry,
+    ) -> Arc<early::Progress> {
+        fake.records.store(true, Ordering::SeqCst);
+        fake.set(Mode::Gated);
+        let first = {
+            let (cache, entry) = (cache.clone(), entry.clone());
+            tokio::spawn(async move { cache.first_records(&entry, &query(), 10).await })
+        };
+        fake.entered.notified().await;
+        fake.gate.add_permits(1);
+        match first.await.unwrap() {
+            Ok(Found::Early(progress)) => progress,
+            Ok(Found::Whole((s, st))) => panic!("whole {} {st:?}", s.items.len()),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
     /// Issue 16, first page fast: the first page is answered from the fill's first provider
     /// page while the rest is still unread; its cursor waits for the fill and continues into
     /// the built snapshot, which starts with exactly the records that page showed.
@@ -1915,21 +1937,8 @@ mod tests {
     async fn a_first_page_is_answered_before_its_snapshot_is_built() {
         let (fake, cache) = (Fake::new(), cache());
         *fake.shape.lock().unwrap() = (5, None);
-        fake.records.store(true, Ordering::SeqCst);
-        fake.set(Mode::Gated);
         let entry = entry(&fake, FRESH);
-        let first = {
-            let (cache, entry) = (cache.clone(), entry.clone());
-            tokio::spawn(async move { cache.first_records(&entry, &query(), 10).await })
-        };
-        // Only page 1 may answer.
-        fake.entered.notified().await;
-        fake.gate.add_permits(1);
-        let progress = match first.await.unwrap() {
-            Ok(Found::Early(progress)) => progress,
-            Ok(Found::Whole((s, st))) => panic!("whole {} {st:?}", s.items.len()),
-            Err(e) => panic!("{e:?}"),
-        };
+        let progress = answered_early(&fake, &cache, &entry).await;
         assert_eq!((progress.items.len(), progress.total), (10, Some(50)));
         assert!(
             fake.calls() <= 2,
@@ -1965,18 +1974,8 @@ mod tests {
         let (fake, cache) = (Fake::new(), cache());
         *fake.shape.lock().unwrap() = (3, None);
         *fake.newer_on.lock().unwrap() = Some(3);
-        fake.records.store(true, Ordering::SeqCst);
-        fake.set(Mode::Gated);
         let entry = entry(&fake, FRESH);
-        let first = {
-            let (cache, entry) = (cache.clone(), entry.clone());
-            tokio::spawn(async move { cache.first_records(&entry, &query(), 10).await })
-        };
-        fake.entered.notified().await;
-        fake.gate.add_permits(1);
-        let Ok(Ok(Found::Early(progress))) = first.await else {
-            panic!("expected the first records of the fill in flight");
-        };
+        let progress = answered_early(&fake, &cache, &entry).await;
         let key = SnapshotKey::for_query(&entry, &query());
         let next = {
             let (cache, key, id) = (cache.clone(), key.clone(), progress.id);

@@ -81,20 +81,8 @@ async fn start_with(config: Config) -> Running {
 impl Running {
     /// A listing page: status, `x-cache`, the page's ids and its next cursor.
     async fn walk_page(&self, path: &str) -> (u16, Option<String>, WalkPage) {
-        let res = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        let cache = res
-            .headers()
-            .get("x-cache")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body: serde_json::Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+        let (status, cache, body) = self.send(KEY, path).await;
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         let ids = body["data"]
             .as_array()
             .map(|data| {
@@ -109,12 +97,8 @@ impl Running {
         (status, cache, WalkPage { ids, next })
     }
 
-    async fn get(&self, path: &str) -> (u16, Option<String>, Duration) {
-        self.get_as(KEY, path).await
-    }
-
-    async fn get_as(&self, key: &str, path: &str) -> (u16, Option<String>, Duration) {
-        let started = Instant::now();
+    /// GET `path` with `key`: status, `x-cache` and the body.
+    async fn send(&self, key: &str, path: &str) -> (u16, Option<String>, actix_web::web::Bytes) {
         let res = self
             .http
             .get(format!("{}{path}", self.base))
@@ -128,7 +112,16 @@ impl Running {
             .get("x-cache")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let _ = res.bytes().await.unwrap();
+        (status, cache, res.bytes().await.unwrap())
+    }
+
+    async fn get(&self, path: &str) -> (u16, Option<String>, Duration) {
+        self.get_as(KEY, path).await
+    }
+
+    async fn get_as(&self, key: &str, path: &str) -> (u16, Option<String>, Duration) {
+        let started = Instant::now();
+        let (status, cache, _) = self.send(key, path).await;
         (status, cache, started.elapsed())
     }
 }

@@ -392,7 +392,6 @@ async fn first_records(
 /// A page answered from the first records of a snapshot still filling: a miss, with the
 /// provider's totals, and a cursor into the snapshot (see [`crate::snapshot::early`]). Not
 /// kept in the rendered pages (the built snapshot renders its own).
-#[allow(clippy::too_many_arguments)]
 fn early_page(
     req: &HttpRequest,
     state: &AppState,
