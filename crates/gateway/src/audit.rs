@@ -20,21 +20,14 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_cha
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::config::AuditSettings;
 use crate::policy::{ROUTES, Route};
 
-/// How many records a response carried, set by the handler on the response's extensions so
-/// the middleware can record it (handlers report what they returned; they decide nothing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Returned(pub u64);
-
 /// How a call ended, as the audit trail says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Answered (2xx, or 304: the caller's copy is current).
     Ok,
@@ -74,27 +67,120 @@ pub struct Record {
     pub error: Option<&'static str>,
 }
 
-impl Serialize for Record {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
+impl Record {
+    /// Appends the record's JSON line (without the newline): the fields in this order, `null`
+    /// for what is unknown, strings escaped as `serde_json` escapes them (a test compares the
+    /// two), written directly rather than through `serde`'s machinery (this runs for every
+    /// call).
+    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), String> {
         let mut time = String::with_capacity(32);
-        rfc3339(self.time, &mut time).map_err(serde::ser::Error::custom)?;
-        let route = self.route.map(route_label);
-        let mut out = s.serialize_struct("Record", 12)?;
-        out.serialize_field("time", &time)?;
-        out.serialize_field("client", &*self.client)?;
-        out.serialize_field("operation", &self.route.map(|r| r.operation.scope()))?;
-        out.serialize_field("route", &route)?;
-        out.serialize_field("provider", &self.provider.as_deref())?;
-        out.serialize_field("scope_kind", &self.scope_kind)?;
-        out.serialize_field("scope_id", &self.scope_id)?;
-        out.serialize_field("records", &self.records)?;
-        out.serialize_field("request_id", &self.request_id.as_deref())?;
-        out.serialize_field("outcome", &self.outcome)?;
-        out.serialize_field("status", &self.status)?;
-        out.serialize_field("error", &self.error)?;
-        out.end()
+        rfc3339(self.time, &mut time)?;
+        out.extend_from_slice(b"{\"time\":");
+        json_str(out, &time);
+        out.extend_from_slice(b",\"client\":");
+        json_str(out, &self.client);
+        out.extend_from_slice(b",\"operation\":");
+        json_opt(out, self.route.map(|r| r.operation.scope()));
+        out.extend_from_slice(b",\"route\":");
+        json_opt(out, self.route.map(route_label).as_deref());
+        out.extend_from_slice(b",\"provider\":");
+        json_opt(out, self.provider.as_deref());
+        out.extend_from_slice(b",\"scope_kind\":");
+        json_opt(out, self.scope_kind);
+        out.extend_from_slice(b",\"scope_id\":");
+        json_opt(out, self.scope_id.as_deref());
+        out.extend_from_slice(b",\"records\":");
+        match self.records {
+            Some(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"request_id\":");
+        json_opt(out, self.request_id.as_deref());
+        out.extend_from_slice(b",\"outcome\":");
+        json_str(out, self.outcome.as_str());
+        out.extend_from_slice(b",\"status\":");
+        out.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
+        out.extend_from_slice(b",\"error\":");
+        json_opt(out, self.error);
+        out.push(b'}');
+        Ok(())
     }
+}
+
+impl Outcome {
+    /// Its name in the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Denied => "denied",
+            Outcome::KeyExpired => "key_expired",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// A JSON string or `null`.
+fn json_opt(out: &mut Vec<u8>, value: Option<&str>) {
+    match value {
+        Some(text) => json_str(out, text),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// `text` as a JSON string, escaped as `serde_json` escapes it: `"` and `\\`, and control
+/// characters as `\n`-style or `\u00xx` escapes; everything else, non-ASCII included, as is.
+fn json_str(out: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    // Most text needs no escape: skip it eight bytes at a time.
+    let mut start = 0;
+    while let Some(chunk) = bytes.get(start..start + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        if needs_escape(word) {
+            break;
+        }
+        start += 8;
+    }
+    out.extend_from_slice(&bytes[..start]);
+    let from = start;
+    for (i, &byte) in bytes.iter().enumerate().skip(from) {
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => &[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 0x0f)],
+            ],
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Whether any of the eight bytes of `word` is a control character, `"` or `\\` (the classic
+/// "has a byte less than n" and "has a zero byte" bit tricks; both exact).
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
+    below_space
+        || has_zero(word ^ (ONES * u64::from(b'"')))
+        || has_zero(word ^ (ONES * u64::from(b'\\')))
 }
 
 thread_local! {
@@ -306,7 +392,8 @@ fn write_loop(rx: Receiver<Message>, mut out: std::io::BufWriter<Box<dyn Write +
             match message {
                 Message::Record(record) => {
                     line.clear();
-                    let written = serde_json::to_writer(&mut line, &record)
+                    let written = record
+                        .write_json(&mut line)
                         .map_err(std::io::Error::other)
                         .and_then(|()| {
                             line.push(b'\n');
@@ -384,6 +471,100 @@ mod tests {
             status: 200,
             error: None,
         }
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut texts: Vec<String> = (0u8..0x80).map(|b| char::from(b).to_string()).collect();
+        texts.extend(
+            [
+                "",
+                "plain",
+                "a\"b\\c\nd\u{7f}",
+                "naïve ₦ 𝄞",
+                "\u{0}\u{1f}x\u{1b}[31m",
+            ]
+            .map(String::from),
+        );
+        for text in texts {
+            let mut ours = Vec::new();
+            json_str(&mut ours, &text);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&text).unwrap(),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_word_needs_an_escape_exactly_when_one_of_its_bytes_does() {
+        let escaped = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+        for b in 0..=255u8 {
+            for at in [0, 3, 7] {
+                let mut bytes = *b"abcdefgh";
+                bytes[at] = b;
+                assert_eq!(
+                    needs_escape(u64::from_le_bytes(bytes)),
+                    escaped(b),
+                    "{b} at {at}"
+                );
+            }
+        }
+        // Strings longer than a word, with the escape in the word-wise part and after it.
+        for text in [
+            "0123456789abcdef\"x",
+            "0123\n56789abcdefgh",
+            "0123456789abcdefghij\\",
+        ] {
+            let mut ours = Vec::new();
+            json_str(&mut ours, text);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(text).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_line_is_the_json_of_its_fields_in_order() {
+        let mut full = record(7);
+        full.scope_id = Some("acc \"7\"\n".into());
+        full.outcome = Outcome::KeyExpired;
+        full.status = 401;
+        full.error = Some("key_expired");
+        let mut line = Vec::new();
+        full.write_json(&mut line).unwrap();
+        let text = String::from_utf8(line).unwrap();
+        assert_eq!(
+            text,
+            r#"{"time":"1970-01-01T00:00:00Z","client":"billing","operation":"transactions:read","route":"GET /v1/accounts/{account_id}/transactions","provider":"okra","scope_kind":"account","scope_id":"acc \"7\"\n","records":7,"request_id":"rid","outcome":"key_expired","status":401,"error":"key_expired"}"#
+        );
+        let empty = Record {
+            route: None,
+            provider: None,
+            scope_kind: None,
+            scope_id: None,
+            records: None,
+            request_id: None,
+            outcome: Outcome::Denied,
+            status: 403,
+            ..record(0)
+        };
+        let mut line = Vec::new();
+        empty.write_json(&mut line).unwrap();
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            r#"{"time":"1970-01-01T00:00:00Z","client":"billing","operation":null,"route":null,"provider":null,"scope_kind":null,"scope_id":null,"records":null,"request_id":null,"outcome":"denied","status":403,"error":null}"#
+        );
+        let names = [
+            Outcome::Ok,
+            Outcome::Denied,
+            Outcome::KeyExpired,
+            Outcome::Failed,
+        ]
+        .map(Outcome::as_str);
+        assert_eq!(names, ["ok", "denied", "key_expired", "failed"]);
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use crate::policy::Policy;
 #[derive(Debug)]
 pub struct Client {
     /// The configured name.
-    pub name: String,
+    pub name: Arc<str>,
     /// What it may do and reach.
     pub policy: Policy,
     /// Its weight in the providers' fair lines (`clients.NAME.fair_share_weight`).

@@ -107,7 +107,7 @@ mod tests {
                         Sha256::digest(key.as_bytes()).into(),
                         KeyEntry {
                             client: Arc::new(Client {
-                                name: (*client).to_owned(),
+                                name: Arc::from(*client),
                                 policy: Policy::unrestricted(),
                                 fair_share_weight: 1,
                             }),
@@ -123,8 +123,11 @@ mod tests {
     fn a_key_is_found_the_first_time_and_from_the_cache_after() {
         let keys = keys(&[("alpha-key", "alpha"), ("beta-key", "beta")]);
         for _ in 0..3 {
-            assert_eq!(keys.find("alpha-key").unwrap().client.name, "alpha");
-            assert_eq!(keys.find("beta-key").unwrap().client.name, "beta");
+            assert_eq!(
+                keys.find("alpha-key").unwrap().client.name.as_ref(),
+                "alpha"
+            );
+            assert_eq!(keys.find("beta-key").unwrap().client.name.as_ref(), "beta");
         }
         assert_eq!(keys.verified.read().unwrap().len(), 2);
     }

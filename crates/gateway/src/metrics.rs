@@ -488,7 +488,37 @@ pub fn quota_waiting(provider: &str) -> QuotaWaiting {
 /// `too_large`). On the
 /// cache-hit path: the provider's name is shared, not copied.
 pub fn cache_lookup(provider: &Arc<str>, result: &'static str) {
-    counter!(CACHE_LOOKUPS, "provider" => provider.clone(), "result" => result).increment(1);
+    // The registry's lookup builds and hashes the key; a worker thread keeps its handles (a
+    // few providers times eight results), found by comparing two short strings.
+    CACHE_HANDLES.with_borrow_mut(|handles| {
+        match handles
+            .iter()
+            .find(|h| h.result == result && *h.provider == **provider)
+        {
+            Some(h) => h.counter.increment(1),
+            None => {
+                let counter =
+                    counter!(CACHE_LOOKUPS, "provider" => provider.clone(), "result" => result);
+                counter.increment(1);
+                handles.push(CacheHandle {
+                    provider: provider.clone(),
+                    result,
+                    counter,
+                });
+            }
+        }
+    });
+}
+
+/// A registered cache-lookup counter and its labels.
+struct CacheHandle {
+    provider: Arc<str>,
+    result: &'static str,
+    counter: metrics::Counter,
+}
+
+thread_local! {
+    static CACHE_HANDLES: std::cell::RefCell<Vec<CacheHandle>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// An entry of cache `tier` dropped for memory pressure.

@@ -30,7 +30,7 @@ use actix_web::{Error, HttpMessage, web};
 use rand::Rng;
 use tracing::Instrument;
 
-use crate::audit::{Outcome, Record, Returned};
+use crate::audit::{Outcome, Record};
 use crate::error::{ApiError, KeyProblem, PROBLEM_JSON};
 use crate::policy::{self, ProviderSource, Route, Subject};
 use crate::readiness::{Readiness, RequestGuard};
@@ -153,7 +153,7 @@ pub async fn request_context(
             .map_or("unmatched".into(), std::borrow::Cow::Owned),
     };
     let client = request.extensions().get::<Arc<Client>>().cloned();
-    let client = client.as_deref().map_or("-", |c| c.name.as_str());
+    let client = client.as_deref().map_or("-", |c| &*c.name);
     if access_log {
         let bytes = match res.response().body().size() {
             actix_web::body::BodySize::Sized(n) => n,
@@ -378,13 +378,13 @@ pub async fn authorize(
         Ok(()) if route.operation.touches_bank_data() && state.audit.is_enabled() => {
             let draft = draft(&req, &client, Some(route), provider);
             let res = next.call(req).await?.map_into_boxed_body();
-            let returned = res.response().extensions().get::<Returned>().copied();
+            let returned = crate::telemetry::returned();
             let error = res
                 .response()
                 .error()
                 .and_then(|e| e.as_error::<ApiError>());
             let mut record = draft.finish(res.status().as_u16(), error);
-            record.records = returned.map(|r| r.0);
+            record.records = returned;
             state.audit.submit(record);
             Ok(res)
         }
@@ -404,8 +404,14 @@ fn for_each_provider(
     match route.provider {
         ProviderSource::None => {}
         ProviderSource::Query => {
+            let query = req.query_string();
+            // No `provider` key can hide in a query without the word or a percent escape.
+            if !query.contains("provider") && !query.contains('%') {
+                f(state.registry.default_name(), "provider");
+                return;
+            }
             let mut named = false;
-            for (key, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+            for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
                 if key == "provider" {
                     named = true;
                     f(value.trim(), "provider");
@@ -448,7 +454,7 @@ fn draft(
     Draft {
         record: Record {
             time: std::time::SystemTime::now(),
-            client: Arc::from(client.name.as_str()),
+            client: client.name.clone(),
             route,
             provider,
             scope_kind,

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use actix_web::http::header::HeaderValue;
 use actix_web::web::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use moka::Expiry;
@@ -201,15 +202,19 @@ impl FetchError {
     }
 }
 
-/// A page rendered to JSON once and served as is while its snapshot lives.
+/// A page rendered to JSON once and served as is while its snapshot lives, with the header
+/// values that never change while it lives (a hit copies no header text and formats nothing).
 #[derive(Debug)]
 pub struct Rendered {
     /// The response body.
     pub body: Bytes,
-    /// Its strong entity tag (quoted).
-    pub etag: String,
+    /// Its strong entity tag (quoted), as the `ETag` header's value.
+    pub etag: HeaderValue,
     /// How many transactions it holds (for the audit trail).
     pub items: u64,
+    /// The listing's record warnings, as the `x-record-warnings` header's value (`None`: no
+    /// such header, e.g. a single transaction).
+    pub warnings: Option<HeaderValue>,
 }
 
 impl Rendered {
@@ -219,10 +224,14 @@ impl Rendered {
         body.shrink_to_fit();
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         body.hash(&mut hasher);
+        let etag = format!("\"{:016x}{:08x}\"", hasher.finish(), body.len());
         Rendered {
-            etag: format!("\"{:016x}{:08x}\"", hasher.finish(), body.len()),
+            // Hex digits and quotes: always a valid header value.
+            etag: HeaderValue::from_maybe_shared(Bytes::from(etag))
+                .unwrap_or_else(|_| HeaderValue::from_static("\"\"")),
             body: Bytes::from(body),
             items: 0,
+            warnings: None,
         }
     }
 
@@ -231,7 +240,26 @@ impl Rendered {
         self.items = items as u64;
         self
     }
+
+    /// The same, for a listing with `count` record warnings.
+    pub fn warning(mut self, count: usize) -> Rendered {
+        self.warnings = Some(HeaderValue::from(count));
+        self
+    }
+
+    /// Its heap bytes beyond the `Rendered` itself (for the cache's weigher).
+    pub fn heap_bytes(&self) -> usize {
+        // A value's bytes, and the shared count its first clone allocates.
+        let header = |v: &HeaderValue| crate::memory::alloc(v.len()) + crate::memory::alloc(24);
+        crate::memory::alloc(self.body.len())
+            + header(&self.etag)
+            + self.warnings.as_ref().map_or(0, header)
+    }
 }
+
+/// The hasher of the tiers every hit reads (`current`, `renders`): foldhash, seeded per
+/// process, a fraction of SipHash's cost on these short keys; moka spreads its shards by it.
+type TierHasher = foldhash::fast::RandomState;
 
 /// What identifies a rendered page.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -338,10 +366,10 @@ pub enum Found {
 
 /// The snapshot cache and its companions (retired, stale, rendered).
 pub struct SnapshotCache {
-    current: moka::future::Cache<SnapshotKey, Arc<Snapshot>>,
+    current: moka::future::Cache<SnapshotKey, Arc<Snapshot>, TierHasher>,
     retired: moka::sync::Cache<u64, Arc<Snapshot>>,
     stale: moka::sync::Cache<SnapshotKey, Arc<Snapshot>>,
-    renders: moka::sync::Cache<RenderKey, Arc<Rendered>>,
+    renders: moka::sync::Cache<RenderKey, Arc<Rendered>, TierHasher>,
     too_large: moka::sync::Cache<SnapshotKey, u64>,
     /// Transaction id (its hash) -> the key of the snapshot it was seen in; weighed, so it
     /// may have dropped ids of snapshots still cached (then `index_evicted` is set).
@@ -472,18 +500,16 @@ impl SnapshotCache {
                 }
                 evicted("current", cause);
             })
-            .build();
+            .build_with_hasher(TierHasher::default());
         let renders = moka::sync::Cache::builder()
             .max_capacity(shares.rendered)
             .weigher(|_, r: &Arc<Rendered>| {
-                let heap = crate::memory::alloc(r.body.len())
-                    + crate::memory::string(&r.etag)
-                    + crate::memory::arc(std::mem::size_of::<Rendered>());
+                let heap = r.heap_bytes() + crate::memory::arc(std::mem::size_of::<Rendered>());
                 weigh(u32::try_from(heap).unwrap_or(u32::MAX))
             })
             .time_to_live(cursor_lifetime.max(Duration::from_secs(config.ttl_secs)))
             .eviction_listener(|_, _, cause| evicted("rendered", cause))
-            .build();
+            .build_with_hasher(TierHasher::default());
         let too_large = moka::sync::Cache::builder()
             .max_capacity(10_000)
             .time_to_live(Duration::from_secs(config.ttl_secs))

@@ -490,7 +490,7 @@ fn key_table(clients: &[ClientConfig]) -> HashMap<[u8; 32], KeyEntry> {
     let mut table = HashMap::new();
     for c in clients {
         let client = Arc::new(Client {
-            name: c.name.clone(),
+            name: Arc::from(c.name.as_str()),
             policy: c.policy.clone(),
             fair_share_weight: c.fair_share_weight,
         });

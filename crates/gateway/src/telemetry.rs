@@ -59,6 +59,8 @@ pub struct RequestFacts {
     upstream_calls: AtomicU32,
     provider: OnceLock<Arc<str>>,
     route: OnceLock<&'static str>,
+    /// The transactions the answer carried (for the audit trail), once a handler said so.
+    returned: OnceLock<u64>,
     /// The enclosing facts, which count every call of these too (see [`counting_upstream_calls`]).
     parent: Option<Arc<RequestFacts>>,
 }
@@ -79,6 +81,27 @@ impl RequestFacts {
     pub fn route(&self) -> Option<&'static str> {
         self.route.get().copied()
     }
+}
+
+/// How many transactions the current request's answer carried, if its handler said
+/// ([`note_returned`]; `None` outside a request).
+pub fn returned() -> Option<u64> {
+    FACTS
+        .try_with(|facts| facts.returned.get().copied())
+        .ok()
+        .flatten()
+}
+
+/// Notes how many transactions the current request's answer carries (for the audit trail:
+/// handlers report what they returned, they decide nothing); the first note wins.
+pub fn note_returned(count: u64) {
+    let _ = FACTS.try_with(|facts| {
+        let mut next = Some(facts);
+        while let Some(facts) = next {
+            let _ = facts.returned.set(count);
+            next = facts.parent.as_ref();
+        }
+    });
 }
 
 tokio::task_local! {

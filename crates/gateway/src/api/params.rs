@@ -1,5 +1,7 @@
 //! Request parameters: parsed strictly, each failure a 400 problem naming the parameter.
 
+use std::borrow::Cow;
+
 use provider::{DateRange, Direction, TransactionId, TransactionIdError};
 use serde::Deserialize;
 use time::Date;
@@ -108,7 +110,7 @@ pub fn parse_list(query: &str, require_range: bool) -> Result<ListRequest, ApiEr
         pairs
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     };
 
     let from = get("from").map(|v| parse_date("from", v)).transpose()?;
@@ -205,9 +207,12 @@ pub fn parse_include(value: Option<&str>) -> Result<bool, ApiError> {
     Ok(include_raw)
 }
 
+/// A query parameter's name and its trimmed value, borrowed from the query unless decoded.
+pub type Pair<'q> = (Cow<'q, str>, Cow<'q, str>);
+
 /// Parses a query string allowing only `allowed` names, each at most once.
-pub fn parse_pairs(query: &str, allowed: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
-    let mut pairs: Vec<(String, String)> = Vec::new();
+pub fn parse_pairs<'q>(query: &'q str, allowed: &[&str]) -> Result<Vec<Pair<'q>>, ApiError> {
+    let mut pairs: Vec<Pair<'q>> = Vec::new();
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         if !allowed.contains(&key.as_ref()) {
             return Err(ApiError::invalid(
@@ -221,7 +226,12 @@ pub fn parse_pairs(query: &str, allowed: &[&str]) -> Result<Vec<(String, String)
                 format!("{key} is given more than once"),
             ));
         }
-        pairs.push((key.into_owned(), value.trim().to_owned()));
+        // Borrowed from the query unless it had to be decoded.
+        let value = match value {
+            Cow::Borrowed(v) => Cow::Borrowed(v.trim()),
+            Cow::Owned(v) => Cow::Owned(v.trim().to_owned()),
+        };
+        pairs.push((key, value));
     }
     Ok(pairs)
 }

@@ -117,7 +117,7 @@ pub async fn start_refresh(
 ) -> Result<HttpResponse> {
     let account = params::parse_id("account_id", &path)?;
     let pairs = params::parse_pairs(req.query_string(), &["provider"])?;
-    let provider = pairs.first().map(|(_, v)| v.as_str());
+    let provider = pairs.first().map(|(_, v)| v.as_ref());
     let client = client_of(&req)?;
     let key = idempotency_key(&req)?;
     let entry = state.registry.resolve(provider)?;
@@ -127,7 +127,7 @@ pub async fn start_refresh(
             capability: "refresh".into(),
         });
     }
-    let client_name: Arc<str> = Arc::from(client.name.as_str());
+    let client_name: Arc<str> = client.name.clone();
     let started = state
         .jobs
         .begin(&client_name, &entry.name, &account, key.as_deref())

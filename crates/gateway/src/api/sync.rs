@@ -248,7 +248,7 @@ async fn sync(req: &HttpRequest, state: &AppState, account: String) -> Result<Ht
         pairs
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     };
     let limit = match get("limit") {
         None => DEFAULT_LIMIT,

@@ -1,15 +1,17 @@
 //! The transaction routes: four scopes of listing and one lookup by gateway id.
 
-use actix_web::http::header;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::web::Bytes;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use provider::{PageRequest, RecordWarning, Scope, Transaction, TransactionQuery};
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::params::{self, ListParams, ListRequest};
 use crate::api::views::{ListBody, PaginationSchema, TxView, WarningView};
-use crate::audit::Returned;
 use crate::cursor::{Cursor, fingerprint};
 use crate::error::{ApiError, KeyProblem, Problem};
 use crate::outbound::for_client;
@@ -27,7 +29,7 @@ const _: () = assert!(params::MAX_LIMIT as usize <= EARLY_ITEMS);
 fn client_of(req: &HttpRequest) -> (Arc<str>, u32) {
     req.extensions().get::<Arc<Client>>().map_or_else(
         || (Arc::from(""), 1),
-        |client| (Arc::from(client.name.as_str()), client.fair_share_weight),
+        |client| (client.name.clone(), client.fair_share_weight),
     )
 }
 
@@ -206,7 +208,7 @@ pub async fn get_transaction(
 async fn get_one(req: &HttpRequest, path: &str, state: &AppState) -> Result<HttpResponse> {
     let id = params::parse_transaction_id(path)?;
     let pairs = params::parse_pairs(req.query_string(), &["include"])?;
-    let include_raw = params::parse_include(pairs.first().map(|(_, v)| v.as_str()))?;
+    let include_raw = params::parse_include(pairs.first().map(|(_, v)| v.as_ref()))?;
     let not_found = || ApiError::NotFound {
         detail: format!("no transaction {id}"),
         provider: Some(id.provider().to_owned()),
@@ -254,7 +256,6 @@ async fn get_one(req: &HttpRequest, path: &str, state: &AppState) -> Result<Http
         &Rendered::new(body).holding(1),
         status,
         max_age,
-        None,
         None,
     ))
 }
@@ -364,7 +365,6 @@ async fn list(
         status,
         max_age,
         Some(snapshot.age()),
-        Some(snapshot.warnings.len()),
     ))
 }
 
@@ -428,7 +428,6 @@ fn early_page(
         CacheStatus::Miss,
         entry.cache_ttl,
         Some(Duration::ZERO),
-        Some(progress.warnings.len()),
     ))
 }
 
@@ -490,7 +489,7 @@ fn excluded_count(warnings: &[RecordWarning]) -> usize {
 }
 
 /// The header that counts a listing's record warnings (all of them, even past the body's cap).
-pub const RECORD_WARNINGS: &str = "x-record-warnings";
+pub const RECORD_WARNINGS: HeaderName = HeaderName::from_static("x-record-warnings");
 
 /// At most this many warnings are written into a list body (they repeat on every page); the
 /// header and `pagination.excluded` still count them all.
@@ -571,7 +570,6 @@ async fn passthrough(
         CacheStatus::Miss,
         Duration::ZERO,
         None,
-        Some(warnings.len()),
     ))
 }
 
@@ -651,7 +649,9 @@ fn render_window(
             .collect(),
     };
     let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Rendered::new(bytes).holding(window.len()))
+    Ok(Rendered::new(bytes)
+        .holding(window.len())
+        .warning(warnings.len()))
 }
 
 /// The page number of the page starting at `offset`, and the number of pages, for pages of
@@ -670,58 +670,107 @@ fn page_numbers(offset: usize, limit: usize, total: usize) -> (usize, usize) {
 
 /// A 200 with the rendered body, or a 304 when the caller's `If-None-Match` names its tag; a
 /// listing says how many record warnings its body has in `x-record-warnings`.
+///
+/// On the cache-hit path: the body and the tag are shared with the rendered page, the fixed
+/// values are static and the two numbers come from [`numbered`], so nothing is formatted or
+/// copied here.
 fn respond(
     req: &HttpRequest,
     rendered: &Rendered,
     status: CacheStatus,
     max_age: Duration,
     age: Option<Duration>,
-    warnings: Option<usize>,
 ) -> HttpResponse {
     let not_modified = req
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| etag_matches(v, &rendered.etag));
-    let mut builder = if not_modified {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
-    builder
-        .insert_header((header::ETAG, rendered.etag.as_str()))
-        .insert_header((
-            header::CACHE_CONTROL,
-            format!("private, max-age={}", max_age.as_secs()),
-        ))
-        .insert_header(("x-cache", status.as_str()));
-    if let Some(age) = age {
-        builder.insert_header((header::AGE, age.as_secs().to_string()));
-    }
-    if let Some(count) = warnings {
-        builder.insert_header((RECORD_WARNINGS, count.to_string()));
-    }
+        .is_some_and(|v| etag_matches(v, rendered.etag.to_str().unwrap_or_default()));
     let mut res = if not_modified {
-        builder.finish()
+        HttpResponse::new(StatusCode::NOT_MODIFIED)
     } else {
-        builder
-            .insert_header((header::CONTENT_TYPE, "application/json"))
-            .body(rendered.body.clone())
+        HttpResponse::with_body(StatusCode::OK, rendered.body.clone()).map_into_boxed_body()
     };
+    let headers = res.headers_mut();
+    headers.insert(header::ETAG, rendered.etag.clone());
+    headers.insert(
+        header::CACHE_CONTROL,
+        numbered(Numbered::MaxAge, max_age.as_secs()),
+    );
+    headers.insert(X_CACHE, HeaderValue::from_static(status.as_str()));
+    if let Some(age) = age {
+        headers.insert(header::AGE, numbered(Numbered::Plain, age.as_secs()));
+    }
+    if let Some(count) = &rendered.warnings {
+        headers.insert(RECORD_WARNINGS, count.clone());
+    }
+    if !not_modified {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
     // What the caller now holds (a 304 confirms the same page), for the audit record.
-    res.extensions_mut().insert(Returned(rendered.items));
+    crate::telemetry::note_returned(rendered.items);
     res
+}
+
+const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+
+/// A value made by [`numbered`], with its number.
+type NumberedSlot = Option<(u64, HeaderValue)>;
+
+/// The two numeric header values of a listing.
+#[derive(Debug, Clone, Copy)]
+enum Numbered {
+    /// `private, max-age=N` (`Cache-Control`).
+    MaxAge,
+    /// `N` (`Age`).
+    Plain,
+}
+
+thread_local! {
+    /// The values of [`numbered`] made lately on this thread, by kind and `N % 8`: the seconds
+    /// of a page's age and freshness change once a second, not with every hit.
+    static NUMBERED: RefCell<[[NumberedSlot; 8]; 2]> =
+        const { RefCell::new([const { [const { None }; 8] }; 2]) };
+}
+
+/// The header value of `kind` for `n` seconds, shared with the hits before it in the same
+/// second (a clone is a reference count; a new value is formatted once).
+fn numbered(kind: Numbered, n: u64) -> HeaderValue {
+    NUMBERED.with_borrow_mut(|slots| {
+        let slot = &mut slots[kind as usize][(n % 8) as usize];
+        match slot {
+            Some((seconds, value)) if *seconds == n => value.clone(),
+            _ => {
+                let mut digits = itoa::Buffer::new();
+                let digits = digits.format(n);
+                let text = match kind {
+                    Numbered::MaxAge => format!("private, max-age={digits}"),
+                    Numbered::Plain => digits.to_owned(),
+                };
+                // Digits and ASCII text: always a valid header value.
+                let value = HeaderValue::from_maybe_shared(Bytes::from(text))
+                    .unwrap_or_else(|_| HeaderValue::from_static("0"));
+                *slot = Some((n, value.clone()));
+                value
+            }
+        }
+    })
 }
 
 /// `If-None-Match` comparison (weak, as RFC 9110 asks for GET): `*`, or any listed tag.
 fn etag_matches(header_value: &str, etag: &str) -> bool {
-    let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    fn bare(tag: &str) -> &str {
+        tag.trim().trim_start_matches("W/")
+    }
     header_value.trim() == "*" || header_value.split(',').any(|t| bare(t) == bare(etag))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{etag_matches, page_numbers};
+    use super::{Numbered, etag_matches, numbered, page_numbers};
 
     #[test]
     fn page_numbers_agree_with_has_more_even_off_the_page_grid() {
@@ -736,6 +785,17 @@ mod tests {
         // 13 after it.
         assert_eq!(page_numbers(10, 3, 14), (5, 6));
         assert_eq!(page_numbers(10, 3, 11), (5, 5));
+    }
+
+    #[test]
+    fn numbered_header_values_are_the_numbers_whatever_was_made_before() {
+        for n in [0, 7, 8, 15, 300, 8, 0, u64::MAX] {
+            assert_eq!(numbered(Numbered::Plain, n), n.to_string().as_str());
+            assert_eq!(
+                numbered(Numbered::MaxAge, n),
+                format!("private, max-age={n}").as_str()
+            );
+        }
     }
 
     #[test]
