@@ -4,6 +4,8 @@
 //! [`ProviderError`] back, so every reading is unit-tested without a network. The tolerant
 //! readings and the decisions where the vendor docs are silent are listed in the crate docs.
 
+use std::sync::Arc;
+
 use provider::json_walk::JsonCursor;
 use provider::{
     Currency, Date, Direction, MappingError, Money, MoneyError, ProviderError, RawRecord,
@@ -189,6 +191,8 @@ impl Paging {
 /// An entity's records being mapped one by one, in the vendor's order.
 struct EntityBuilder<'c> {
     ctx: &'c MapContext<'c>,
+    /// The provider name, shared by every record's id (one allocation a page, not a record).
+    provider: Arc<str>,
     transactions: Vec<Transaction>,
     warnings: Vec<RecordWarning>,
     /// The 0-based place of the next record.
@@ -199,6 +203,7 @@ impl<'c> EntityBuilder<'c> {
     fn new(ctx: &'c MapContext<'c>, capacity: usize) -> Self {
         EntityBuilder {
             ctx,
+            provider: Arc::from(ctx.provider),
             transactions: Vec::with_capacity(capacity),
             warnings: Vec::new(),
             index: 0,
@@ -215,8 +220,16 @@ impl<'c> EntityBuilder<'c> {
     /// once the text has typed.
     fn push_typed(&mut self, wire: MonoTransaction, text: &str) {
         let raw = RawRecord::from_read_text(text);
-        let result =
-            transaction_from_wire(wire, text, raw, self.index, self.ctx, &mut self.warnings);
+        let (ctx, provider) = (self.ctx, &self.provider);
+        let result = transaction_from_wire(
+            wire,
+            text,
+            raw,
+            self.index,
+            ctx,
+            provider,
+            &mut self.warnings,
+        );
         self.push(result, text);
     }
 
@@ -339,17 +352,19 @@ pub(crate) fn map_transaction(
         MappingError::new(name, "record", e.to_string()).with_raw_value(raw.get())
     })?;
     let kept = RawRecord::from_raw(raw);
-    transaction_from_wire(wire, raw.get(), kept, position, ctx, warnings)
+    let provider = Arc::from(ctx.provider);
+    transaction_from_wire(wire, raw.get(), kept, position, ctx, &provider, warnings)
 }
 
 /// Maps a typed record whose exact JSON is `text` (kept as `raw`); `position` as in
-/// [`map_transaction`].
+/// [`map_transaction`]; `provider` is `ctx.provider`, shared by the ids of a page's records.
 fn transaction_from_wire(
     wire: MonoTransaction,
     text: &str,
     raw: RawRecord,
     position: usize,
     ctx: &MapContext<'_>,
+    provider: &Arc<str>,
     warnings: &mut Vec<RecordWarning>,
 ) -> Result<Transaction, MappingError> {
     let positional = || format!("#{position}");
@@ -445,7 +460,7 @@ fn transaction_from_wire(
     };
 
     Ok(Transaction {
-        id: TransactionId::new(ctx.provider, id.as_str()),
+        id: TransactionId::new(Arc::clone(provider), id.as_str()),
         provider: ctx.provider.to_owned(),
         provider_transaction_id: id,
         account_id: ctx.account_id.to_owned(),

@@ -6,6 +6,8 @@
 //! refresh callback reports progress. It does no I/O and never panics: whatever a vendor sends
 //! becomes a value or a [`MappingError`] naming the record and the field.
 
+use std::sync::Arc;
+
 use provider::json_walk::JsonCursor;
 use provider::{
     Currency, Date, Direction, MappingError, Money, Page, PageRequest, RawRecord, RecordWarning,
@@ -45,6 +47,8 @@ pub(crate) fn map_page<R: std::ops::Deref<Target = RawValue>>(
 /// A page being mapped record by record, in the vendor's order.
 struct PageBuilder<'c> {
     ctx: MapContext<'c>,
+    /// The provider name, shared by every record's id (one allocation a page, not a record).
+    provider: Arc<str>,
     requested: PageRequest,
     items: Vec<Transaction>,
     warnings: Vec<RecordWarning>,
@@ -56,6 +60,7 @@ impl<'c> PageBuilder<'c> {
     fn new(ctx: MapContext<'c>, requested: PageRequest, capacity: usize) -> Self {
         PageBuilder {
             ctx,
+            provider: Arc::from(ctx.provider),
             requested,
             items: Vec::with_capacity(capacity),
             warnings: Vec::new(),
@@ -88,6 +93,7 @@ impl<'c> PageBuilder<'c> {
         let (index, page) = (self.index, self.requested.page);
         let result = to_transaction(
             self.ctx,
+            &self.provider,
             record,
             raw,
             || format!("#{index} of page {page}"),
@@ -241,6 +247,7 @@ pub(crate) fn map_record(
     })?;
     to_transaction(
         ctx,
+        &Arc::from(ctx.provider),
         record,
         Some(RawRecord::from_raw(raw)),
         || position.to_owned(),
@@ -264,9 +271,10 @@ fn record_name_of_raw(raw: &RawValue) -> Option<String> {
 }
 
 /// Maps a deserialized record; checks run in a fixed order: id, currency, amounts and direction,
-/// account, booking date.
+/// account, booking date. `provider` is `ctx.provider`, shared by the ids of a page's records.
 pub(crate) fn to_transaction(
     ctx: MapContext<'_>,
+    provider: &Arc<str>,
     record: OkraTransaction,
     raw: Option<RawRecord>,
     position: impl FnOnce() -> String,
@@ -352,7 +360,7 @@ pub(crate) fn to_transaction(
     .to_owned();
 
     Ok(Transaction {
-        id: TransactionId::new(ctx.provider, id.as_str()),
+        id: TransactionId::new(Arc::clone(provider), id.as_str()),
         provider: ctx.provider.to_owned(),
         provider_transaction_id: id,
         account_id,
