@@ -1,5 +1,7 @@
 //! Pure functions from Mono's JSON to the canonical model: no network, no clock.
 
+use std::sync::Arc;
+
 use provider::json_walk::JsonCursor;
 use provider::{
     Currency, Direction, MappingError, Money, ProviderError, RawRecord, RecordWarning, Transaction,
@@ -113,6 +115,8 @@ fn push_mapped(
 fn read_typed(body: &str, ctx: &MapContext<'_>) -> Option<MappedPage> {
     let mut page = MappedPage::default();
     let mut index = 0;
+    // The provider name, shared by every record's id (one allocation a page, not a record).
+    let provider = Arc::from(ctx.provider);
     let mut status: Option<Option<Value>> = None;
     let mut message_seen = false;
     // `data` not seen, seen as records (v2, legacy), or seen as v1's object with its paging.
@@ -125,7 +129,8 @@ fn read_typed(body: &str, ctx: &MapContext<'_>) -> Option<MappedPage> {
             let result = if c.peek() == Some(b'{')
                 && let Ok((record, text)) = c.read::<MonoConnectTransaction<'_>>()
             {
-                record_from_wire(record, RawRecord::from_read_text(text), index, ctx)
+                let raw = RawRecord::from_read_text(text);
+                record_from_wire(record, raw, index, ctx, &provider)
             } else {
                 let (raw, _) = c.read::<&RawValue>().ok()?;
                 map_record(raw, index, ctx)
@@ -306,6 +311,19 @@ fn text(value: Option<&Value>) -> Option<String> {
 /// Decimals, exponents and anything else are refused: Mono's amounts are already in minor
 /// units, so a fraction would mean a misread field, never rounding.
 pub(crate) fn minor_units(raw: &RawValue) -> Result<i64, String> {
+    // The common case, a plain JSON integer that cannot overflow (at most 18 digits), summed
+    // digit by digit: what the reading below gives it, without its trims and checks.
+    let plain = raw.get().as_bytes();
+    if (1..=18).contains(&plain.len()) && plain.iter().all(u8::is_ascii_digit) {
+        return Ok(plain
+            .iter()
+            .fold(0, |sum, digit| sum * 10 + i64::from(digit - b'0')));
+    }
+    minor_units_in_general(raw)
+}
+
+/// [`minor_units`] without its shortcut.
+fn minor_units_in_general(raw: &RawValue) -> Result<i64, String> {
     let text = raw.get().trim();
     let digits = match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
         Some(inner) => inner.trim(),
@@ -336,16 +354,23 @@ fn map_record(
         )
         .with_raw_value(raw.get())
     })?;
-    record_from_wire(record, RawRecord::from_raw(raw), index, ctx)
+    record_from_wire(
+        record,
+        RawRecord::from_raw(raw),
+        index,
+        ctx,
+        &Arc::from(ctx.provider),
+    )
 }
 
 /// One typed record (its exact JSON kept as `raw`), or why it cannot be read; `index` as in
-/// [`map_record`].
+/// [`map_record`]; `provider` is `ctx.provider`, shared by the ids of a page's records.
 fn record_from_wire(
     record: MonoConnectTransaction<'_>,
     raw: RawRecord,
     index: usize,
     ctx: &MapContext<'_>,
+    provider: &Arc<str>,
 ) -> Result<(Transaction, Vec<RecordWarning>), MappingError> {
     let position = || format!("#{}", index + 1);
     let id = text(record.id.as_ref())
@@ -431,7 +456,7 @@ fn record_from_wire(
         _ => String::new(),
     };
     let transaction = Transaction {
-        id: TransactionId::new(ctx.provider, id.as_str()),
+        id: TransactionId::new(Arc::clone(provider), id.as_str()),
         provider: ctx.provider.to_owned(),
         provider_transaction_id: id,
         account_id: ctx.account_id.to_owned(),
@@ -863,6 +888,31 @@ mod tests {
         let bad = page(&body("31-01-2024"));
         assert_eq!(bad.warnings[0].field, "date");
         assert!(bad.transactions.is_empty());
+    }
+
+    #[test]
+    fn the_plain_integer_shortcut_reads_as_the_general_reading() {
+        let mut texts: Vec<String> = [
+            "0", "7", "00", "007", "-1", "-0", "+1", "1.0", "1e2", " 5", "5 ", "\"12\"",
+            "\" 12 \"", "\"\"", "\"-\"", "null", "true", "-", "",
+        ]
+        .iter()
+        .map(|t| (*t).to_owned())
+        .collect();
+        for len in 1..=20 {
+            texts.push("9".repeat(len));
+            texts.push(format!("1{}", "0".repeat(len - 1)));
+            texts.push(format!("-{}", "9".repeat(len)));
+        }
+        texts.push(i64::MAX.to_string());
+        texts.push(i64::MIN.to_string());
+        texts.push("9223372036854775808".to_owned());
+        for text in texts {
+            let Ok(raw) = RawValue::from_string(text.clone()) else {
+                continue;
+            };
+            assert_eq!(minor_units(&raw), minor_units_in_general(&raw), "{text}");
+        }
     }
 
     #[test]
