@@ -301,7 +301,7 @@ pub(crate) fn next_page(value: Option<&Value>) -> Result<Option<u32>, String> {
 /// A JSON string or number as text (trimmed); null, absent or blank is `None`.
 fn text(value: Option<&Value>) -> Option<String> {
     match value? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::String(s) => Some(s.trim()).filter(|t| !t.is_empty()).map(str::to_owned),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
@@ -439,19 +439,17 @@ fn record_from_wire(
         },
     };
     let booked_on = match record.date.as_ref() {
-        Some(Value::String(s)) => OffsetDateTime::parse(s.trim(), &Rfc3339)
-            .map(|at| at.to_offset(time::UtcOffset::UTC).date())
-            .map_err(|e| {
-                MappingError::new(&id, "date", format!("not an RFC 3339 timestamp: {e}"))
-                    .with_raw_value(&Value::String(s.clone()).to_string())
-            })?,
+        Some(Value::String(s)) => utc_date(s).map_err(|reason| {
+            MappingError::new(&id, "date", reason)
+                .with_raw_value(&Value::String(s.clone()).to_string())
+        })?,
         other => {
             return Err(MappingError::new(&id, "date", "missing or not a string")
                 .with_raw_value(&other.map_or("null".into(), Value::to_string)));
         }
     };
-    let narration = match record.narration.as_ref() {
-        Some(Value::String(s)) => s.clone(),
+    let narration = match record.narration {
+        Some(Value::String(s)) => s,
         Some(Value::Number(n)) => n.to_string(),
         _ => String::new(),
     };
@@ -472,6 +470,21 @@ fn record_from_wire(
         raw: Some(raw),
     };
     Ok((transaction, warnings))
+}
+
+/// The UTC calendar date of an RFC 3339 timestamp (surrounding whitespace ignored).
+pub(crate) fn utc_date(text: &str) -> Result<time::Date, String> {
+    utc_date_in_general(text)
+}
+
+/// [`utc_date`] without its shortcut. A timestamp whose UTC date is out of `time`'s range
+/// (`9999-12-31T23:00:00-05:00`) is refused, not a panic.
+fn utc_date_in_general(text: &str) -> Result<time::Date, String> {
+    let at = OffsetDateTime::parse(text.trim(), &Rfc3339)
+        .map_err(|e| format!("not an RFC 3339 timestamp: {e}"))?;
+    at.checked_to_offset(time::UtcOffset::UTC)
+        .map(OffsetDateTime::date)
+        .ok_or_else(|| "not an RFC 3339 timestamp: its UTC date is out of range".to_owned())
 }
 
 /// The vendor's message in an error body (`{"status":"failed","message":...}`), else the
@@ -888,6 +901,24 @@ mod tests {
         let bad = page(&body("31-01-2024"));
         assert_eq!(bad.warnings[0].field, "date");
         assert!(bad.transactions.is_empty());
+    }
+
+    #[test]
+    fn a_timestamp_whose_utc_date_is_out_of_range_is_a_bad_record_not_a_panic() {
+        let body = r#"{"data":[{"id":"a","type":"debit","amount":1,"date":"9999-12-31T23:00:00-05:00"},
+            {"id":"b","type":"debit","amount":1,"date":"2024-01-02T00:00:00Z"}]}"#;
+        let page = page(body);
+        assert_eq!(page.transactions.len(), 1);
+        let warning = &page.warnings[0];
+        assert_eq!(
+            (warning.record.as_str(), warning.field.as_str()),
+            ("a", "date")
+        );
+        assert!(
+            warning.reason.contains("out of range"),
+            "{}",
+            warning.reason
+        );
     }
 
     #[test]
