@@ -474,6 +474,53 @@ fn record_from_wire(
 
 /// The UTC calendar date of an RFC 3339 timestamp (surrounding whitespace ignored).
 pub(crate) fn utc_date(text: &str) -> Result<time::Date, String> {
+    // The common case, `YYYY-MM-DDTHH:MM:SS[.fraction]Z` with every field in range, is the date
+    // as written: what the general reading below gives it, without its machinery.
+    if let [
+        y1,
+        y2,
+        y3,
+        y4,
+        b'-',
+        m1,
+        m2,
+        b'-',
+        d1,
+        d2,
+        b'T',
+        h1,
+        h2,
+        b':',
+        i1,
+        i2,
+        b':',
+        s1,
+        s2,
+        rest @ ..,
+    ] = text.as_bytes()
+        && let Some((b'Z', fraction)) = rest.split_last()
+        && match fraction.split_first() {
+            None => true,
+            Some((b'.', digits)) => {
+                (1..=9).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit)
+            }
+            Some(_) => false,
+        }
+        && [y1, y2, y3, y4, m1, m2, d1, d2, h1, h2, i1, i2, s1, s2]
+            .into_iter()
+            .all(u8::is_ascii_digit)
+    {
+        let two = |tens: &u8, units: &u8| (tens - b'0') * 10 + (units - b'0');
+        let year = i32::from(two(y1, y2)) * 100 + i32::from(two(y3, y4));
+        if two(h1, h2) < 24
+            && two(i1, i2) < 60
+            && two(s1, s2) < 60
+            && let Ok(month) = time::Month::try_from(two(m1, m2))
+            && let Ok(date) = time::Date::from_calendar_date(year, month, two(d1, d2))
+        {
+            return Ok(date);
+        }
+    }
     utc_date_in_general(text)
 }
 
@@ -919,6 +966,48 @@ mod tests {
             "{}",
             warning.reason
         );
+    }
+
+    #[test]
+    fn the_timestamp_shortcut_reads_as_the_general_reading() {
+        let general = utc_date_in_general;
+        let mut count = 0;
+        for date in [
+            "2024-02-29",
+            "2023-02-29",
+            "2023-02-28",
+            "2024-12-31",
+            "2024-13-01",
+            "2024-00-10",
+            "2024-01-00",
+            "2024-04-31",
+            "0000-01-01",
+            "9999-12-31",
+            "2024-1-01",
+            "2o24-01-01",
+        ] {
+            for sep in ["T", "t", " ", "x"] {
+                for time in [
+                    "00:00:00", "23:59:59", "24:00:00", "12:60:00", "12:00:60", "23:59:60",
+                    "1:00:00", "12:0a:00",
+                ] {
+                    for fraction in ["", ".", ".5", ".123456789", ".1234567890", ".x"] {
+                        for offset in ["Z", "z", "+01:00", "-23:59", "+24:00", "", "Z "] {
+                            for pad in ["", " "] {
+                                let text = format!("{pad}{date}{sep}{time}{fraction}{offset}{pad}");
+                                assert_eq!(
+                                    format!("{:?}", utc_date(&text)),
+                                    format!("{:?}", general(&text)),
+                                    "{text}"
+                                );
+                                count += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(count > 10_000);
     }
 
     #[test]
