@@ -275,10 +275,17 @@ impl OkraProvider {
         what: &str,
         requested: PageRequest,
     ) -> Result<Page<Transaction>, ProviderError> {
-        // The common case in one pass over the body: a 2xx success envelope whose `data` reads
-        // as a listing, each record borrowed from the body (read once more, typed, by the
-        // mapping). Anything else takes the general reading, which names what is wrong in the
-        // words every endpoint uses.
+        // The common case in one typed pass over the body: a 2xx success envelope whose
+        // `data` is a listing written plainly, each record typed where it lies. Then, for what
+        // that walk does not take, the same in one pass with each record borrowed from the body
+        // (and typed by the mapping). Anything else takes the general reading, which names what
+        // is wrong in the words every endpoint uses.
+        if (200..300).contains(&status)
+            && let Ok(text) = std::str::from_utf8(body)
+            && let Some(page) = mapping::read_listing(self.ctx(), text, requested)
+        {
+            return Ok(page);
+        }
         if (200..300).contains(&status)
             && let Ok(envelope) =
                 serde_json::from_slice::<OkraEnvelope<OkraTransactionsData<&RawValue>>>(body)

@@ -31,10 +31,13 @@ pub(crate) struct OkraEnvelope<D = Box<RawValue>> {
 impl<D> OkraEnvelope<D> {
     /// Whether the envelope reports an error (`status: "error"`, any letter case).
     pub fn is_error(&self) -> bool {
-        self.status
-            .as_deref()
-            .is_some_and(|s| s.trim().eq_ignore_ascii_case("error"))
+        is_error_status(self.status.as_deref())
     }
+}
+
+/// Whether an envelope's `status` reports an error (`"error"`, any letter case).
+pub(crate) fn is_error_status(status: Option<&str>) -> bool {
+    status.is_some_and(|s| s.trim().eq_ignore_ascii_case("error"))
 }
 
 /// The `data` of every transaction listing endpoint: pagination plus the records (`R` is only

@@ -9,6 +9,7 @@
 mod error;
 mod float_rule;
 pub mod http;
+pub mod json_walk;
 pub mod kind;
 mod money;
 mod query;

@@ -180,15 +180,18 @@ pub struct Transaction {
 }
 
 /// A vendor's record exactly as received (cheap to clone, compared by its text).
+///
+/// Its text is always one complete JSON value: it comes from a `serde_json` value, from text
+/// checked here, or from text `serde_json` has just read whole ([`RawRecord::from_read_text`]).
 #[derive(Clone)]
-pub struct RawRecord(Arc<serde_json::value::RawValue>);
+pub struct RawRecord(Arc<str>);
 
 impl RawRecord {
     /// Keeps `value` as the raw record.
     pub fn from_value(value: &serde_json::Value) -> RawRecord {
         // Serializing a `Value` cannot fail (its keys are strings); the default is `null`.
         RawRecord(Arc::from(
-            serde_json::value::to_raw_value(value).unwrap_or_default(),
+            serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned()),
         ))
     }
 
@@ -196,22 +199,26 @@ impl RawRecord {
     pub fn from_json(text: String) -> Option<RawRecord> {
         serde_json::value::RawValue::from_string(text)
             .ok()
-            .map(|raw| RawRecord(Arc::from(raw)))
+            .map(|raw| RawRecord(Arc::from(raw.get())))
     }
 
     /// Keeps a copy of a raw value the adapter already holds: no second validation of its text
     /// (what [`RawRecord::from_json`] would do), only a copy of its text.
     pub fn from_raw(raw: &serde_json::value::RawValue) -> RawRecord {
-        RawRecord(Arc::from(raw.to_owned()))
+        RawRecord(Arc::from(raw.get()))
+    }
+
+    /// Keeps a copy of the exact text of a value `serde_json` has just read whole (the span a
+    /// [`JsonCursor`](crate::json_walk::JsonCursor) read gives), without reading it once more.
+    ///
+    /// The text is checked again only if the record is written out ([`Serialize`]), which
+    /// refuses a text that is not one JSON value rather than write it.
+    pub fn from_read_text(text: &str) -> RawRecord {
+        RawRecord(Arc::from(text))
     }
 
     /// The record's JSON text.
     pub fn get(&self) -> &str {
-        self.0.get()
-    }
-
-    /// The shared raw value, for serializing it in place.
-    pub fn as_raw(&self) -> &serde_json::value::RawValue {
         &self.0
     }
 }
@@ -230,14 +237,18 @@ impl fmt::Debug for RawRecord {
 
 impl Serialize for RawRecord {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
+        // Written as the JSON it is, not as a string; `serde_json` takes raw JSON only as a
+        // `RawValue`, which it checks.
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_str(self.get()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for RawRecord {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
-        Ok(RawRecord(Arc::from(raw)))
+        Ok(RawRecord(Arc::from(raw.get())))
     }
 }
 
@@ -252,6 +263,23 @@ mod tests {
         let kept = RawRecord::from_raw(raw);
         assert_eq!(kept.get(), text);
         assert_eq!(Some(kept), RawRecord::from_json(text.to_owned()));
+    }
+
+    #[test]
+    fn a_read_text_is_written_out_as_the_json_it_is_and_never_as_anything_else() {
+        let text = r#"{ "id": 1, "amount": 0.30000000000000004 }"#;
+        let kept = RawRecord::from_read_text(text);
+        assert_eq!(kept.get(), text);
+        assert_eq!(serde_json::to_string(&kept).unwrap(), text);
+        assert_eq!(
+            serde_json::to_string(&[&kept]).unwrap(),
+            format!("[{text}]")
+        );
+        let back: RawRecord = serde_json::from_str(&serde_json::to_string(&kept).unwrap()).unwrap();
+        assert_eq!(back, kept);
+        // A text that is not one JSON value is refused rather than written.
+        assert!(serde_json::to_string(&RawRecord::from_read_text("{\"id\":")).is_err());
+        assert!(serde_json::to_string(&RawRecord::from_read_text("1 2")).is_err());
     }
 
     #[test]
