@@ -377,8 +377,8 @@ fn debug_str(buf: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// A string as `serde_json` writes it.
-fn json_str(buf: &mut Vec<u8>, s: &str) {
+/// A string as `serde_json` writes it (the audit trail's lines use it too).
+pub(crate) fn json_str(buf: &mut Vec<u8>, s: &str) {
     if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
         buf.push(b'"');
         buf.extend_from_slice(s.as_bytes());

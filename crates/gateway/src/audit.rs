@@ -23,6 +23,7 @@ use std::time::SystemTime;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::access_log::json_str;
 use crate::config::AuditSettings;
 use crate::policy::{ROUTES, Route};
 
@@ -69,9 +70,8 @@ pub struct Record {
 
 impl Record {
     /// Appends the record's JSON line (without the newline): the fields in this order, `null`
-    /// for what is unknown, strings escaped as `serde_json` escapes them (a test compares the
-    /// two), written directly rather than through `serde`'s machinery (this runs for every
-    /// call).
+    /// for what is unknown, strings as `serde_json` writes them (a test compares the two),
+    /// written directly rather than through `serde`'s machinery (this runs for every call).
     pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), String> {
         let mut time = String::with_capacity(32);
         rfc3339(self.time, &mut time)?;
@@ -125,62 +125,6 @@ fn json_opt(out: &mut Vec<u8>, value: Option<&str>) {
         Some(text) => json_str(out, text),
         None => out.extend_from_slice(b"null"),
     }
-}
-
-/// `text` as a JSON string, escaped as `serde_json` escapes it: `"` and `\\`, and control
-/// characters as `\n`-style or `\u00xx` escapes; everything else, non-ASCII included, as is.
-fn json_str(out: &mut Vec<u8>, text: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
-    let bytes = text.as_bytes();
-    // Most text needs no escape: skip it eight bytes at a time.
-    let mut start = 0;
-    while let Some(chunk) = bytes.get(start..start + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        if needs_escape(word) {
-            break;
-        }
-        start += 8;
-    }
-    out.extend_from_slice(&bytes[..start]);
-    let from = start;
-    for (i, &byte) in bytes.iter().enumerate().skip(from) {
-        let escape: &[u8] = match byte {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0x00..=0x1f => &[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(byte >> 4)],
-                HEX[usize::from(byte & 0x0f)],
-            ],
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(escape);
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
-}
-
-/// Whether any of the eight bytes of `word` is a control character, `"` or `\\` (the classic
-/// "has a byte less than n" and "has a zero byte" bit tricks; both exact).
-fn needs_escape(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
-    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
-    below_space
-        || has_zero(word ^ (ONES * u64::from(b'"')))
-        || has_zero(word ^ (ONES * u64::from(b'\\')))
 }
 
 thread_local! {
@@ -493,35 +437,6 @@ mod tests {
                 String::from_utf8(ours).unwrap(),
                 serde_json::to_string(&text).unwrap(),
                 "{text:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_word_needs_an_escape_exactly_when_one_of_its_bytes_does() {
-        let escaped = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
-        for b in 0..=255u8 {
-            for at in [0, 3, 7] {
-                let mut bytes = *b"abcdefgh";
-                bytes[at] = b;
-                assert_eq!(
-                    needs_escape(u64::from_le_bytes(bytes)),
-                    escaped(b),
-                    "{b} at {at}"
-                );
-            }
-        }
-        // Strings longer than a word, with the escape in the word-wise part and after it.
-        for text in [
-            "0123456789abcdef\"x",
-            "0123\n56789abcdefgh",
-            "0123456789abcdefghij\\",
-        ] {
-            let mut ours = Vec::new();
-            json_str(&mut ours, text);
-            assert_eq!(
-                String::from_utf8(ours).unwrap(),
-                serde_json::to_string(text).unwrap()
             );
         }
     }
