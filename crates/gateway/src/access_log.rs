@@ -366,9 +366,7 @@ fn millis(buf: &mut Vec<u8>, elapsed: Duration, json: bool) {
 
 /// A `&str` field as the text formatter writes it: its `Debug` (quoted, escaped).
 fn debug_str(buf: &mut Vec<u8>, s: &str) {
-    if s.bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-    {
+    if written_as_is(s.as_bytes(), true) {
         buf.push(b'"');
         buf.extend_from_slice(s.as_bytes());
         buf.push(b'"');
@@ -379,13 +377,35 @@ fn debug_str(buf: &mut Vec<u8>, s: &str) {
 
 /// A string as `serde_json` writes it (the audit trail's lines use it too).
 pub(crate) fn json_str(buf: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if written_as_is(s.as_bytes(), false) {
         buf.push(b'"');
         buf.extend_from_slice(s.as_bytes());
         buf.push(b'"');
     } else {
         let _ = serde_json::to_writer(&mut *buf, s);
     }
+}
+
+/// Whether every byte of `text` stands for itself between quotes: no control character, `"`
+/// or `\\` (what a JSON string escapes), and with `ascii` also nothing past `~` (what `Debug`
+/// may escape). Eight bytes at a time (the "has a zero byte" / "has a byte less than n" word
+/// tricks, both exact), as almost every field is plain.
+fn written_as_is(text: &[u8], ascii: bool) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
+    let plain_word = |w: u64| {
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0;
+        let beyond = ascii && (w & HIGHS != 0 || has_zero(w ^ (ONES * 0x7f)));
+        !(control
+            || beyond
+            || has_zero(w ^ (ONES * u64::from(b'"')))
+            || has_zero(w ^ (ONES * u64::from(b'\\'))))
+    };
+    let plain_byte = |b: u8| b >= 0x20 && b != b'"' && b != b'\\' && (!ascii || b < 0x7f);
+    let mut words = text.chunks_exact(8);
+    words.all(|w| plain_word(u64::from_le_bytes(w.try_into().unwrap_or([0; 8]))))
+        && words.remainder().iter().all(|&b| plain_byte(b))
 }
 
 #[cfg(test)]
@@ -467,6 +487,27 @@ mod tests {
             provider: "okra",
             x_cache: "hit",
             upstream_calls: 0,
+        }
+    }
+
+    #[test]
+    fn a_field_is_written_as_is_exactly_when_each_of_its_bytes_is() {
+        let plain =
+            |b: u8, ascii: bool| b >= 0x20 && b != b'"' && b != b'\\' && (!ascii || b < 0x7f);
+        for ascii in [false, true] {
+            for b in 0..=255u8 {
+                for len in [1, 7, 8, 9, 16, 23] {
+                    for at in [0, len / 2, len - 1] {
+                        let mut text = vec![b'a'; len];
+                        text[at] = b;
+                        assert_eq!(
+                            super::written_as_is(&text, ascii),
+                            plain(b, ascii),
+                            "byte {b:#x} at {at} of {len}, ascii {ascii}"
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -49,10 +49,6 @@ pub struct AccessLog(pub bool);
 /// The header carrying the request id, both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The request's id, in the request's extensions (for the audit trail).
-#[derive(Debug, Clone)]
-pub struct RequestId(pub Arc<str>);
-
 fn caller_request_id(req: &ServiceRequest) -> Option<Arc<str>> {
     let value = req.headers().get(&REQUEST_ID)?.to_str().ok()?;
     let sane = (1..=128).contains(&value.len())
@@ -89,8 +85,7 @@ pub async fn request_context(
     let in_flight = req
         .app_data::<web::Data<Readiness>>()
         .map(|r| r.request_started());
-    let facts = Arc::new(RequestFacts::default());
-    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let facts = Arc::new(RequestFacts::for_request(request_id.clone()));
     // Handlers turn their errors into responses, so an `Err` here is actix's own failure; it is
     // rendered by actix without our body.
     let mut res = crate::telemetry::with_request_facts(
@@ -460,7 +455,7 @@ fn draft(
             scope_kind,
             scope_id,
             records: None,
-            request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
+            request_id: crate::telemetry::request_id(),
             outcome: Outcome::Ok,
             status: 0,
             error: None,

@@ -56,6 +56,8 @@ pub fn flush() {
 /// What one request did, for its access-log line.
 #[derive(Debug, Default)]
 pub struct RequestFacts {
+    /// The request's id (for the audit trail; `None` for nested facts).
+    request_id: Option<Arc<str>>,
     upstream_calls: AtomicU32,
     provider: OnceLock<Arc<str>>,
     route: OnceLock<&'static str>,
@@ -66,6 +68,14 @@ pub struct RequestFacts {
 }
 
 impl RequestFacts {
+    /// Fresh facts of the request with this id.
+    pub fn for_request(request_id: Arc<str>) -> RequestFacts {
+        RequestFacts {
+            request_id: Some(request_id),
+            ..RequestFacts::default()
+        }
+    }
+
     /// Upstream requests made so far.
     pub fn upstream_calls(&self) -> u32 {
         self.upstream_calls.load(Ordering::Relaxed)
@@ -81,6 +91,23 @@ impl RequestFacts {
     pub fn route(&self) -> Option<&'static str> {
         self.route.get().copied()
     }
+}
+
+/// The current request's id (`None` outside a request).
+pub fn request_id() -> Option<Arc<str>> {
+    FACTS
+        .try_with(|facts| {
+            let mut next = Some(facts);
+            while let Some(facts) = next {
+                if let Some(id) = &facts.request_id {
+                    return Some(id.clone());
+                }
+                next = facts.parent.as_ref();
+            }
+            None
+        })
+        .ok()
+        .flatten()
 }
 
 /// How many transactions the current request's answer carried, if its handler said
