@@ -35,7 +35,7 @@ use crate::error::{ApiError, KeyProblem, PROBLEM_JSON};
 use crate::policy::{self, ProviderSource, Route, Subject};
 use crate::readiness::{Readiness, RequestGuard};
 use crate::state::{AppState, Client, KeyEntry};
-use crate::telemetry::RequestFacts;
+use crate::telemetry::{RequestFacts, Spanned};
 
 /// Marks an error answer that carries its own body (e.g. `/readyz`'s 503), which
 /// `request_context` then leaves as it is instead of rendering a problem.
@@ -76,9 +76,6 @@ pub async fn request_context(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let request_id = caller_request_id(&req).unwrap_or_else(new_request_id);
-    // No clone of the request may be held across `next.call`: routing needs it unshared.
-    // Only the id: the access-log line it ends with has the method, route and path.
-    let span = tracing::info_span!("request", request_id = &*request_id);
     let started = Instant::now();
     let access_log = req.app_data::<AccessLog>().is_none_or(|a| a.0);
     // In flight until the body is sent (a shutdown waits for it).
@@ -86,11 +83,19 @@ pub async fn request_context(
         .app_data::<web::Data<Readiness>>()
         .map(|r| r.request_started());
     let facts = Arc::new(RequestFacts::for_request(request_id.clone()));
+    // The request runs in its span (`request{request_id=...}`, so every log line of it carries
+    // the id). Under `/v1` the span is made when first needed (see `RequestFacts::span`):
+    // `authorize` makes it for every route but the listings, whose cache hits log nothing;
+    // elsewhere it is made now.
+    if !req.path().starts_with("/v1/") {
+        facts.span();
+    }
+    // No clone of the request may be held across `next.call`: routing needs it unshared.
     // Handlers turn their errors into responses, so an `Err` here is actix's own failure; it is
     // rendered by actix without our body.
     let mut res = crate::telemetry::with_request_facts(
         facts.clone(),
-        next.call(req).instrument(span.clone()),
+        Spanned::new(next.call(req), facts.clone()),
     )
     .await?
     .map_into_boxed_body();
@@ -103,12 +108,12 @@ pub async fn request_context(
             .and_then(|e| e.as_error::<ApiError>())
         {
             Some(api_error) => {
-                log_failure(&span, api_error, status.as_u16());
+                log_failure(&facts.span(), api_error, status.as_u16());
                 Some(api_error.to_response(Some(&request_id)))
             }
             None if !is_problem(&res) && !res.response().extensions().contains::<OwnBody>() => {
                 let err = generic_error(&res);
-                log_failure(&span, &err, status.as_u16());
+                log_failure(&facts.span(), &err, status.as_u16());
                 Some(err.to_response(Some(&request_id)))
             }
             None => None,
@@ -266,7 +271,7 @@ pub async fn authenticate(
     let client = match key_for(&req, &state) {
         Ok(entry) if entry.is_expired_at(unix_now()) => {
             // Once per request, so info (the audit trail has each one; the start-up log warns).
-            tracing::info!(client = %entry.client.name, "a request used an expired API key");
+            tracing::info!(parent: &crate::telemetry::request_span(), client = %entry.client.name, "a request used an expired API key");
             let err = ApiError::KeyExpired;
             let route = matched_route(&req);
             let record = draft(&req, &entry.client, route, None).finish(401, Some(&err));
@@ -363,16 +368,23 @@ pub async fn authorize(
             }
         });
     }
+    // Every route but a listing runs in the request's span from here; a listing makes it when
+    // it first waits or may log (its cache hit does neither).
+    let span = if policy::is_listing(route) {
+        tracing::Span::none()
+    } else {
+        crate::telemetry::request_span()
+    };
     match verdict {
         Err(refusal) => {
-            tracing::debug!(client = %client.name, error = %refusal, "call refused by the client's scopes");
+            tracing::debug!(parent: &crate::telemetry::request_span(), client = %client.name, error = %refusal, "call refused by the client's scopes");
             let record = draft(&req, &client, Some(route), provider).finish(403, Some(&refusal));
             state.audit.submit(record);
             Ok(req.error_response(refusal))
         }
         Ok(()) if route.operation.touches_bank_data() && state.audit.is_enabled() => {
             let draft = draft(&req, &client, Some(route), provider);
-            let res = next.call(req).await?.map_into_boxed_body();
+            let res = next.call(req).instrument(span).await?.map_into_boxed_body();
             let returned = crate::telemetry::returned();
             let error = res
                 .response()
@@ -383,7 +395,7 @@ pub async fn authorize(
             state.audit.submit(record);
             Ok(res)
         }
-        Ok(()) => Ok(next.call(req).await?.map_into_boxed_body()),
+        Ok(()) => Ok(next.call(req).instrument(span).await?.map_into_boxed_body()),
     }
 }
 

@@ -259,6 +259,13 @@ const fn param(kind: &'static str, param: &'static str) -> Subject {
     Subject::Param { kind, param }
 }
 
+/// Whether `route` is one of the four transaction listings (the cache-hit path).
+pub fn is_listing(route: &Route) -> bool {
+    [&LIST_ACCOUNT, &LIST_CUSTOMER, &LIST_NUBAN, &LIST_ALL]
+        .into_iter()
+        .any(|listing| std::ptr::eq(listing, route))
+}
+
 /// `GET /v1/accounts/{account_id}/transactions`
 pub static LIST_ACCOUNT: Route = Route {
     method: Method::GET,

@@ -38,6 +38,7 @@ use provider::{
     Transaction, TransactionId, TransactionQuery,
 };
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::config::CacheSection;
 use crate::error::ApiError;
@@ -602,17 +603,23 @@ impl SnapshotCache {
         if let Some(ready) = self.ready(&key).await {
             return ready;
         }
-        let fetch = self.start_fetch(entry, &key);
-        let result = if self.stale_for(&key).is_some() {
-            // A stale answer is at hand: one attempt, bounded by `stale_wait`, then serve it
-            // (the fetch's joiners share the key, so they have the same fallback).
-            let bound = Instant::now() + self.stale_wait;
-            let deadline = crate::outbound::current_deadline().map_or(bound, |d| d.min(bound));
-            crate::outbound::with_deadline(deadline, crate::outbound::without_retries(fetch)).await
-        } else {
-            fetch.await
-        };
-        self.fetched(entry, key, started, result)
+        // A miss logs: from here on in the request's span (a hit never makes it).
+        async move {
+            let fetch = self.start_fetch(entry, &key);
+            let result = if self.stale_for(&key).is_some() {
+                // A stale answer is at hand: one attempt, bounded by `stale_wait`, then serve
+                // it (the fetch's joiners share the key, so they have the same fallback).
+                let bound = Instant::now() + self.stale_wait;
+                let deadline = crate::outbound::current_deadline().map_or(bound, |d| d.min(bound));
+                crate::outbound::with_deadline(deadline, crate::outbound::without_retries(fetch))
+                    .await
+            } else {
+                fetch.await
+            };
+            self.fetched(entry, key, started, result)
+        }
+        .instrument(crate::telemetry::request_span())
+        .await
     }
 
     /// Like [`get_or_fetch`](Self::get_or_fetch), for a listing that needs the first `needed`
@@ -639,6 +646,21 @@ impl SnapshotCache {
         if let Some(ready) = self.ready(&key).await {
             return ready.map(Found::Whole);
         }
+        // A miss logs: from here on in the request's span (a hit never makes it).
+        self.first_records_missed(entry, query, needed, key, started)
+            .instrument(crate::telemetry::request_span())
+            .await
+    }
+
+    /// [`first_records`](Self::first_records) after a miss.
+    async fn first_records_missed(
+        self: &Arc<Self>,
+        entry: &ProviderEntry,
+        query: &TransactionQuery,
+        needed: usize,
+        key: SnapshotKey,
+        started: Instant,
+    ) -> Result<Found, FetchError> {
         if self.stale_for(&key).is_some() {
             // The stale copy's bounded wait applies (see `get_or_fetch`).
             return Ok(Found::Whole(self.get_or_fetch(entry, query).await?));

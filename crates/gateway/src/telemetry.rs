@@ -56,8 +56,10 @@ pub fn flush() {
 /// What one request did, for its access-log line.
 #[derive(Debug, Default)]
 pub struct RequestFacts {
-    /// The request's id (for the audit trail; `None` for nested facts).
+    /// The request's id (for the audit trail and the span; `None` for nested facts).
     request_id: Option<Arc<str>>,
+    /// The request's span, once made ([`RequestFacts::span`]).
+    span: OnceLock<tracing::Span>,
     upstream_calls: AtomicU32,
     provider: OnceLock<Arc<str>>,
     route: OnceLock<&'static str>,
@@ -76,6 +78,37 @@ impl RequestFacts {
         }
     }
 
+    /// The request's span, `request{request_id=...}`, made the first time it is asked for
+    /// (nested facts answer their request's); `Span::none()` for work outside a request.
+    ///
+    /// Made on demand because most requests never need it: a cache hit logs nothing, and
+    /// making a span costs about 5,000 instructions, 5 % of a hit (docs/performance.md section
+    /// 1). [`Spanned`] runs a request in it once it exists, and makes it when the request
+    /// first waits; code that may log before a request's first wait asks for it explicitly.
+    pub fn span(&self) -> tracing::Span {
+        let root = self.root();
+        root.span
+            .get_or_init(|| match &root.request_id {
+                Some(id) => tracing::info_span!(parent: None, "request", request_id = &**id),
+                None => tracing::Span::none(),
+            })
+            .clone()
+    }
+
+    /// The request's span if it has been made.
+    fn made_span(&self) -> Option<&tracing::Span> {
+        self.root().span.get()
+    }
+
+    /// The request's own facts (the outermost of nested ones).
+    fn root(&self) -> &RequestFacts {
+        let mut facts = self;
+        while let Some(parent) = &facts.parent {
+            facts = parent;
+        }
+        facts
+    }
+
     /// Upstream requests made so far.
     pub fn upstream_calls(&self) -> u32 {
         self.upstream_calls.load(Ordering::Relaxed)
@@ -90,6 +123,48 @@ impl RequestFacts {
     /// asking actix's resource map again).
     pub fn route(&self) -> Option<&'static str> {
         self.route.get().copied()
+    }
+}
+
+/// The current request's span ([`RequestFacts::span`]; `Span::none()` outside a request): for
+/// an event or a piece of work that may come before the request's first wait.
+pub fn request_span() -> tracing::Span {
+    FACTS
+        .try_with(|facts| facts.span())
+        .unwrap_or_else(|_| tracing::Span::none())
+}
+
+/// A request's future, run inside its span from the moment the span exists: made by someone
+/// during a poll ([`request_span`]), or here when the request first waits (every later poll,
+/// and so every event after the first wait, is inside it).
+pub struct Spanned<F> {
+    inner: F,
+    facts: Arc<RequestFacts>,
+}
+
+impl<F> Spanned<F> {
+    /// `inner`, the request with these facts.
+    pub fn new(inner: F, facts: Arc<RequestFacts>) -> Spanned<F> {
+        Spanned { inner, facts }
+    }
+}
+
+impl<F: Future + Unpin> Future for Spanned<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.get_mut();
+        let span = this.facts.made_span();
+        let entered = span.map(tracing::Span::enter);
+        let poll = std::pin::Pin::new(&mut this.inner).poll(cx);
+        drop(entered);
+        if poll.is_pending() && span.is_none() {
+            this.facts.span();
+        }
+        poll
     }
 }
 
@@ -180,6 +255,84 @@ pub fn note_route(pattern: &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A writer the tests read back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_logs_under_its_id_once_it_waits_or_asks_and_a_hit_makes_no_span() {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+
+        // A hit: done in its first poll, logs nothing, and no span is made.
+        let hit = Arc::new(RequestFacts::for_request(Arc::from("hit-id")));
+        let answer = with_request_facts(
+            hit.clone(),
+            Spanned::new(Box::pin(async { 200 }), hit.clone()),
+        )
+        .await;
+        assert_eq!(answer, 200);
+        assert!(hit.made_span().is_none());
+
+        // A miss: an event before its first wait asks for the span; after the wait every
+        // event is in it; nested facts (a counted piece of work) log under the same id.
+        let miss = Arc::new(RequestFacts::for_request(Arc::from("miss-id")));
+        with_request_facts(
+            miss.clone(),
+            Spanned::new(
+                Box::pin(async {
+                    tracing::warn!(parent: &request_span(), "before the wait");
+                    tokio::task::yield_now().await;
+                    tracing::warn!("after the wait");
+                    let ((), _) = counting_upstream_calls(async {
+                        tracing::warn!(parent: &request_span(), "nested");
+                    })
+                    .await;
+                }),
+                miss.clone(),
+            ),
+        )
+        .await;
+        // Outside a request: no span, no id.
+        tracing::warn!(parent: &request_span(), "outside");
+
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        for (line, message) in lines
+            .iter()
+            .zip(["before the wait", "after the wait", "nested"])
+        {
+            assert!(
+                line.contains(&format!(
+                    "WARN request{{request_id=\"miss-id\"}}: gateway::telemetry::tests: {message}"
+                )),
+                "{line}"
+            );
+        }
+        assert!(
+            lines[3].contains(" WARN gateway::telemetry::tests: outside"),
+            "{}",
+            lines[3]
+        );
+        assert!(!text.contains("hit-id"));
+    }
 
     #[tokio::test]
     async fn nested_counts_add_up_to_the_request() {

@@ -10,6 +10,8 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use crate::api::params::{self, ListParams, ListRequest};
 use crate::api::views::{ListBody, PaginationSchema, TxView, WarningView};
 use crate::cursor::{Cursor, fingerprint};
@@ -301,6 +303,7 @@ async fn list(
                     fp,
                     cursor.offset as usize,
                 )
+                .instrument(crate::telemetry::request_span())
                 .await;
             }
             let key = SnapshotKey::for_query(entry, &query);
@@ -323,7 +326,9 @@ async fn list(
             }
             Err(e @ (FetchError::Provider(_) | FetchError::Busy(_))) => return Err(e.into_api()),
             Err(FetchError::TooLarge { .. }) => {
-                return passthrough(req, state, entry, &query, &request, fp, page_offset).await;
+                return passthrough(req, state, entry, &query, &request, fp, page_offset)
+                    .instrument(crate::telemetry::request_span())
+                    .await;
             }
         },
     };
@@ -474,6 +479,7 @@ fn check_warnings(entry: &ProviderEntry, warnings: &[RecordWarning], strict: boo
         });
     }
     tracing::warn!(
+        parent: &crate::telemetry::request_span(),
         provider = %entry.name,
         warnings = warnings.len(),
         excluded,
