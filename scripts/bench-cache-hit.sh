@@ -134,17 +134,19 @@ if [ -n "$REDIS_URL" ]; then
   curl -sf -H "Authorization: Bearer $KEY" "$redis_url_page" -o /dev/null
 fi
 
-# CPU ticks (user + system) of a comma-separated list of pids.
+# CPU ticks of a comma-separated list of pids: "user system".
 cpu_ticks() {
-  local total=0 pid
+  local user=0 system=0 pid
   for pid in ${1//,/ }; do
     [ -r "/proc/$pid/stat" ] || continue
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    read -r u s < <(awk '{print $14, $15}' "/proc/$pid/stat")
+    user=$((user + u))
+    system=$((system + s))
   done
-  echo "$total"
+  echo "$user $system"
 }
 
-declare -A per_request
+declare -A per_request split_of
 run() {
   local name=$1 pid=$2; shift 2
   echo "== $name"
@@ -153,12 +155,20 @@ run() {
   out=$(taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$@")
   after=$(cpu_ticks "$pid")
   echo "$out" | grep -E "Requests/sec|Latency|50%|99%|requests in|Non-2xx"
-  local requests us
+  local requests us split
   requests=$(echo "$out" | awk '/requests in/ {print $1}')
-  us=$(python3 -c "import os,sys; t=os.sysconf('SC_CLK_TCK'); print(f'{(int(sys.argv[2]) - int(sys.argv[1])) / t / int(sys.argv[3]) * 1e6:.1f}')" \
+  # Total, and its user / kernel parts (the kernel's is the socket work, about the same for
+  # every server sending these bytes).
+  read -r us split < <(python3 -c "
+import os, sys
+t = os.sysconf('SC_CLK_TCK')
+(bu, bs), (au, as_), n = sys.argv[1].split(), sys.argv[2].split(), int(sys.argv[3])
+per = lambda ticks: ticks / t / n * 1e6
+print(f'{per(au - bu + as_ - bs):.1f} user={per(au - bu):.1f}/kernel={per(as_ - bs):.1f}')" \
     "$before" "$after" "$requests")
-  echo "  server CPU per request: $us us"
+  echo "  server CPU per request: $us us ($split us)"
   per_request[$name]="${per_request[$name]:-} $us"
+  split_of[$name]="${split_of[$name]:-} $split"
 }
 
 round() {
@@ -185,6 +195,6 @@ for name in "static actix-web" "nginx static file" "nginx proxy_cache hit" "varn
   "gateway cache hit" "gateway cache hit, [redis] configured"; do
   [ -n "${per_request[$name]:-}" ] || continue
   b=$(best "${per_request[$name]}")
-  printf '  %-40s %-14s gateway / this: %s\n' "$name" "${per_request[$name]}" \
-    "$(python3 -c "print(f'{$gw / $b:.2f}')")"
+  printf '  %-40s %-14s gateway / this: %s   (user/kernel:%s)\n' "$name" "${per_request[$name]}" \
+    "$(python3 -c "print(f'{$gw / $b:.2f}')")" "${split_of[$name]}"
 done

@@ -71,16 +71,26 @@ fn main() {
         let path = format!("/v1/accounts/{account}/transactions?limit=50");
         let target = if bare {
             let url = format!("http://{addr}{path}");
-            let body = reqwest::Client::new()
-                .get(url)
-                .bearer_auth(KEY)
-                .send()
-                .await
-                .and_then(|r| r.error_for_status())
-                .expect("the page")
-                .bytes()
-                .await
-                .expect("the page's body");
+            let http = reqwest::Client::new();
+            // Until the snapshot is whole (a first answer may come early, its fill going on).
+            let mut body = None;
+            for _ in 0..200 {
+                let page = http
+                    .get(&url)
+                    .bearer_auth(KEY)
+                    .send()
+                    .await
+                    .and_then(|r| r.error_for_status())
+                    .expect("the page");
+                let hit = page.headers().get("x-cache").is_some_and(|v| v == "hit");
+                let bytes = page.bytes().await.expect("the page's body");
+                if hit {
+                    body = Some(bytes);
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            let body = body.expect("the page became a cache hit");
             // The gateway has done its part: stopped, its background work (the rest of the
             // fill, refreshes) cannot land in the bare server's count.
             handle.stop(false).await;
@@ -108,21 +118,26 @@ fn main() {
         let (bytes, status) = tokio::task::spawn_blocking(move || {
             let mut client = Client::connect(target);
             // The miss that fills the cache (under valgrind on a busy machine it may hit the
-            // request deadline: then again).
+            // request deadline: then again), then reads until the page is a hit: its snapshot
+            // whole, no fill left running to land in the count of some runs and not others.
             let mut warm = client.get(&path);
-            for _ in 0..5 {
-                if warm.0 == 200 {
+            for _ in 0..200 {
+                if warm.0 == 200 && warm.2 {
                     break;
                 }
-                println!("warm-up answered {}: again", warm.0);
+                if warm.0 != 200 {
+                    println!("warm-up answered {}: again", warm.0);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
                 warm = client.get(&path);
             }
-            let (first_status, bytes) = warm;
+            let (first_status, bytes, hit) = warm;
             assert_eq!(first_status, 200, "the warm-up read failed");
+            assert!(hit || bare, "the page never became a cache hit");
             println!("warm: {bytes} bytes");
             let mut last = first_status;
             for _ in 0..hits {
-                let (status, n) = client.get(&path);
+                let (status, n, _) = client.get(&path);
                 assert_eq!(n, bytes, "a hit answered other bytes");
                 last = status;
             }
@@ -155,8 +170,9 @@ impl Client {
         }
     }
 
-    /// Sends a GET and reads the whole answer: its status and body length.
-    fn get(&mut self, path: &str) -> (u16, usize) {
+    /// Sends a GET and reads the whole answer: its status, body length and whether it says
+    /// `x-cache: hit`.
+    fn get(&mut self, path: &str) -> (u16, usize, bool) {
         let request =
             format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {KEY}\r\n\r\n");
         self.reader
@@ -172,6 +188,7 @@ impl Client {
             .and_then(|s| s.parse().ok())
             .expect("a status code");
         let mut length = 0usize;
+        let mut hit = false;
         loop {
             self.line.clear();
             self.reader.read_line(&mut self.line).expect("a header");
@@ -184,6 +201,11 @@ impl Client {
             {
                 length = value.trim().parse().expect("a Content-Length");
             }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("x-cache")
+            {
+                hit = value.trim() == "hit";
+            }
         }
         // Skipped, not copied: the count should be the server's.
         let mut left = length;
@@ -194,6 +216,6 @@ impl Client {
             self.reader.consume(step);
             left -= step;
         }
-        (status, length)
+        (status, length, hit)
     }
 }
