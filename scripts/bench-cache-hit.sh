@@ -162,7 +162,7 @@ run() {
   read -r us split < <(python3 -c "
 import os, sys
 t = os.sysconf('SC_CLK_TCK')
-(bu, bs), (au, as_), n = sys.argv[1].split(), sys.argv[2].split(), int(sys.argv[3])
+(bu, bs), (au, as_), n = map(int, sys.argv[1].split()), map(int, sys.argv[2].split()), int(sys.argv[3])
 per = lambda ticks: ticks / t / n * 1e6
 print(f'{per(au - bu + as_ - bs):.1f} user={per(au - bu):.1f}/kernel={per(as_ - bs):.1f}')" \
     "$before" "$after" "$requests")
