@@ -741,7 +741,13 @@ impl SnapshotCache {
         // threads have small stacks.
         Box::pin(async move {
             let init = Box::pin(this.fetch_through(&entry, key.clone()));
-            this.current.entry(key).or_try_insert_with(init).await
+            let found = this.current.entry(key).or_try_insert_with(init).await;
+            if found.as_ref().is_ok_and(|f| f.is_fresh()) {
+                // A new snapshot may put its tier past its share: evict now, not at the next
+                // housekeeping tick (a burst of fills would hold that much more meanwhile).
+                this.run_pending_tasks().await;
+            }
+            found
         })
     }
 
