@@ -688,14 +688,17 @@ impl SnapshotCache {
         };
         covered.mark_served();
         // The fill (or this request's wait on it) goes on without the request, on behalf of the
-        // same client, under a deadline of its own.
+        // same client, under a deadline of its own, logging under the request's id.
         let deadline = Instant::now() + self.fill_timeout;
-        tokio::spawn(crate::outbound::with_deadline(
-            deadline,
-            crate::outbound::keeping_client(async move {
-                let _ = fetch.await;
-            }),
-        ));
+        tokio::spawn(
+            crate::outbound::with_deadline(
+                deadline,
+                crate::outbound::keeping_client(async move {
+                    let _ = fetch.await;
+                }),
+            )
+            .instrument(tracing::Span::current()),
+        );
         crate::metrics::cache_lookup(&key.provider, "early");
         Ok(Found::Early(covered))
     }
