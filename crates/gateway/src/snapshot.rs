@@ -1508,15 +1508,18 @@ fn normalize(mut items: Vec<Transaction>) -> Vec<Transaction> {
 }
 
 /// The heap bytes of a snapshot's records as the allocator hands them out: the array, and
-/// each record's strings, ids and raw record.
+/// each record's strings, ids and raw record. The provider's name (the id's, and the
+/// record's when it is another copy; the adapters share one `Arc` by a page's records) is
+/// counted once a record: an upper bound.
 pub fn estimate_bytes(items: &[Transaction]) -> u32 {
     use crate::memory::{alloc, arc, string};
     let heap: usize = items
         .iter()
         .map(|t| {
+            let shared = std::ptr::eq(t.provider.as_ptr(), t.id.provider().as_ptr());
             arc(t.id.provider().len())
+                + if shared { 0 } else { arc(t.provider.len()) }
                 + arc(t.id.provider_id().len())
-                + string(&t.provider)
                 + string(&t.provider_transaction_id)
                 + string(&t.account_id)
                 + t.customer_id.as_ref().map_or(0, string)

@@ -52,7 +52,7 @@ fn record(i: usize) -> Transaction {
     );
     Transaction {
         id: TransactionId::new("okra", id.as_str()),
-        provider: "okra".to_owned(),
+        provider: "okra".into(),
         provider_transaction_id: id,
         account_id: format!("acct-{:06}", i % 40),
         customer_id: (!i.is_multiple_of(3)).then(|| format!("cust-{:05}", i % 17)),

@@ -455,7 +455,7 @@ fn record_from_wire(
     };
     let transaction = Transaction {
         id: TransactionId::new(Arc::clone(provider), id.as_str()),
-        provider: ctx.provider.to_owned(),
+        provider: Arc::clone(provider),
         provider_transaction_id: id,
         account_id: ctx.account_id.to_owned(),
         customer_id: None,

@@ -461,7 +461,7 @@ fn transaction_from_wire(
 
     Ok(Transaction {
         id: TransactionId::new(Arc::clone(provider), id.as_str()),
-        provider: ctx.provider.to_owned(),
+        provider: Arc::clone(provider),
         provider_transaction_id: id,
         account_id: ctx.account_id.to_owned(),
         customer_id: None,
@@ -888,7 +888,7 @@ mod tests {
 
         let first = &page.transactions[0];
         assert_eq!(first.id, TransactionId::new("mono-ng", "1454"));
-        assert_eq!(first.provider, "mono-ng");
+        assert_eq!(&*first.provider, "mono-ng");
         assert_eq!(first.account_id, "acc_1");
         assert_eq!(first.customer_id, None);
         assert_eq!(first.direction, Direction::Debit);

@@ -162,7 +162,7 @@ async fn list_page_sends_account_page_and_length() {
         (Some(115), Some(2), Some(2))
     );
     assert!(page.items.iter().all(|t| t.account_id == "acc_1"));
-    assert!(page.items.iter().all(|t| t.provider == "mono-test"));
+    assert!(page.items.iter().all(|t| &*t.provider == "mono-test"));
 }
 
 #[tokio::test]

@@ -361,7 +361,7 @@ pub(crate) fn to_transaction(
 
     Ok(Transaction {
         id: TransactionId::new(Arc::clone(provider), id.as_str()),
-        provider: ctx.provider.to_owned(),
+        provider: Arc::clone(provider),
         provider_transaction_id: id,
         account_id,
         customer_id: record.customer.as_ref().and_then(|c| c.id()),
@@ -1014,7 +1014,7 @@ mod tests {
             assert_eq!(page.next_page, f.next_page, "{}", f.file);
             let t = &page.items[0];
             assert_eq!(t.id, TransactionId::new("okra-ng", "5f3c1b2a9d"));
-            assert_eq!(t.provider, "okra-ng");
+            assert_eq!(&*t.provider, "okra-ng");
             assert_eq!(t.provider_transaction_id, "5f3c1b2a9d");
             assert_eq!(t.account_id, "acc_1");
             assert_eq!((t.direction, t.amount.minor()), (f.direction, f.minor));

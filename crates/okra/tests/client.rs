@@ -104,7 +104,7 @@ async fn by_account_posts_account_page_and_clamped_limit() {
         (2, 100, Some(101), None)
     );
     let t = &got.items[0];
-    assert_eq!(t.provider, "okra-ng");
+    assert_eq!(&*t.provider, "okra-ng");
     assert_eq!(t.provider_transaction_id, "t1");
     assert_eq!((t.direction, t.amount.minor()), (Direction::Debit, 5250));
     assert_eq!(t.amount.currency(), Currency::NGN);

@@ -84,7 +84,10 @@ async fn a_whole_account_read_through_the_adapter_matches_the_sandbox() {
     let txns = all(&okra, Scope::Account(account.okra_account_id.clone())).await;
     assert_eq!(totals(&txns), expected(&[account]));
     assert!(txns.iter().all(|t| t.account_id == account.okra_account_id));
-    assert!(txns.iter().all(|t| t.provider == "okra" && t.raw.is_some()));
+    assert!(
+        txns.iter()
+            .all(|t| &*t.provider == "okra" && t.raw.is_some())
+    );
     let mut ids: Vec<&str> = txns
         .iter()
         .map(|t| t.provider_transaction_id.as_str())

@@ -151,8 +151,9 @@ impl<'de> Deserialize<'de> for TransactionId {
 pub struct Transaction {
     /// The gateway id (provider instance + provider id).
     pub id: TransactionId,
-    /// The provider instance that supplied it.
-    pub provider: String,
+    /// The provider instance that supplied it (shared by the records of a page, and with the
+    /// id's provider).
+    pub provider: Arc<str>,
     /// The provider's own id of the transaction.
     pub provider_transaction_id: String,
     /// The provider's id of the account.
