@@ -171,16 +171,7 @@ impl<F: Future + Unpin> Future for Spanned<F> {
 /// The current request's id (`None` outside a request).
 pub fn request_id() -> Option<Arc<str>> {
     FACTS
-        .try_with(|facts| {
-            let mut next = Some(facts);
-            while let Some(facts) = next {
-                if let Some(id) = &facts.request_id {
-                    return Some(id.clone());
-                }
-                next = facts.parent.as_ref();
-            }
-            None
-        })
+        .try_with(|facts| facts.root().request_id.clone())
         .ok()
         .flatten()
 }

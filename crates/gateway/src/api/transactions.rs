@@ -750,11 +750,9 @@ fn numbered(kind: Numbered, n: u64) -> HeaderValue {
         match slot {
             Some((seconds, value)) if *seconds == n => value.clone(),
             _ => {
-                let mut digits = itoa::Buffer::new();
-                let digits = digits.format(n);
                 let text = match kind {
-                    Numbered::MaxAge => format!("private, max-age={digits}"),
-                    Numbered::Plain => digits.to_owned(),
+                    Numbered::MaxAge => format!("private, max-age={n}"),
+                    Numbered::Plain => n.to_string(),
                 };
                 // Digits and ASCII text: always a valid header value.
                 let value = HeaderValue::from_maybe_shared(Bytes::from(text))
