@@ -23,8 +23,18 @@ log() { echo "local-stack: $*" >&2; }
 
 need() { command -v "$1" >/dev/null 2>&1 || die "'$1' is required ($2)"; }
 
+# A port free now and not handed out before in this run: the ports are all chosen before any
+# server binds, so the kernel may offer the same one twice (it did: a gateway's metrics port
+# was the sandbox's).
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  local port
+  while :; do
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    if ! grep -qx "$port" "$STATE"/*port 2>/dev/null; then
+      echo "$port"
+      return
+    fi
+  done
 }
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
